@@ -1,7 +1,9 @@
 """skmm: multimodal classification (images, text, audio, tabular) as a scikit-learn citizen."""
 
+from .classifier import MultimodalClassifier
 from .encoders import AudioMFCC, ImageEncoder, TextEncoder
 from .exceptions import InputError, InputWarning
+from .fusion import MultimodalFusion
 
 __version__ = "0.1.0"
 
@@ -10,6 +12,8 @@ __all__ = [
     "ImageEncoder",
     "InputError",
     "InputWarning",
+    "MultimodalClassifier",
+    "MultimodalFusion",
     "TextEncoder",
     "__version__",
 ]

@@ -1,0 +1,478 @@
+"""MultimodalClassifier: a skorch-trained neural network that fuses modality blocks."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._utils import resolve_device
+from .fusion import modality_of_columns
+from .nn import FUSIONS
+
+__all__ = ["MultimodalClassifier"]
+
+_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+
+
+def _softmax(logits):
+    import torch
+
+    return torch.softmax(logits, dim=-1)
+
+
+class MultimodalClassifier(ClassifierMixin, BaseEstimator):
+    """Neural classifier that projects each modality into a shared space and fuses them.
+
+    The modality of every input column is read from its name,
+    ``"<modality>__<feature>"`` (the output of :class:`MultimodalFusion`); a
+    plain array is one modality. Each modality block is standardised,
+    projected to ``shared_dim`` and fused by the strategy named in ``fusion``.
+    A block that is entirely NaN for a row (an encoder's missing input) is an
+    absent modality and is masked out for that row. Training uses skorch with
+    cross-entropy (or focal loss) and Adam, on CPU or CUDA.
+
+    Parameters
+    ----------
+    fusion : {"concat", "weighted", "gated", "attention", "late"}, default="concat"
+        How modalities are combined; see :class:`skmm.nn.FusionNetwork`.
+    shared_dim : int, default=64
+        Width of the shared space every modality is projected into.
+    hidden_dims : tuple of int, default=(64,)
+        Hidden layers of the classification head.
+    dropout : float, default=0.1
+        Dropout rate.
+    attention_heads : int, default=4
+        Heads of the cross-modal attention (``fusion="attention"``);
+        ``shared_dim`` must be divisible by it.
+    modality_dropout : float, default=0.0
+        Probability of dropping each modality of a training row (at least one
+        kept), so the model learns to predict when modalities are absent.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the loss; ``"balanced"`` is computed from the
+        ``y`` of each fit (so it is right inside every cross-validation fold).
+    loss : {"cross_entropy", "focal"}, default="cross_entropy"
+        Training loss.
+    focal_gamma : float, default=2.0
+        Focusing parameter of the focal loss.
+    max_epochs : int, default=50
+        Passes over the training data.
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=64
+        Rows per training step.
+    weight_decay : float, default=0.0
+        L2 penalty of the optimiser.
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        Optimiser.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified) and
+        stop when its loss has not improved for ``patience`` epochs, keeping the
+        best weights.
+    patience : int, default=5
+        Epochs without improvement before stopping.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit`` instead of
+        starting again (when features and classes are unchanged).
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else CPU.
+    random_state : int, RandomState or None, default=None
+        Seed for initialisation, shuffling and dropout; an int gives the same
+        model on CPU every time.
+    verbose : int, default=0
+        Print skorch's per-epoch table.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    modalities_ : list of str
+        Modality names, in the order of their first column.
+    modality_sizes_ : list of int
+        Number of features of each modality.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of str
+        Input column names, when fitted on a DataFrame.
+    net_ : skorch.NeuralNetClassifier
+        The trained skorch net.
+    history_ : skorch.History
+        Per-epoch losses (and validation scores with early stopping).
+    n_iter_ : int
+        Epochs trained.
+    device_ : str
+        Device the network trained on.
+
+    See Also
+    --------
+    MultimodalFusion : produces the ``"<modality>__<feature>"`` columns.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skmm import MultimodalClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> y = np.repeat(["cat", "dog"], 50)
+    >>> X = pd.DataFrame({"image__a": rng.randn(100) + (y == "dog"),
+    ...                   "text__b": rng.randn(100) + 2 * (y == "dog")})
+    >>> clf = MultimodalClassifier(fusion="attention", max_epochs=20, random_state=0).fit(X, y)
+    >>> clf.modalities_
+    ['image', 'text']
+    >>> clf.predict(X.iloc[:2]).dtype.kind, clf.score(X, y) > 0.8
+    ('U', True)
+    >>> clf.modality_weights(X.iloc[:1]).columns.tolist()
+    ['image', 'text']
+    """
+
+    _parameter_constraints = {
+        "fusion": [StrOptions(set(FUSIONS))],
+        "shared_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dims": [tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "attention_heads": [Interval(Integral, 1, None, closed="left")],
+        "modality_dropout": [Interval(Real, 0, 1, closed="left")],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+        "loss": [StrOptions({"cross_entropy", "focal"})],
+        "focal_gamma": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        fusion="concat",
+        shared_dim=64,
+        hidden_dims=(64,),
+        dropout=0.1,
+        attention_heads=4,
+        modality_dropout=0.0,
+        class_weight=None,
+        loss="cross_entropy",
+        focal_gamma=2.0,
+        max_epochs=50,
+        lr=1e-3,
+        batch_size=64,
+        weight_decay=0.0,
+        optimizer="adam",
+        early_stopping=False,
+        patience=5,
+        validation_fraction=0.1,
+        warm_start=False,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.fusion = fusion
+        self.shared_dim = shared_dim
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.attention_heads = attention_heads
+        self.modality_dropout = modality_dropout
+        self.class_weight = class_weight
+        self.loss = loss
+        self.focal_gamma = focal_gamma
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the fusion network on fused features ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Features; column names ``"<modality>__<feature>"`` define the
+            modalities. NaN marks absent values (a row whose whole block is NaN
+            has that modality absent).
+        y : array-like of shape (n_samples,)
+            Class labels (strings allowed).
+
+        Returns
+        -------
+        self : MultimodalClassifier
+        """
+        self._check_params()
+        continuing = self.warm_start and hasattr(self, "net_")
+        previous = (self.n_features_in_, list(self.classes_)) if continuing else None
+        X, y = validate_data(self, X, y, dtype=np.float32, ensure_all_finite="allow-nan", reset=True)
+        check_classification_targets(y)
+        classes, y_encoded = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"MultimodalClassifier needs at least 2 classes in y, got 1 class: {classes.tolist()}. "
+                "Check the target column."
+            )
+        self.classes_ = classes
+        columns = getattr(self, "feature_names_in_", None)
+        self._set_blocks(X.shape[1], columns)
+        X = X[:, self._column_order]
+        self._check_some_data(X)
+        self.device_ = resolve_device(self.device)
+
+        if continuing and previous == (self.n_features_in_, list(self.classes_)):
+            self._train(lambda: self.net_.partial_fit(X, y_encoded.astype(np.int64)))
+        else:
+            self.net_ = self._build_net(X, y_encoded)
+            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)))
+        self.history_ = self.net_.history
+        self.n_iter_ = len(self.history_)
+        if self.device_.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+        return self
+
+    def _check_params(self):
+        if not all(isinstance(width, Integral) and width > 0 for width in self.hidden_dims):
+            raise ValueError(
+                f"hidden_dims must be a tuple of positive integers, got {self.hidden_dims!r}; "
+                "e.g. hidden_dims=(128, 64) or () for none."
+            )
+        if self.fusion == "attention" and self.shared_dim % self.attention_heads:
+            raise ValueError(
+                f"shared_dim={self.shared_dim} must be divisible by attention_heads="
+                f"{self.attention_heads} for fusion='attention'; e.g. shared_dim=64, attention_heads=4."
+            )
+
+    def _set_blocks(self, n_features, columns):
+        names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
+        modalities = list(dict.fromkeys(names))
+        self._column_order = np.concatenate(
+            [[i for i, name in enumerate(names) if name == modality] for modality in modalities]
+        ).astype(int)
+        self.modalities_ = modalities
+        self.modality_sizes_ = [names.count(modality) for modality in modalities]
+
+    def _check_some_data(self, X):
+        start = 0
+        for modality, size in zip(self.modalities_, self.modality_sizes_):
+            if np.isnan(X[:, start : start + size]).all():
+                raise ValueError(
+                    f"modality {modality!r} is missing (NaN) in every training row, so nothing can "
+                    "be learned from it. Check that its files/texts exist, or remove it from the fusion."
+                )
+            start += size
+
+    def _build_net(self, X, y_encoded):
+        import torch
+        from skorch import NeuralNetClassifier
+        from skorch.callbacks import EarlyStopping
+        from skorch.dataset import ValidSplit
+
+        from .nn import FocalLoss, FusionNetwork
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            mean = np.nanmean(X, axis=0)
+            scale = np.nanstd(X, axis=0)
+        mean = np.nan_to_num(mean, nan=0.0)
+        scale = np.where(np.isfinite(scale) & (scale > 1e-8), scale, 1.0)
+        counts = np.bincount(y_encoded, minlength=len(self.classes_))
+        class_weight = self._class_weights(y_encoded)
+        criterion = FocalLoss if self.loss == "focal" else torch.nn.CrossEntropyLoss
+        criterion_params = {"criterion__weight": None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)}
+        if self.loss == "focal":
+            criterion_params["criterion__gamma"] = self.focal_gamma
+        seed = self._seed()
+        callbacks, train_split = [], None
+        if self.early_stopping:
+            train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+            callbacks.append(EarlyStopping(patience=self.patience, load_best=True))
+        return NeuralNetClassifier(
+            FusionNetwork,
+            module__block_sizes=self.modality_sizes_,
+            module__n_classes=len(self.classes_),
+            module__fusion=self.fusion,
+            module__shared_dim=self.shared_dim,
+            module__hidden_dims=tuple(self.hidden_dims),
+            module__dropout=self.dropout,
+            module__attention_heads=self.attention_heads,
+            module__modality_dropout=self.modality_dropout,
+            module__feature_mean=torch.tensor(mean, dtype=torch.float32),
+            module__feature_scale=torch.tensor(scale, dtype=torch.float32),
+            module__class_log_prior=torch.log(torch.tensor(counts / counts.sum(), dtype=torch.float32)),
+            criterion=criterion,
+            **criterion_params,
+            optimizer=getattr(torch.optim, _OPTIMIZERS[self.optimizer]),
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=train_split,
+            callbacks=callbacks,
+            classes=list(range(len(self.classes_))),
+            predict_nonlinearity=_softmax,
+            device=self.device_,
+            verbose=self.verbose,
+        )
+
+    def _class_weights(self, y_encoded):
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, dict):
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {sorted(map(str, unknown))} that are not in y; "
+                    f"the classes are {self.classes_.tolist()}."
+                )
+            return np.array([float(self.class_weight.get(label, 1.0)) for label in self.classes_.tolist()])
+        present = np.unique(y_encoded)
+        return compute_class_weight("balanced", classes=present, y=y_encoded)
+
+    def _seed(self):
+        if self.random_state is None:
+            return None
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _train(self, run):
+        import torch
+
+        seed = self._seed()
+        if seed is None:
+            run()
+            return
+        devices = [torch.cuda.current_device()] if self.device_.startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            run()
+
+    # ------------------------------------------------------------------ predict
+
+    def _prepare(self, X):
+        check_is_fitted(self, "net_")
+        X = validate_data(self, X, dtype=np.float32, ensure_all_finite="allow-nan", reset=False)
+        return X[:, self._column_order]
+
+    def _warn_if_nothing_present(self, X):
+        starts = np.cumsum([0, *self.modality_sizes_[:-1]])
+        present = np.stack(
+            [~np.isnan(X[:, s : s + n]).all(axis=1) for s, n in zip(starts, self.modality_sizes_)], axis=1
+        )
+        empty = np.flatnonzero(~present.any(axis=1))
+        if len(empty):
+            warnings.warn(
+                f"{len(empty)} row(s) (positions {empty[:10].tolist()}{'...' if len(empty) > 10 else ''}) "
+                "have every modality missing; their prediction is the class prior of the training data.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def predict_proba(self, X):
+        """Class probabilities, in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        X = self._prepare(X)
+        self._warn_if_nothing_present(X)
+        proba = self.net_.predict_proba(X).astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted class labels (values of ``classes_``).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def modality_weights(self, X):
+        """How much each modality counted for each row's prediction.
+
+        For ``"weighted"``, ``"gated"``, ``"attention"`` and ``"late"`` fusion
+        these are the network's own weights (softmax weights, normalised gates,
+        attention received, head weights). ``"concat"`` has none, so the weights
+        are an ablation estimate: the drop in the predicted class's probability
+        when the modality is removed, normalised to sum to 1 per row. Absent
+        modalities weigh 0.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        DataFrame of shape (n_samples, n_modalities)
+        """
+        import torch
+
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        X = self._prepare(X)
+        module = self.net_.module_
+        module.eval()
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(X), 1024):
+                batch = torch.as_tensor(X[start : start + 1024], device=self.device_)
+                if self.fusion == "concat":
+                    rows.append(self._ablation_weights(module, batch))
+                else:
+                    rows.append(module(batch, return_weights=True)[1].float().cpu().numpy())
+        weights = np.concatenate(rows) if rows else np.zeros((0, len(self.modalities_)))
+        return pd.DataFrame(weights, columns=self.modalities_, index=index)
+
+    def _ablation_weights(self, module, batch):
+        import torch
+
+        full = torch.softmax(module(batch), dim=-1)
+        predicted = full.argmax(dim=1, keepdim=True)
+        p_full = full.gather(1, predicted)
+        effects, start = [], 0
+        for size in self.modality_sizes_:
+            ablated = batch.clone()
+            present = torch.isfinite(ablated[:, start : start + size]).any(dim=1, keepdim=True)
+            ablated[:, start : start + size] = float("nan")
+            p_without = torch.softmax(module(ablated), dim=-1).gather(1, predicted)
+            effects.append(((p_full - p_without).clamp(min=0) + 1e-6) * present)
+            start += size
+        effects = torch.cat(effects, dim=1)
+        return (effects / effects.sum(1, keepdim=True).clamp(min=1e-12)).cpu().numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = self.random_state is None
+        return tags
