@@ -4,6 +4,8 @@ from .classifier import MultimodalClassifier
 from .encoders import AudioMFCC, ImageEncoder, TextEncoder
 from .exceptions import InputError, InputWarning
 from .fusion import MultimodalFusion
+from .infer import infer_modalities
+from .persistence import load, save
 
 __version__ = "0.1.0"
 
@@ -16,4 +18,7 @@ __all__ = [
     "MultimodalFusion",
     "TextEncoder",
     "__version__",
+    "infer_modalities",
+    "load",
+    "save",
 ]
