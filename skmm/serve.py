@@ -1,0 +1,446 @@
+"""An HTTP API serving a fitted pipeline: Flask routes, run by the waitress WSGI server.
+
+Routes
+------
+``GET /health``
+    ``{"status": "ok"}`` once the model is loaded.
+``GET /metadata``
+    Input columns with their kinds, modalities, classes and versions.
+``POST /predict``
+    JSON ``{"rows": [{column: value, ...}, ...]}`` or ``{"row": {...}}``, image
+    and audio values as base64 strings; or ``multipart/form-data`` with one row:
+    files for image and audio columns, form fields for the others. Answers
+    ``{"predictions": [{"label": ..., "probabilities": {class: p, ...}}, ...]}``.
+
+Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
+
+Image and audio values only ever reach the pipeline as ``bytes`` decoded from
+the request: a string is base64, never a path, so a request cannot make the
+server read its own files.
+"""
+
+import base64
+import binascii
+import io
+import logging
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["create_app", "serve"]
+
+logger = logging.getLogger("skmm.serve")
+
+FILE_KINDS = ("image", "audio")
+DEFAULT_MAX_BODY_BYTES = 32 * 1024**2
+
+
+def _import_flask():
+    try:
+        import flask
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            'skmm serving needs Flask and waitress: pip install "skmm[serve]"'
+        ) from exc
+    return flask
+
+
+class RequestError(Exception):
+    """A bad request: ``status`` and a message naming the field."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------- row decoding
+
+
+def _decode_base64(text, column, row):
+    text = text.strip()
+    if text.startswith("data:") and "," in text:  # data URI: data:image/png;base64,....
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(
+            422,
+            f"column {column!r}, row {row}: not valid base64 ({exc}); send the file's bytes "
+            "base64-encoded (a path is never read).",
+        ) from None
+
+
+def _check_file(data, kind, column, row):
+    """Refuse bytes that are not an image / audio file, reading only their header."""
+    if kind == "image":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.size  # noqa: B018 - the header was parsed
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise RequestError(
+                422, f"column {column!r}, row {row}: not a readable image ({exc})."
+            ) from None
+    else:
+        import soundfile
+
+        try:
+            soundfile.info(io.BytesIO(data))
+        except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise RequestError(
+                422, f"column {column!r}, row {row}: not a readable audio file ({exc})."
+            ) from None
+
+
+def _file_value(value, kind, column, row):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        value = _decode_base64(value, column, row)
+    elif not isinstance(value, bytes):
+        raise RequestError(
+            422,
+            f"column {column!r}, row {row}: expected the {kind} as a base64 string (or null), "
+            f"got {type(value).__name__}.",
+        )
+    if not value:
+        return None
+    _check_file(value, kind, column, row)
+    return value
+
+
+def _numeric_value(value, column, row):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise RequestError(
+        422, f"column {column!r}, row {row}: expected a number (or null), got {value!r:.60}."
+    )
+
+
+def _plain_value(value, column, row):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise RequestError(
+        422,
+        f"column {column!r}, row {row}: expected a string, number or null, "
+        f"got {type(value).__name__}.",
+    )
+
+
+class RowDecoder:
+    """Check request rows against the model's input columns and turn them into a DataFrame."""
+
+    def __init__(self, columns, kinds):
+        self.columns = list(columns)
+        self.kinds = {c: kinds.get(c, "other") for c in self.columns}
+
+    def check_columns(self, names, row):
+        unknown = [n for n in names if n not in self.kinds]
+        if unknown:
+            raise RequestError(
+                400,
+                f"row {row}: unknown column(s) {unknown}; expected columns: {self.columns}.",
+            )
+        missing = [c for c in self.columns if c not in names]
+        if missing:
+            raise RequestError(
+                422,
+                f"row {row}: missing column(s) {missing}; expected columns: {self.columns} "
+                "(send null for an absent value).",
+            )
+
+    def value(self, column, value, row):
+        kind = self.kinds[column]
+        if kind in FILE_KINDS:
+            return _file_value(value, kind, column, row)
+        if kind == "numeric":
+            return _numeric_value(value, column, row)
+        return _plain_value(value, column, row)
+
+    def frame(self, rows):
+        records = []
+        for number, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise RequestError(
+                    400,
+                    f"rows[{number}] must be an object {{column: value}}, got "
+                    f"{type(row).__name__}.",
+                )
+            self.check_columns(list(row), number)
+            records.append({c: self.value(c, row[c], number) for c in self.columns})
+        frame = pd.DataFrame(records, columns=self.columns)
+        for column in self.columns:
+            if self.kinds[column] == "numeric":
+                frame[column] = frame[column].astype(float)
+            elif self.kinds[column] in FILE_KINDS:
+                frame[column] = frame[column].astype(object)
+        return frame
+
+
+def _rows_from_json(data):
+    import json
+
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"malformed JSON body: {exc}.") from None
+    if not isinstance(body, dict):
+        raise RequestError(
+            400, f'expected a JSON object {{"rows": [...]}} or {{"row": {{...}}}}, got {type(body).__name__}.'
+        )
+    if ("rows" in body) == ("row" in body):
+        raise RequestError(
+            400,
+            f'expected exactly one of the fields "rows" (a list of objects) or "row" (an object); '
+            f"found fields {sorted(body)}.",
+        )
+    if "row" in body:
+        if not isinstance(body["row"], dict):
+            raise RequestError(400, f'field "row" must be an object, got {type(body["row"]).__name__}.')
+        return [body["row"]]
+    rows = body["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise RequestError(400, 'field "rows" must be a non-empty list of objects.')
+    return rows
+
+
+def _row_from_form(request, decoder):
+    row = {}
+    for name in request.files:
+        uploads = request.files.getlist(name)
+        if len(uploads) > 1:
+            raise RequestError(400, f"field {name!r}: one file per column, got {len(uploads)}.")
+        kind = decoder.kinds.get(name)
+        if kind is not None and kind not in FILE_KINDS:
+            raise RequestError(
+                422, f"field {name!r} is a {kind} column: send it as a form field, not a file."
+            )
+        row[name] = uploads[0].read()
+    for name in request.form:
+        values = request.form.getlist(name)
+        if len(values) > 1:
+            raise RequestError(400, f"field {name!r}: one value per column, got {len(values)}.")
+        if name in row:
+            raise RequestError(400, f"field {name!r} sent both as a file and as a form field.")
+        row[name] = values[0]
+    return [row]
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _jsonable(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _predict(pipeline, frame):
+    from .exceptions import InputError
+
+    try:
+        if hasattr(pipeline, "predict_proba"):
+            probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
+            classes = list(pipeline.classes_)
+            labels = [classes[i] for i in probabilities.argmax(axis=1)]
+            return [
+                {
+                    "label": _jsonable(label),
+                    "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
+                }
+                for label, row in zip(labels, probabilities)
+            ]
+        return [{"label": _jsonable(label)} for label in pipeline.predict(frame)]
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
+
+
+def _warm_up(pipeline, columns):
+    """Load the encoders' models now rather than on the first request (best effort)."""
+    import warnings
+
+    frame = pd.DataFrame({c: [None] for c in columns}).astype(object)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline.predict(frame)
+    except Exception as exc:  # noqa: BLE001 - a warm-up failure only costs time later
+        logger.debug("warm-up prediction failed: %s", exc)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_up=True):
+    """Return a Flask app serving predictions of a fitted pipeline.
+
+    Parameters
+    ----------
+    pipeline_or_path : fitted estimator, str or path-like
+        A model file written by :func:`skmm.save` (loaded once, here), or a
+        fitted pipeline.
+    max_body_bytes : int, default=32 MiB
+        Larger request bodies are refused with 413.
+    warm_up : bool, default=True
+        Load the encoders' models before the first request.
+
+    Returns
+    -------
+    app : flask.Flask
+        ``app.config["SKMM_METADATA"]`` holds what ``GET /metadata`` returns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import Pipeline
+    >>> from skmm import infer_modalities
+    >>> from skmm.serve import create_app
+    >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    >>> pipe = Pipeline([("fusion", infer_modalities(df)), ("clf", LogisticRegression())])
+    >>> app = create_app(pipe.fit(df, ["a", "b", "a", "b"]))
+    >>> answer = app.test_client().post("/predict", json={"row": {"x": 1.0}})
+    >>> answer.status_code, answer.get_json()["predictions"][0]["label"] in ("a", "b")
+    (200, True)
+    """
+    flask = _import_flask()
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+    from .persistence import build_metadata, load, read_metadata
+
+    if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
+        metadata = read_metadata(pipeline_or_path)
+        pipeline = load(pipeline_or_path)
+        source = str(pipeline_or_path)
+    else:
+        pipeline = pipeline_or_path
+        metadata = build_metadata(pipeline)
+        source = None
+    decoder = RowDecoder(metadata["input_columns"], metadata["kinds"])
+    public = {
+        "model": source,
+        "estimator": metadata.get("estimator"),
+        "input_columns": metadata["input_columns"],
+        "kinds": metadata["kinds"],
+        "modalities": metadata.get("modalities"),
+        "classes": metadata.get("classes"),
+        "versions": metadata.get("versions"),
+        "created": metadata.get("created"),
+    }
+    if warm_up:
+        _warm_up(pipeline, decoder.columns)
+
+    app = flask.Flask("skmm.serve")
+    app.config.update(
+        MAX_CONTENT_LENGTH=max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=max_body_bytes,
+        SKMM_METADATA=public,
+    )
+    app.json.sort_keys = False
+
+    def error(status, message):
+        return flask.jsonify(error=message), status
+
+    @app.errorhandler(RequestError)
+    def _request_error(exc):
+        return error(exc.status, exc.message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        size = flask.request.content_length
+        found = f"{size} bytes" if size is not None else "larger"
+        return error(
+            413, f"request body is {found}, over the limit of {max_body_bytes} bytes; "
+            "send fewer or smaller files per request (or start the server with a larger "
+            "--max-body-mb)."
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc):
+        return error(exc.code, f"{exc.name}: {exc.description}")
+
+    @app.errorhandler(Exception)
+    def _internal_error(exc):
+        logger.exception("prediction failed")
+        return error(500, f"internal error while predicting ({type(exc).__name__}); see the server log.")
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    def metadata_route():
+        return public
+
+    @app.post("/predict")
+    def predict():
+        request = flask.request
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise RequestEntityTooLarge()
+        mimetype = request.mimetype
+        if mimetype == "application/json" or mimetype.endswith("+json"):
+            rows = _rows_from_json(request.get_data(cache=False))
+        elif mimetype == "multipart/form-data":
+            rows = _row_from_form(request, decoder)
+        else:
+            raise RequestError(
+                415,
+                f"Content-Type {mimetype or 'missing'!s}: expected application/json or "
+                "multipart/form-data.",
+            )
+        frame = decoder.frame(rows)
+        return {"predictions": _predict(pipeline, frame)}
+
+    return app
+
+
+def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+    """Serve a model file over HTTP with waitress (a production WSGI server).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file written by :func:`skmm.save`; loaded once, at start-up.
+    host : str, default="127.0.0.1"
+        Interface to listen on; ``"0.0.0.0"`` listens on every interface.
+    port : int, default=8000
+    threads : int, default=4
+        Requests handled concurrently.
+    max_body_bytes : int, default=32 MiB
+        Larger request bodies are refused with 413.
+    """
+    try:
+        import waitress
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
+
+    app = create_app(path, max_body_bytes=max_body_bytes)
+    print(
+        f"skmm: serving {path} on http://{host}:{port} with {threads} threads "
+        "(routes: GET /health, GET /metadata, POST /predict)",
+        file=sys.stderr,
+        flush=True,
+    )
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        # waitress refuses far larger bodies itself; the app answers 413 in JSON below that
+        max_request_body_size=max_body_bytes + 1024**2,
+        ident="skmm",
+    )

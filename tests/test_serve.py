@@ -1,0 +1,346 @@
+"""The HTTP API, through a real ``python -m skmm serve`` process on loopback."""
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+pytest.importorskip("flask")
+pytest.importorskip("waitress")
+
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+
+import skmm  # noqa: E402
+from skmm import MultimodalClassifier, infer_modalities  # noqa: E402
+
+MAX_BODY_MB = 1
+
+
+# --------------------------------------------------------------------------- data and model
+
+
+def png_bytes(rgb, seed, size=16):
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_frame(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.array(["cat", "dog"] * (n // 2))
+    rows = []
+    for i, label in enumerate(labels):
+        cat = label == "cat"
+        rows.append({
+            "photo": png_bytes((220, 40, 40) if cat else (40, 80, 220), seed=i),
+            "review": (
+                "the kitten purred on the sofa" if cat else "the puppy barked at the postman"
+            ) + f" number {i}",
+            "price": float(rng.normal(1.0 if cat else -1.0, 0.5)) if i % 7 else np.nan,
+            "colour": ["red", "blue", "green"][i % 3],
+        })
+    return pd.DataFrame(rows), labels
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    X, y = make_frame()
+    fusion = infer_modalities(X, overrides={"review": TfidfVectorizer()})
+    pipe = Pipeline([
+        ("fusion", fusion),
+        ("clf", MultimodalClassifier(max_epochs=5, random_state=0, device="cpu")),
+    ]).fit(X, y)
+    path = skmm.save(pipe, tmp_path_factory.mktemp("model") / "model.skmm")
+    return path, pipe, X
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model_path, tmp_path, threads=8):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp_path / "server.log", "w+b")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "skmm", "serve", str(model_path), "--port", str(self.port),
+             "--threads", str(threads), "--max-body-mb", str(MAX_BODY_MB)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=tmp_path,  # a relative path in a request must not resolve here either
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()}")
+            try:
+                status, body = self.request("GET", "/health")
+                if status == 200 and body == {"status": "ok"}:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer /health in time: {self.output()}")
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def request(self, method, route, body=None, headers=None, timeout=60):
+        request = urllib.request.Request(
+            self.url + route, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read())
+
+    def post_json(self, payload):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request("POST", "/predict", data, {"Content-Type": "application/json"})
+
+    def post_form(self, fields, files):
+        body, content_type = encode_multipart(fields, files)
+        return self.request("POST", "/predict", body, {"Content-Type": content_type})
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def encode_multipart(fields, files):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        )
+    for name, (filename, data) in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + data + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    running = Server(model[0], tmp_path_factory.mktemp("server"))
+    yield running
+    running.stop()
+
+
+def as_json_row(row):
+    out = {}
+    for column, value in row.items():
+        if isinstance(value, bytes):
+            out[column] = base64.b64encode(value).decode()
+        elif isinstance(value, float) and np.isnan(value):
+            out[column] = None
+        else:
+            out[column] = value
+    return out
+
+
+def expected(pipe, frame):
+    return pipe.predict(frame), pipe.predict_proba(frame)
+
+
+def assert_same(predictions, labels, probabilities, classes):
+    assert len(predictions) == len(labels)
+    for answer, label, row in zip(predictions, labels, probabilities):
+        assert answer["label"] == label
+        assert list(answer["probabilities"]) == [str(c) for c in classes]
+        np.testing.assert_allclose(list(answer["probabilities"].values()), row, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def test_health_and_metadata(server, model):
+    path, pipe, X = model
+    assert server.request("GET", "/health") == (200, {"status": "ok"})
+    status, meta = server.request("GET", "/metadata")
+    assert status == 200
+    assert meta["input_columns"] == list(X.columns)
+    assert meta["kinds"] == {
+        "photo": "image", "review": "text", "price": "numeric", "colour": "categorical"
+    }
+    assert meta["classes"] == ["cat", "dog"]
+    assert meta["versions"]["skmm"] == skmm.__version__
+    assert {"scikit-learn", "torch"} <= set(meta["versions"])
+
+
+def test_json_rows_match_in_process_predictions(server, model):
+    _, pipe, X = model
+    rows = [as_json_row(r) for r in X.to_dict("records")]
+    status, body = server.post_json({"rows": rows})
+    assert status == 200, body
+    assert_same(body["predictions"], *expected(pipe, X), pipe.classes_)
+
+
+def test_json_single_row_and_missing_values(server, model):
+    _, pipe, X = model
+    row = X.iloc[[3]].copy()
+    row["price"] = np.nan
+    row["colour"] = None
+    status, body = server.post_json({"row": as_json_row(row.iloc[0].to_dict())})
+    assert status == 200, body
+    assert_same(body["predictions"], *expected(pipe, row), pipe.classes_)
+
+
+def test_multipart_row_matches_in_process_prediction(server, model):
+    _, pipe, X = model
+    row = X.iloc[[5]]
+    fields = {"review": row["review"].iloc[0], "price": str(float(row["price"].iloc[0])),
+              "colour": row["colour"].iloc[0]}
+    status, body = server.post_form(fields, {"photo": ("cat.png", row["photo"].iloc[0])})
+    assert status == 200, body
+    assert_same(body["predictions"], *expected(pipe, row), pipe.classes_)
+
+
+def test_http_error_pages_are_json(server):
+    status, body = server.request("GET", "/nope")
+    assert status == 404 and "error" in body
+    status, body = server.request("GET", "/predict")
+    assert status == 405 and "error" in body
+
+
+# --------------------------------------------------------------------------- bad requests
+
+
+def good_row(X, i=0):
+    return as_json_row(X.iloc[i].to_dict())
+
+
+@pytest.mark.parametrize(
+    "make_body, status, words",
+    [
+        (lambda X: b'{"rows": [', 400, ["malformed JSON"]),
+        (lambda X: b"[1, 2]", 400, ['"rows"']),
+        (lambda X: {"rowz": []}, 400, ['"rows"', "rowz"]),
+        (lambda X: {"rows": []}, 400, ['"rows"']),
+        (lambda X: {"rows": [1]}, 400, ["rows[0]"]),
+        (lambda X: {"row": {**good_row(X), "age": 3}}, 400, ["'age'", "expected columns", "'photo'"]),
+        (lambda X: {"row": {k: v for k, v in good_row(X).items() if k != "price"}}, 422,
+         ["'price'", "expected columns"]),
+        (lambda X: {"rows": [good_row(X), {**good_row(X), "photo": "@@not base64@@"}]}, 422,
+         ["'photo'", "row 1", "base64"]),
+        (lambda X: {"row": {**good_row(X), "photo": base64.b64encode(b"plain text").decode()}},
+         422, ["'photo'", "row 0", "not a readable image"]),
+        (lambda X: {"row": {**good_row(X), "photo": 12}}, 422, ["'photo'", "base64"]),
+        (lambda X: {"row": {**good_row(X), "price": "cheap"}}, 422, ["'price'", "number"]),
+        (lambda X: {"row": {**good_row(X), "review": {"nested": 1}}}, 422, ["'review'"]),
+    ],
+    ids=["malformed", "not-object", "no-rows", "empty-rows", "row-not-object", "unknown-column",
+         "missing-column", "bad-base64", "not-an-image", "image-not-string", "bad-number",
+         "bad-text"],
+)
+def test_bad_json_requests(server, model, make_body, status, words):
+    body = make_body(model[2])
+    got, answer = server.post_json(body)
+    assert got == status, answer
+    assert set(answer) == {"error"}
+    for word in words:
+        assert word in answer["error"]
+
+
+def test_bad_multipart_requests(server, model):
+    X = model[2]
+    fields = {"review": "a cat", "price": "1.5", "colour": "red"}
+    photo = {"photo": ("x.png", X["photo"].iloc[0])}
+    status, answer = server.post_form({**fields, "price": "abc"}, photo)
+    assert status == 422 and "'price'" in answer["error"]
+    status, answer = server.post_form(fields, {"photo": ("x.png", b"GIF89a broken")})
+    assert status == 422 and "'photo'" in answer["error"] and "row 0" in answer["error"]
+    status, answer = server.post_form({**fields, "shoe_size": "9"}, photo)
+    assert status == 400 and "'shoe_size'" in answer["error"] and "'photo'" in answer["error"]
+    status, answer = server.post_form(fields, {**photo, "price": ("p.txt", b"1.0")})
+    assert status == 422 and "'price'" in answer["error"]
+    status, answer = server.post_form({k: v for k, v in fields.items() if k != "colour"}, photo)
+    assert status == 422 and "'colour'" in answer["error"]
+
+
+def test_wrong_content_type(server):
+    status, answer = server.request("POST", "/predict", b"photo=1", {"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in answer["error"]
+
+
+def test_body_over_the_limit(server, model):
+    row = good_row(model[2])
+    row["photo"] = base64.b64encode(os.urandom(MAX_BODY_MB * 1024**2)).decode()
+    status, answer = server.post_json({"row": row})
+    assert status == 413
+    assert str(MAX_BODY_MB * 1024**2) in answer["error"]
+
+
+def test_a_path_is_never_read(server, model, tmp_path):
+    X = model[2]
+    # a real, valid PNG on the server's disk, under a name that is valid base64 too
+    image_path = tmp_path / "abcd"
+    image_path.write_bytes(X["photo"].iloc[0])
+    for value in (str(image_path), os.fspath(image_path.relative_to(tmp_path)), "file://" + str(image_path)):
+        status, answer = server.post_json({"row": {**good_row(X), "photo": value}})
+        assert status == 422, (value, answer)
+        assert "'photo'" in answer["error"]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_requests_all_answered_right(server, model):
+    _, pipe, X = model
+    labels, probabilities = expected(pipe, X)
+    rows = [as_json_row(r) for r in X.to_dict("records")]
+    n_threads, per_thread = 8, 25
+    failures, done = [], []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(per_thread):
+            i = int(rng.integers(len(rows)))
+            try:
+                status, body = server.post_json({"row": rows[i]})
+                assert status == 200, body
+                assert_same(body["predictions"], labels[[i]], probabilities[[i]], pipe.classes_)
+                done.append(i)
+            except Exception as exc:  # noqa: BLE001 - collected and reported below
+                failures.append(repr(exc))
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    elapsed = time.monotonic() - start
+    assert not failures, failures[:3]
+    assert len(done) == n_threads * per_thread
+    assert elapsed < 240
