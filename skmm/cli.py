@@ -1,0 +1,288 @@
+"""The ``skmm`` command line: fit a model on a CSV, predict, serve it over HTTP, run the demo.
+
+::
+
+    skmm fit data.csv --target label --cv 5 --out model.skmm
+    skmm predict model.skmm new.csv --out predictions.csv
+    skmm serve model.skmm --port 8000
+    skmm demo
+
+Paths in image and audio columns of a CSV are resolved relative to the CSV's
+folder. Errors go to stderr with a non-zero exit status.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+FUSIONS = ("concat", "weighted", "gated", "attention", "late")
+KINDS = ("image", "audio", "text", "numeric", "categorical", "drop")
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_csv(path):
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CLIError(f"data file not found: {str(path)!r}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CLIError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+    if df.empty:
+        raise CLIError(f"{str(path)!r} has no rows.")
+    return df, path.resolve().parent
+
+
+def _parse_overrides(items):
+    overrides = {}
+    for item in items or []:
+        column, sep, kind = item.rpartition("=")
+        if not sep or not column or kind not in KINDS:
+            raise CLIError(
+                f"--override {item!r}: expected COLUMN=KIND with KIND one of {', '.join(KINDS)}."
+            )
+        overrides[column] = kind
+    return overrides
+
+
+def _print_kinds(kinds, target, stream):
+    width = max(len(str(c)) for c in kinds) if kinds else 0
+    print(f"Inferred column kinds (target: {target}):", file=stream)
+    for column, kind in kinds.items():
+        print(f"  {str(column):<{width}}  {kind}", file=stream)
+
+
+def _fmt(scores):
+    return f"{scores.mean():.3f} ± {scores.std():.3f}"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_fit(args):
+    import warnings
+
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.pipeline import Pipeline
+
+    from .classifier import MultimodalClassifier
+    from .infer import column_kinds, infer_modalities, resolve_paths
+    from .persistence import save
+
+    df, base_dir = _read_csv(args.data)
+    if args.target not in df.columns:
+        raise CLIError(
+            f"--target {args.target!r} is not a column of {args.data}; columns: {list(df.columns)}."
+        )
+    missing_target = df[args.target].isna()
+    if missing_target.any():
+        print(f"Dropping {int(missing_target.sum())} rows without a target.", file=sys.stderr)
+        df = df.loc[~missing_target].reset_index(drop=True)
+    overrides = _parse_overrides(args.override)
+    kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
+    _print_kinds(kinds, args.target, sys.stdout)
+    fusion = infer_modalities(df, args.target, overrides=overrides, base_dir=base_dir)
+    X = resolve_paths(df.drop(columns=args.target), kinds, base_dir)
+    y = df[args.target]
+    classifier = MultimodalClassifier(
+        fusion=args.fusion, device=args.device, random_state=args.random_state,
+        **({"max_epochs": args.max_epochs} if args.max_epochs is not None else {}),
+    )
+    pipeline = Pipeline([("fusion", fusion), ("clf", classifier)])
+
+    if args.cv is not None:
+        smallest = int(y.value_counts().min())
+        if args.cv < 2 or args.cv > smallest:
+            raise CLIError(
+                f"--cv {args.cv}: expected between 2 and {smallest} folds (the smallest class "
+                "has that many rows)."
+            )
+        folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            scores = cross_validate(
+                pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"), error_score="raise"
+            )
+        print(
+            f"Cross-validated ({args.cv}-fold) accuracy: {_fmt(np.asarray(scores['test_accuracy']))}, "
+            f"macro F1: {_fmt(np.asarray(scores['test_f1_macro']))}"
+        )
+    pipeline.fit(X, y)
+    out = save(pipeline, args.out, kinds={c: k for c, k in kinds.items() if k != "drop"})
+    print(f"Model fitted on {len(X)} rows, classes {list(pipeline.classes_)}; saved to {out}")
+    return 0
+
+
+def _cmd_predict(args):
+    import numpy as np
+    import pandas as pd
+
+    from .infer import resolve_paths
+    from .persistence import load, read_metadata
+
+    metadata = read_metadata(args.model)
+    pipeline = load(args.model)
+    df, base_dir = _read_csv(args.data)
+    columns = metadata["input_columns"]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CLIError(
+            f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
+        )
+    X = resolve_paths(df[columns], metadata["kinds"], base_dir)
+    output = pd.DataFrame(index=df.index)
+    if hasattr(pipeline, "predict_proba"):
+        probabilities = np.asarray(pipeline.predict_proba(X))
+        classes = np.asarray(pipeline.classes_)
+        output["prediction"] = classes[probabilities.argmax(axis=1)]
+        for number, label in enumerate(classes):
+            output[f"proba_{label}"] = probabilities[:, number]
+    else:
+        output["prediction"] = pipeline.predict(X)
+    if args.out is None:
+        output.to_csv(sys.stdout, index=False)
+    else:
+        output.to_csv(args.out, index=False)
+        print(f"Predictions for {len(output)} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_serve(args):
+    from .serve import serve
+
+    if args.threads < 1:
+        raise CLIError(f"--threads {args.threads}: expected at least 1.")
+    if args.max_body_mb <= 0:
+        raise CLIError(f"--max-body-mb {args.max_body_mb}: expected a positive size.")
+    try:
+        serve(
+            args.model, host=args.host, port=args.port, threads=args.threads,
+            max_body_bytes=int(args.max_body_mb * 1024**2),
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _cmd_demo(args):
+    try:
+        from .demo import run_demo
+    except ImportError as exc:
+        raise CLIError(f"the demo is not available in this installation ({exc}).") from None
+    options = {
+        name: getattr(args, name)
+        for name in ("output_dir", "n_samples", "cv", "random_state", "verbose")
+        if getattr(args, name) is not None
+    }
+    run_demo(**options)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser():
+    """The argument parser of the ``skmm`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skmm",
+        description="Multimodal classification (images, text, audio, tabular) from a CSV file.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fit = commands.add_parser(
+        "fit", help="infer column kinds, fit a classifier on a CSV and save it",
+        description="Infer what each column holds (image or audio paths, text, numbers, "
+        "categories), optionally cross-validate, fit a MultimodalClassifier on all rows and "
+        "save it. Relative paths in image/audio columns start at the CSV's folder.",
+    )
+    fit.add_argument("data", metavar="DATA.csv", help="training data, one row per sample")
+    fit.add_argument("--target", required=True, metavar="COL", help="the column to predict")
+    fit.add_argument("--out", default="model.skmm", metavar="MODEL",
+                     help="where to save the model (default: model.skmm)")
+    fit.add_argument("--cv", type=int, metavar="K",
+                     help="also report K-fold cross-validated accuracy and macro F1")
+    fit.add_argument("--max-epochs", type=int, metavar="N", help="training epochs (default: 50)")
+    fit.add_argument("--fusion", choices=FUSIONS, default="concat",
+                     help="how modalities are fused (default: concat)")
+    fit.add_argument("--override", action="append", metavar="COL=KIND",
+                     help=f"force a column's kind ({', '.join(KINDS)}); repeatable")
+    fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    fit.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                     help="seed for the folds and the network (default: 0)")
+    fit.set_defaults(handler=_cmd_fit)
+
+    predict = commands.add_parser(
+        "predict", help="predict the rows of a CSV with a saved model",
+        description="Write a CSV with the predicted label ('prediction') and one probability "
+        "column per class ('proba_<class>'), in the input's row order.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
+    predict.add_argument("data", metavar="DATA.csv", help="rows to predict")
+    predict.add_argument("--out", metavar="FILE", help="output CSV (default: standard output)")
+    predict.set_defaults(handler=_cmd_predict)
+
+    serve = commands.add_parser(
+        "serve", help="serve a saved model over HTTP (waitress)",
+        description="Serve GET /health, GET /metadata and POST /predict (JSON with base64 "
+        "files, or multipart/form-data) with the waitress WSGI server.",
+    )
+    serve.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--threads", type=int, default=4, metavar="N",
+                       help="requests served concurrently (default: 4)")
+    serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
+                       help="largest request body in MiB (default: 32)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    demo = commands.add_parser(
+        "demo", help="run the end-to-end demo on a synthetic multimodal dataset",
+        description="Generate a synthetic dataset (images, texts, audio, numbers), "
+        "cross-validate the fusion strategies and write a report.",
+    )
+    demo.add_argument("--output-dir", metavar="DIR", help="where the demo writes its files")
+    demo.add_argument("--n-samples", type=int, metavar="N", help="rows in the synthetic dataset")
+    demo.add_argument("--cv", type=int, metavar="K", help="cross-validation folds")
+    demo.add_argument("--random-state", type=int, metavar="SEED", help="seed (default: 0)")
+    demo.add_argument("--verbose", type=int, metavar="LEVEL", help="verbosity (default: 1)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``skmm`` command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 on a user error (message on stderr), 2 on bad usage.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CLIError, ValueError, OSError, ImportError) as exc:
+        if os.environ.get("SKMM_DEBUG"):
+            raise
+        print(f"skmm {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
