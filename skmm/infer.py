@@ -107,7 +107,9 @@ def _fail(column, found, way_out=None):
 
 
 def _kind_of_strings(column, values, n_rows, base_dir):
-    suffixes = [Path(v.strip()).suffix.lower() if len(v) < 4096 and "\n" not in v else "" for v in values]
+    suffixes = [
+        Path(v.strip()).suffix.lower() if len(v) < 4096 and "\n" not in v else "" for v in values
+    ]
     n_image = sum(s in IMAGE_EXTENSIONS for s in suffixes)
     n_audio = sum(s in AUDIO_EXTENSIONS for s in suffixes)
     if n_image == len(values):
@@ -115,11 +117,12 @@ def _kind_of_strings(column, values, n_rows, base_dir):
     if n_audio == len(values):
         return "audio"
     if n_image or n_audio:
-        odd = next(v for v, s in zip(values, suffixes) if s not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS)
+        odd = [v for v, s in zip(values, suffixes) if s not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS]
+        others = f", the others do not (e.g. {odd[0][:60]!r})" if odd else ""
         _fail(
             column,
             f"of {len(values)} sampled values, {n_image} look like image paths and {n_audio} "
-            f"like audio paths, the others do not (e.g. {odd[:60]!r})",
+            f"like audio paths{others}",
         )
     # existing files without a telling extension: look at their magic bytes
     if all("\n" not in v and len(v) < 4096 for v in values):
