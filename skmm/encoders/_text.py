@@ -46,7 +46,8 @@ class TextEncoder(BaseEncoder):
     pooling : {"mean", "cls"}, default="mean"
         Mean of the token embeddings over the attention mask, or the first token.
     max_length : int, default=256
-        Tokens kept per text.
+        Tokens kept per text (never more than the model itself takes); longer
+        texts are truncated.
     normalize : bool, default=True
         Scale each embedding to unit L2 norm.
     batch_size : int, default=32
@@ -135,7 +136,9 @@ class TextEncoder(BaseEncoder):
         ):
             raise TypeError(f"expected a text (str), got {type(value).__name__}")
         text = value if isinstance(value, str) else str(value)
-        return text.encode("utf-8", "surrogatepass"), text
+        content = text.encode("utf-8", "surrogatepass")
+        # Tokenizers take valid Unicode only: join surrogate pairs, turn lone ones into U+FFFD.
+        return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
     def _batch_order(self, raws):
         return np.argsort([len(text) for text in raws], kind="stable")
@@ -144,7 +147,11 @@ class TextEncoder(BaseEncoder):
         import torch
 
         tokens = backend.tokenizer(
-            items, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            items,
+            padding=True,
+            truncation=True,
+            max_length=min(self.max_length, backend.max_length),
+            return_tensors="pt",
         ).to(backend.device)
         with inference_context(backend.device):
             hidden = backend.network(**tokens).last_hidden_state.float()
@@ -169,5 +176,13 @@ def _load_text_model(name, device):
         network=network,
         device=device,
         dim=network.config.hidden_size,
+        max_length=_model_max_length(tokenizer, network),
         fingerprint=weights_fingerprint(network),
     )
+
+
+def _model_max_length(tokenizer, network):
+    """Most tokens the model takes; longer inputs would overflow its position embeddings."""
+    limits = [getattr(network.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    # tokenizers saved without a limit report a huge sentinel (about 1e30)
+    return min([int(limit) for limit in limits if limit and limit < 10**9], default=10**9)
