@@ -16,6 +16,7 @@ add the row and the file to the message.
 import hashlib
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -100,20 +101,40 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))
-            _check_pixels(image.size, max_pixels)
-            if draft_size and image.format == "JPEG":
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image refused as a decompression bomb ({exc})") from None
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, EOFError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise ValueError(f"not a readable image ({reason})") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(
+            "not a readable image: Pillow cannot identify it (not an image, or a corrupt or "
+            f"truncated one; the data starts with {bytes(raw[:8])!r})"
+        ) from None
+    except _PILLOW_ERRORS as exc:
+        raise ValueError(f"not a readable image ({_reason(exc)})") from None
+    _check_pixels(image.size, max_pixels)
+    try:
+        if draft_size and image.format == "JPEG":
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+    except _PILLOW_ERRORS as exc:
+        raise ValueError(f"corrupt or truncated {image.format} image ({_reason(exc)})") from None
     return _to_rgb(image)
+
+
+#: what Pillow's decoders raise on malformed data (besides UnidentifiedImageError)
+_PILLOW_ERRORS = (
+    OSError, SyntaxError, EOFError, NotImplementedError, struct.error,
+    IndexError, KeyError, TypeError, ValueError, ZeroDivisionError,
+)
+
+
+def _reason(exc):
+    return str(exc) or type(exc).__name__
 
 
 def _check_pixels(size, max_pixels):
     width, height = size
+    if width < 1 or height < 1:
+        raise ValueError(f"image is empty ({width}x{height} pixels)")
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(
             f"image is {width}x{height} = {width * height:,} pixels, over "
@@ -137,7 +158,7 @@ def _to_rgb(image):
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     elif mode in ("PA", "LA", "La", "RGBa"):
-        image = image.convert("RGBA")
+        image = image.convert("LA" if mode == "La" else "RGBA").convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGBA", image.size, _WHITE)
         return Image.alpha_composite(background, image).convert("RGB")
