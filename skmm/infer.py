@@ -141,12 +141,18 @@ def _kind_of_strings(column, values, n_rows, base_dir):
     words = np.mean([len(str(v).split()) for v in distinct])
     unique_ratio = n_unique / max(n_rows, 1)
     sentences = words >= 5 or (words >= 3 and unique_ratio > 0.5)
+    if words < 2 and n_unique == n_rows >= 10:
+        _identifier(column, n_unique, n_rows)
     if n_unique <= MAX_CATEGORIES and not sentences:
         return "categorical"
     if words >= 2:
         return "text"
     if unique_ratio <= 0.5:
         return "categorical"
+    _identifier(column, n_unique, n_rows)
+
+
+def _identifier(column, n_unique, n_rows):
     _fail(
         column,
         f"{n_unique} distinct single-word values in {n_rows} rows, which looks like an "

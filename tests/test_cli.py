@@ -1,0 +1,239 @@
+"""The ``skmm`` command line: a fit → predict → serve round trip through subprocesses, and errors."""
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import types
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import skmm
+from skmm.cli import main
+
+SAMPLE_RATE = 16_000
+
+
+def run(*args, cwd=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "skmm", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+    )
+
+
+def write_dataset(folder, n=20, seed=0):
+    """PNG and WAV files next to a CSV that names them by relative path."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True)
+    (folder / "audio").mkdir()
+    rows = []
+    for i in range(n):
+        cat = i % 2 == 0
+        pixels = np.clip(
+            np.array((220, 40, 40) if cat else (40, 80, 220)) + rng.normal(0, 20, (24, 24, 3)), 0, 255
+        ).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / "images" / f"{i}.png")
+        t = np.arange(int(0.25 * SAMPLE_RATE)) / SAMPLE_RATE
+        tone = 0.4 * np.sin(2 * np.pi * (300 if cat else 1800) * t) + rng.normal(0, 0.01, t.size)
+        soundfile.write(folder / "audio" / f"{i}.wav", tone.astype(np.float32), SAMPLE_RATE)
+        rows.append({
+            "photo": f"images/{i}.png",
+            "voice": f"audio/{i}.wav" if i != 3 else None,
+            "review": ("the kitten purred on the warm windowsill" if cat
+                       else "the puppy barked at the postman") + f" on day {i}",
+            "weight": float(rng.normal(4 if cat else 20, 2)),
+            "colour": rng.choice(["black", "white", "ginger"]),
+            "label": "cat" if cat else "dog",
+        })
+    df = pd.DataFrame(rows)
+    df.to_csv(folder / "train.csv", index=False)
+    df.drop(columns="label").iloc[:6].to_csv(folder / "new.csv", index=False)
+    return df
+
+
+@pytest.fixture(scope="module")
+def fitted_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    df = write_dataset(root / "data")
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    # run from another folder: relative paths in the CSV must resolve against the CSV's folder
+    result = run("fit", root / "data" / "train.csv", "--target", "label", "--cv", "2",
+                 "--max-epochs", "10", "--out", root / "model.skmm", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    return root, df, result
+
+
+def test_fit_reports_kinds_scores_and_saves(fitted_model):
+    root, _, result = fitted_model
+    out = result.stdout
+    for line in ("photo   image", "voice   audio", "review  text", "weight  numeric",
+                 "colour  categorical"):
+        assert line in out
+    assert "Cross-validated (2-fold) accuracy:" in out and "macro F1:" in out
+    assert f"saved to {root / 'model.skmm'}" in out
+    meta = skmm.persistence.read_metadata(root / "model.skmm")
+    assert meta["kinds"] == {"photo": "image", "voice": "audio", "review": "text",
+                             "weight": "numeric", "colour": "categorical"}
+    assert meta["classes"] == ["cat", "dog"]
+    assert meta["modalities"]["numeric"] == ["weight"]
+    assert type(skmm.load(root / "model.skmm").named_steps["clf"]).__name__ == "MultimodalClassifier"
+
+
+def in_process_expectation(root):
+    pipe = skmm.load(root / "model.skmm")
+    new = pd.read_csv(root / "data" / "new.csv")
+    for column in ("photo", "voice"):
+        new[column] = [str(root / "data" / v) if isinstance(v, str) else None for v in new[column]]
+    return pipe, pipe.predict(new), pipe.predict_proba(new)
+
+
+def test_predict_to_stdout_matches_the_model(fitted_model):
+    root, _, _ = fitted_model
+    result = run("predict", root / "model.skmm", root / "data" / "new.csv", cwd=root)
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(io.StringIO(result.stdout))
+    assert list(got.columns) == ["prediction", "proba_cat", "proba_dog"]
+    _, labels, probabilities = in_process_expectation(root)
+    assert got["prediction"].tolist() == labels.tolist()
+    np.testing.assert_allclose(got[["proba_cat", "proba_dog"]].to_numpy(), probabilities, atol=1e-5)
+    assert (got["prediction"] == ["cat", "dog"] * 3).mean() >= 5 / 6  # it learned something
+
+
+def test_predict_to_file_in_process(fitted_model, tmp_path, capsys):
+    root, _, _ = fitted_model
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(root / "model.skmm"), str(root / "data" / "new.csv"),
+                 "--out", str(out)]) == 0
+    assert "Predictions for 6 rows written to" in capsys.readouterr().err
+    assert len(pd.read_csv(out)) == 6
+
+
+def test_serve_round_trip(fitted_model):
+    from test_serve import Server, encode_multipart
+
+    root, _, _ = fitted_model
+    pipe, labels, probabilities = in_process_expectation(root)
+    new = pd.read_csv(root / "data" / "new.csv")
+    server = Server(root / "model.skmm", root)
+    try:
+        with urllib.request.urlopen(server.url + "/metadata", timeout=30) as answer:
+            assert json.loads(answer.read())["kinds"]["voice"] == "audio"
+        rows = []
+        for record in new.to_dict("records"):
+            row = dict(record)
+            for column in ("photo", "voice"):
+                value = record[column]
+                row[column] = (base64.b64encode((root / "data" / value).read_bytes()).decode()
+                               if isinstance(value, str) else None)
+            rows.append(row)
+        status, body = server.post_json({"rows": rows})
+        assert status == 200, body
+        for answer, label, row in zip(body["predictions"], labels, probabilities):
+            assert answer["label"] == label
+            np.testing.assert_allclose(list(answer["probabilities"].values()), row, atol=1e-5)
+
+        first = new.iloc[0]
+        fields = {"review": first["review"], "weight": str(first["weight"]), "colour": first["colour"]}
+        files = {"photo": ("cat.png", (root / "data" / first["photo"]).read_bytes()),
+                 "voice": ("cat.wav", (root / "data" / first["voice"]).read_bytes())}
+        status, body = server.post_form(fields, files)
+        assert status == 200, body
+        assert body["predictions"][0]["label"] == labels[0]
+        np.testing.assert_allclose(
+            list(body["predictions"][0]["probabilities"].values()), probabilities[0], atol=1e-5
+        )
+        # an audio column refuses an image
+        status, body = server.post_form(fields, {**files, "voice": files["photo"]})
+        assert status == 422 and "'voice'" in body["error"]
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- help and errors
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["demo"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: skmm" in capsys.readouterr().out
+
+
+def test_help_through_the_console_entry_point():
+    result = run("serve", "--help")
+    assert result.returncode == 0 and "--max-body-mb" in result.stdout
+
+
+def test_user_error_in_subprocess_has_no_traceback(tmp_path):
+    result = run("fit", tmp_path / "missing.csv", "--target", "y")
+    assert result.returncode == 1
+    assert "data file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=12), "tag": ["a", "b", "c"] * 4,
+                       "id": [f"user{i}" for i in range(12)], "y": ["p", "q"] * 6})
+    df.to_csv(tmp_path / "small.csv", index=False)
+    return tmp_path / "small.csv"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "{csv}", "--target", "nope"], "--target 'nope' is not a column"),
+        (["fit", "{csv}", "--target", "y", "--out", "{dir}/m.skmm"], "'id'"),
+        (["fit", "{csv}", "--target", "y", "--override", "id=pictures"], "COLUMN=KIND"),
+        (["fit", "{csv}", "--target", "y", "--override", "id=drop", "--cv", "9"], "--cv 9"),
+        (["predict", "{csv}", "{csv}"], "not an skmm model file"),
+        (["serve", "{dir}/none.skmm"], "model file not found"),
+        (["serve", "{csv}"], "not an skmm model file"),
+    ],
+    ids=["bad-target", "unclassifiable", "bad-override", "too-many-folds", "predict-not-model",
+         "serve-missing", "serve-not-model"],
+)
+def test_user_errors(small_csv, capsys, args, message):
+    args = [a.format(csv=small_csv, dir=small_csv.parent) for a in args]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+
+
+def test_fit_and_predict_tabular_in_process(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--fusion", "gated", "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "id   drop" in out and "saved to" in out
+    assert skmm.load(model).named_steps["clf"].fusion == "gated"
+    pd.read_csv(small_csv).drop(columns=["x"]).to_csv(tmp_path / "lacking.csv", index=False)
+    assert main(["predict", str(model), str(tmp_path / "lacking.csv")]) == 1
+    assert "lacks column(s) ['x']" in capsys.readouterr().err
+
+
+def test_bad_usage_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "data.csv"])
+    assert exit_info.value.code == 2
+    assert "--target" in capsys.readouterr().err
+
+
+def test_demo_forwards_only_given_options(monkeypatch):
+    calls = []
+    fake = types.ModuleType("skmm.demo")
+    fake.run_demo = lambda **kwargs: calls.append(kwargs)
+    monkeypatch.setitem(sys.modules, "skmm.demo", fake)
+    monkeypatch.setattr(skmm, "demo", fake, raising=False)
+    assert main(["demo", "--n-samples", "30", "--output-dir", "out"]) == 0
+    assert calls == [{"output_dir": "out", "n_samples": 30}]
+
