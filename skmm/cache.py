@@ -109,10 +109,18 @@ class DiskCache:
         for key in keys:
             path = self._path(key)
             try:
-                found[key] = np.load(path, allow_pickle=False)
+                vector = np.load(path, allow_pickle=False)
                 os.utime(path)
-            except (FileNotFoundError, ValueError, OSError, EOFError):
+            except FileNotFoundError:
                 continue
+            except (ValueError, OSError, EOFError):
+                # damaged from outside (disk full, crash, a copy): drop it so it is written again
+                path.unlink(missing_ok=True)
+                continue
+            if vector.dtype != np.float32 or vector.ndim != 1:
+                path.unlink(missing_ok=True)
+                continue
+            found[key] = vector
         return found
 
     def put_many(self, items):
