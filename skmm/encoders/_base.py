@@ -13,6 +13,7 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,11 +32,31 @@ _BACKENDS_LOCK = threading.Lock()
 
 
 def shared_backend(key, factory):
-    """Load a model once per process and share it between clones and folds."""
+    """Load a model once per process and share it between clones and folds.
+
+    A local model folder named in ``key`` is loaded again when its files change
+    (names, sizes, modification times): a model saved again in place is never
+    served from a stale copy, and the stale copy is released.
+    """
+    signature = _folder_signature(key)
     with _BACKENDS_LOCK:
-        if key not in _BACKENDS:
-            _BACKENDS[key] = factory()
-        return _BACKENDS[key]
+        entry = _BACKENDS.get(key)
+        if entry is None or entry[0] != signature:
+            _BACKENDS.pop(key, None)  # release the stale model before loading the new one
+            _BACKENDS[key] = entry = (signature, factory())
+        return entry[1]
+
+
+def _folder_signature(key):
+    """Name, size and modification time of every file of the local folders in ``key``."""
+    signature = []
+    for part in key:
+        if isinstance(part, str) and os.path.isdir(part):
+            for path in sorted(Path(part).rglob("*")):
+                if path.is_file():
+                    stat = path.stat()
+                    signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
 
 
 def weights_fingerprint(module):
