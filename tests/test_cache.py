@@ -1,0 +1,456 @@
+"""The shared embedding cache: hits, misses, invalidation, bounds, disk store, concurrency, sharing."""
+
+import hashlib
+import multiprocessing
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skmm.cache
+from skmm import ImageEncoder, MultimodalClassifier, MultimodalFusion, TextEncoder
+from skmm.cache import DiskCache, MemoryCache, clear_memory_cache, resolve_cache
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz",
+         "the", "a", "red", "blue", "green", "car", "cat", "dog", "bird", "sat", "ran", "on", "mat"]
+
+
+def save_tiny_bert(folder, seed):
+    """A 1-layer BERT with random weights and a word-piece tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def bert_a(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("bert_a"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def bert_b(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("bert_b"), seed=1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch):
+    """Every test starts with an empty process-wide store and no SKMM_CACHE_DIR."""
+    monkeypatch.delenv("SKMM_CACHE_DIR", raising=False)
+    clear_memory_cache()
+    yield
+    clear_memory_cache()
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    """Record every row handed to ``_encode_batch`` of the text and image encoders."""
+    calls = {"text": [], "image": []}
+
+    def spy(cls, kind):
+        original = cls._encode_batch
+
+        def wrapper(self, items, backend):
+            calls[kind].extend(_fingerprint(item) for item in items)
+            return original(self, items, backend)
+
+        monkeypatch.setattr(cls, "_encode_batch", wrapper)
+
+    spy(TextEncoder, "text")
+    spy(ImageEncoder, "image")
+    return calls
+
+
+def _fingerprint(item):
+    if isinstance(item, str):
+        return item
+    return hashlib.blake2b(np.ascontiguousarray(item).tobytes(), digest_size=8).hexdigest()
+
+
+def text_encoder(model, **params):
+    return TextEncoder(model=model, verbose=0, **params)
+
+
+def image_encoder(**params):
+    params.setdefault("image_size", 32)
+    return ImageEncoder(verbose=0, **params)
+
+
+def save_png(path, seed, size=40):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+TEXTS = ["the red car", "a cat sat on the mat", "the dog ran", "blue bird", "green car"]
+
+
+# --------------------------------------------------------------------------- hits and misses
+
+
+def test_second_call_is_served_from_cache(bert_a, encoded):
+    first = text_encoder(bert_a).fit_transform(TEXTS)
+    second = text_encoder(bert_a).fit_transform(TEXTS[::-1])
+    assert len(encoded["text"]) == len(TEXTS)
+    np.testing.assert_array_equal(second, first[::-1])
+
+
+def test_duplicate_rows_within_one_call_are_encoded_once(bert_a, encoded):
+    rows = ["the red car", "blue bird", "the red car", None, "blue bird", "the red car"]
+    Z = text_encoder(bert_a, cache=None).fit_transform(rows)
+    assert Counter(encoded["text"]) == {"the red car": 1, "blue bird": 1}
+    np.testing.assert_array_equal(Z[0], Z[2])
+    np.testing.assert_array_equal(Z[0], Z[5])
+    np.testing.assert_array_equal(Z[1], Z[4])
+    assert np.isnan(Z[3]).all()
+
+
+def test_cache_none_recomputes(bert_a, encoded):
+    encoder = text_encoder(bert_a, cache=None)
+    first = encoder.fit_transform(TEXTS)
+    second = encoder.transform(TEXTS)
+    assert len(encoded["text"]) == 2 * len(TEXTS)
+    np.testing.assert_allclose(first, second, rtol=1e-6)
+    assert len(skmm.cache._MEMORY) == 0
+
+
+def test_runtime_parameters_share_entries(bert_a, encoded):
+    text_encoder(bert_a, batch_size=2).fit_transform(TEXTS)
+    text_encoder(bert_a, batch_size=5, on_error="missing").fit_transform(TEXTS)
+    assert len(encoded["text"]) == len(TEXTS)
+
+
+# --------------------------------------------------------------------------- invalidation
+
+
+@pytest.mark.parametrize("params", [{"pooling": "cls"}, {"max_length": 3}, {"normalize": False}])
+def test_changed_text_parameter_gives_fresh_embeddings(bert_a, encoded, params):
+    rows = ["a cat sat on the mat", "the dog ran on the mat"]
+    default = text_encoder(bert_a).fit_transform(rows)
+    changed = text_encoder(bert_a, **params).fit_transform(rows)
+    recomputed = text_encoder(bert_a, cache=None, **params).fit_transform(rows)
+    assert len(encoded["text"]) == 3 * len(rows)
+    assert not np.allclose(default, changed)
+    np.testing.assert_allclose(changed, recomputed, rtol=1e-5, atol=1e-6)
+
+
+def test_different_model_gives_fresh_embeddings(bert_a, bert_b, encoded):
+    Z_a = text_encoder(bert_a).fit_transform(TEXTS)
+    Z_b = text_encoder(bert_b).fit_transform(TEXTS)
+    assert len(encoded["text"]) == 2 * len(TEXTS)
+    assert not np.allclose(Z_a, Z_b)
+    np.testing.assert_allclose(Z_b, text_encoder(bert_b, cache=None).fit_transform(TEXTS), rtol=1e-5)
+
+
+def test_model_folder_overwritten_in_place_is_reloaded(tmp_path, encoded):
+    folder = save_tiny_bert(tmp_path / "model", seed=0)
+    before = text_encoder(folder).fit_transform(TEXTS)
+    time.sleep(0.01)  # a distinct modification time, even on coarse clocks
+    save_tiny_bert(folder, seed=5)
+    after = text_encoder(folder).fit_transform(TEXTS)
+    assert len(encoded["text"]) == 2 * len(TEXTS)
+    assert not np.allclose(before, after)
+
+
+def test_changed_file_at_same_path_gives_fresh_embedding(tmp_path, encoded):
+    path = save_png(tmp_path / "photo.png", seed=0)
+    before = image_encoder().fit_transform([path])
+    save_png(path, seed=1)
+    after = image_encoder().fit_transform([path])
+    again = image_encoder().fit_transform([path])
+    assert len(encoded["image"]) == 2
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(after, again)
+
+
+def test_same_bytes_under_two_paths_share_one_entry(tmp_path, encoded):
+    first = save_png(tmp_path / "a.png", seed=3)
+    second = tmp_path / "b.png"
+    second.write_bytes(Path(first).read_bytes())
+    Z = image_encoder().fit_transform([first, str(second)])
+    assert len(encoded["image"]) == 1
+    np.testing.assert_array_equal(Z[0], Z[1])
+
+
+def test_changed_image_size_gives_fresh_embeddings(tmp_path, encoded):
+    paths = [save_png(tmp_path / f"{i}.png", seed=i) for i in range(3)]
+    small = image_encoder(image_size=32).fit_transform(paths)
+    large = image_encoder(image_size=48).fit_transform(paths)
+    assert len(encoded["image"]) == 6
+    assert not np.allclose(small, large)
+
+
+# --------------------------------------------------------------------------- memory store
+
+
+def test_memory_store_evicts_least_recently_used():
+    store = MemoryCache(max_bytes=3 * 16)  # three vectors of four float32
+    store.put_many({key: np.full(4, i, dtype=np.float32) for i, key in enumerate("abc")})
+    store.get_many(["a"])  # "a" becomes the most recent, "b" the oldest
+    store.put_many({"d": np.zeros(4, dtype=np.float32)})
+    assert sorted(store.get_many(list("abcd"))) == ["a", "c", "d"]
+    assert store._size == 3 * 16
+
+
+def test_memory_store_entries_are_read_only_copies():
+    vector = np.ones(4, dtype=np.float32)
+    store = MemoryCache()
+    store.put_many({"k": vector})
+    vector[:] = 7
+    stored = store.get_many(["k"])["k"]
+    np.testing.assert_array_equal(stored, np.ones(4))
+    with pytest.raises(ValueError, match="read-only"):
+        stored[0] = 2
+
+
+def test_process_store_stays_within_its_bound(bert_a, monkeypatch):
+    monkeypatch.setattr(skmm.cache._MEMORY, "max_bytes", 3 * 16 * 4)  # three 16-d vectors
+    texts = [f"{word} {letter}" for word in ("the", "a", "red") for letter in "abcd"]
+    text_encoder(bert_a).fit_transform(texts)
+    assert len(skmm.cache._MEMORY) == 3
+    assert skmm.cache._MEMORY._size <= 3 * 16 * 4
+
+
+# --------------------------------------------------------------------------- disk store
+
+
+def test_disk_entries_survive_a_new_instance(tmp_path):
+    vectors = {f"{i:02x}{'0' * 38}": np.arange(5, dtype=np.float32) * i for i in range(20)}
+    DiskCache(tmp_path).put_many(vectors)
+    found = DiskCache(tmp_path).get_many(list(vectors) + ["ff" + "0" * 38])
+    assert sorted(found) == sorted(vectors)
+    for key, vector in vectors.items():
+        np.testing.assert_array_equal(found[key], vector)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_encoder_disk_cache_survives_the_process_store(bert_a, tmp_path, encoded):
+    first = text_encoder(bert_a, cache=str(tmp_path)).fit_transform(TEXTS)
+    clear_memory_cache()
+    second = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
+    assert len(encoded["text"]) == len(TEXTS)
+    np.testing.assert_array_equal(first, second)
+    assert len(list(tmp_path.glob("*/*.npy"))) == len(TEXTS)
+
+
+def test_corrupt_disk_entry_is_a_miss_and_gets_rewritten(tmp_path):
+    key = "ab" + "1" * 38
+    store = DiskCache(tmp_path)
+    store.put_many({key: np.ones(3, dtype=np.float32)})
+    path = store._path(key)
+    path.write_bytes(path.read_bytes()[:20])  # torn by an outside hand (disk full, crash...)
+    assert store.get_many([key]) == {}
+    store.put_many({key: np.full(3, 2, dtype=np.float32)})
+    np.testing.assert_array_equal(DiskCache(tmp_path).get_many([key])[key], np.full(3, 2))
+
+
+def test_disk_store_prunes_least_recently_used(tmp_path):
+    store = DiskCache(tmp_path, max_bytes=10_000)
+    for i in range(10):
+        store.put_many({f"{i:02d}{'0' * 38}": np.zeros(500, dtype=np.float32)})  # ~2 kB each
+        os.utime(store._path(f"{i:02d}{'0' * 38}"), (i, i))
+    store.prune()
+    left = sorted(path.name[:2] for path in tmp_path.glob("*/*.npy"))
+    assert left == ["06", "07", "08", "09"]
+
+
+def test_skmm_cache_dir_backs_the_memory_store(bert_a, tmp_path, monkeypatch, encoded):
+    monkeypatch.setenv("SKMM_CACHE_DIR", str(tmp_path))
+    first = text_encoder(bert_a).fit_transform(TEXTS)
+    assert len(list(tmp_path.glob("*/*.npy"))) == len(TEXTS)
+    clear_memory_cache()  # as if in a new process
+    second = text_encoder(bert_a).fit_transform(TEXTS)
+    assert len(encoded["text"]) == len(TEXTS)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_resolve_cache_rejects_other_values():
+    with pytest.raises(ValueError, match="cache must be 'memory', a folder path or None"):
+        resolve_cache(3)
+
+
+# --------------------------------------------------------------------------- concurrent writers
+
+N_KEYS, WIDTH = 40, 20_000  # 80 kB per entry: far more than one write() of a small file
+
+
+def _key(i):
+    return hashlib.blake2b(str(i).encode(), digest_size=20).hexdigest()
+
+
+def _expected(i):
+    return np.full(WIDTH, i, dtype=np.float32) + np.arange(WIDTH, dtype=np.float32)
+
+
+def _hammer(folder, seed, rounds=3):
+    """Write and read the same keys as everyone else; return a list of problems seen."""
+    rng = np.random.default_rng(seed)
+    store = DiskCache(folder)
+    problems = []
+    for _ in range(rounds):
+        order = rng.permutation(N_KEYS)
+        for i in order:
+            store.put_many({_key(i): _expected(i)})
+            probe = rng.integers(N_KEYS, size=3)
+            for j, vector in ((j, store.get_many([_key(j)]).get(_key(j))) for j in probe):
+                if vector is not None and not np.array_equal(vector, _expected(j)):
+                    problems.append(f"key {j}: wrong content")
+    return problems
+
+
+def _hammer_process(folder, seed, queue):
+    try:
+        queue.put(_hammer(folder, seed))
+    except BaseException as exc:  # report, rather than die silently
+        queue.put([repr(exc)])
+
+
+def _check_folder(folder):
+    entries = list(Path(folder).glob("*/*.npy"))
+    assert len(entries) == N_KEYS
+    found = DiskCache(folder).get_many([_key(i) for i in range(N_KEYS)])
+    assert len(found) == N_KEYS
+    for i in range(N_KEYS):
+        np.testing.assert_array_equal(found[_key(i)], _expected(i))
+    assert not list(Path(folder).rglob("*.tmp"))
+
+
+def test_concurrent_processes_never_tear_entries(tmp_path):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_hammer_process, args=(str(tmp_path), seed, queue))
+               for seed in range(4)]
+    for worker in workers:
+        worker.start()
+    problems = [problem for _ in workers for problem in queue.get(timeout=120)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert problems == []
+    _check_folder(tmp_path)
+
+
+def test_concurrent_threads_never_tear_entries(tmp_path):
+    results = [None] * 4
+
+    def run(seed):
+        results[seed] = _hammer(tmp_path, seed)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [[], [], [], []]
+    _check_folder(tmp_path)
+
+
+def test_concurrent_threads_share_the_memory_store(bert_a, encoded):
+    encoder = text_encoder(bert_a).fit(TEXTS)
+    expected = text_encoder(bert_a, cache=None).fit_transform(TEXTS)
+    encoded["text"].clear()
+    clear_memory_cache()
+    outputs = [None] * 4
+
+    def run(index):
+        outputs[index] = clone(encoder).fit_transform(TEXTS)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for output in outputs:
+        np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-6)
+    # threads may race to the first computation, but every later call hits
+    assert text_encoder(bert_a).fit_transform(TEXTS) is not None
+    assert len(encoded["text"]) <= 4 * len(TEXTS)
+    before = len(encoded["text"])
+    text_encoder(bert_a).fit_transform(TEXTS)
+    assert len(encoded["text"]) == before
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+def test_cache_is_shared_by_clones(bert_a, tmp_path, encoded):
+    paths = [save_png(tmp_path / f"{i}.png", seed=i) for i in range(4)]
+    images = image_encoder()
+    Z = images.fit_transform(paths)
+    np.testing.assert_array_equal(clone(images).fit_transform(paths), Z)
+    text = text_encoder(bert_a)
+    T = text.fit_transform(TEXTS)
+    np.testing.assert_array_equal(clone(text).fit(TEXTS).transform(TEXTS), T)
+    assert len(encoded["image"]) == 4
+    assert len(encoded["text"]) == len(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("table")
+    rng = np.random.default_rng(0)
+    n = 30
+    y = np.array(["cat", "dog", "bird"] * (n // 3))
+    words = {"cat": "cat sat", "dog": "dog ran", "bird": "bird"}
+    X = pd.DataFrame({
+        "image": [save_png(folder / f"{i}.png", seed=i % 24) for i in range(n)],  # 6 repeated images
+        "text": [f"the {words[label]} on {'a' if i % 2 else 'the'} mat" for i, label in enumerate(y)],
+        "number": rng.normal(size=n) + (y == "cat"),
+    })
+    X.loc[3, "text"] = None
+    return X, y
+
+
+def make_pipeline(bert):
+    fusion = MultimodalFusion([
+        ("image", image_encoder(batch_size=8), "image"),
+        ("text", text_encoder(bert, batch_size=8), "text"),
+        ("tabular", StandardScaler(), ["number"]),
+    ])
+    return Pipeline([("fusion", fusion), ("clf", MultimodalClassifier(max_epochs=2, random_state=0))])
+
+
+def test_grid_search_encodes_each_unique_row_once(bert_a, table, encoded):
+    X, y = table
+    search = GridSearchCV(
+        make_pipeline(bert_a),
+        {"clf__fusion": ["concat", "gated", "attention"], "clf__lr": [1e-3, 1e-2]},
+        cv=KFold(3, shuffle=True, random_state=0),
+    )
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 6
+    search.predict(X)
+
+    text_counts = Counter(encoded["text"])
+    assert set(text_counts) == set(X["text"].dropna())
+    assert set(text_counts.values()) == {1}
+    image_counts = Counter(encoded["image"])
+    assert len(image_counts) == len(set(X["image"].map(lambda p: Path(p).read_bytes())))
+    assert set(image_counts.values()) == {1}
+
+
+def test_grid_search_with_cache_none_encodes_every_fold(bert_a, table, encoded):
+    X, y = table
+    pipe = make_pipeline(bert_a).set_params(fusion__text__cache=None, fusion__image__cache=None)
+    GridSearchCV(pipe, {"clf__lr": [1e-3]}, cv=2).fit(X, y)
+    n_unique = X["text"].nunique()
+    assert len(encoded["text"]) > 2 * n_unique  # every fit and score encodes again
