@@ -353,7 +353,8 @@ def column_kinds(df, target=None, *, overrides=None, base_dir=None):
     -------
     kinds : dict
         ``{column: kind}`` in column order, kind one of ``"image"``, ``"audio"``,
-        ``"text"``, ``"numeric"``, ``"categorical"``, ``"drop"``.
+        ``"text"``, ``"numeric"``, ``"categorical"``, ``"drop"``, or ``"other"`` for a
+        column given a transformer of no known kind that inference cannot classify.
 
     Raises
     ------
@@ -390,7 +391,7 @@ def column_kinds(df, target=None, *, overrides=None, base_dir=None):
                 try:
                     told = _kind_of_column(column, df[column], base_dir)
                 except InferenceError:
-                    told = "custom"
+                    told = "other"
             kinds[column] = told
             continue
         kinds[column] = _kind_of_column(column, df[column], base_dir)

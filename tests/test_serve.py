@@ -41,6 +41,18 @@ def png_bytes(rgb, seed, size=16):
     return buffer.getvalue()
 
 
+def png_header(width, height):
+    """A PNG whose header claims ``width x height`` pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def make_frame(n=24, seed=0):
     rng = np.random.default_rng(seed)
     labels = np.array(["cat", "dog"] * (n // 2))
@@ -256,11 +268,16 @@ def good_row(X, i=0):
         (lambda X: {"row": {**good_row(X), "photo": base64.b64encode(b"plain text").decode()}},
          422, ["'photo'", "row 0", "not a readable image"]),
         (lambda X: {"row": {**good_row(X), "photo": 12}}, 422, ["'photo'", "base64"]),
+        (lambda X: {"row": {**good_row(X), "photo": base64.b64encode(png_header(20000, 20000)).decode()}},
+         422, ["'photo'", "row 0"]),
+        (lambda X: {"row": {**good_row(X), "photo": base64.b64encode(png_header(10000, 9000)).decode()}},
+         422, ["ImageEncoder", "row 0", "max_pixels"]),
         (lambda X: {"row": {**good_row(X), "price": "cheap"}}, 422, ["'price'", "number"]),
         (lambda X: {"row": {**good_row(X), "review": {"nested": 1}}}, 422, ["'review'"]),
     ],
     ids=["malformed", "not-object", "no-rows", "empty-rows", "row-not-object", "unknown-column",
-         "missing-column", "bad-base64", "not-an-image", "image-not-string", "bad-number",
+         "missing-column", "bad-base64", "not-an-image", "image-not-string", "bomb-header",
+         "over-max-pixels", "bad-number",
          "bad-text"],
 )
 def test_bad_json_requests(server, model, make_body, status, words):
