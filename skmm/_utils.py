@@ -1,6 +1,7 @@
 """Small helpers shared by the estimators (device choice, value checks)."""
 
 import math
+import os
 
 import numpy as np
 
@@ -41,13 +42,20 @@ def is_missing(value):
         return False
 
 
-def describe_value(value, limit=80):
-    """A short, printable description of a row value for error messages."""
+def describe_value(value, limit=200):
+    """A short, printable description of a row value for error messages.
+
+    Long values are cut in the middle, so that a file's name (the end of its
+    path) is always shown.
+    """
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, np.ndarray):
         return f"<array shape={value.shape} dtype={value.dtype}>"
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], np.ndarray):
         return f"<waveform shape={value[0].shape} sr={value[1]!r}>"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = repr(os.fspath(value)) if isinstance(value, os.PathLike) else repr(value)
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"

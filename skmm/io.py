@@ -215,10 +215,10 @@ def read_audio_source(value):
         value = (value["array"], value["sampling_rate"])
     if isinstance(value, (tuple, list)) and len(value) == 2:
         waveform, sample_rate = value
-        if isinstance(sample_rate, (int, np.integer)) and sample_rate > 0:
+        if isinstance(sample_rate, (int, np.integer)) and not isinstance(sample_rate, bool) and sample_rate > 0:
             waveform = np.asarray(waveform)
-            if not np.issubdtype(waveform.dtype, np.number):
-                raise TypeError(f"waveform must be numeric, got dtype {waveform.dtype}")
+            if not np.issubdtype(waveform.dtype, np.number) or np.iscomplexobj(waveform):
+                raise TypeError(f"waveform must be real numbers, got dtype {waveform.dtype}")
             return _array_content(waveform, int(sample_rate)), (waveform, int(sample_rate))
         raise ValueError(
             f"expected (waveform, sample_rate) with a positive integer sample rate, "
@@ -238,13 +238,12 @@ def decode_audio(raw, *, sr, max_duration=None):
     """Decode ``raw`` into a mono float32 waveform at ``sr`` Hz.
 
     Only the first ``max_duration`` seconds are read, so a very long file costs
-    bounded memory and time.
+    bounded memory and time. Integer waveforms are PCM samples, scaled to
+    [-1, 1] as soundfile reads them from files (int16 is divided by 32768).
     """
     if isinstance(raw, tuple):
         waveform, source_sr = raw
-        waveform = _mono(np.asarray(waveform, dtype=np.float32))
-        if max_duration is not None:
-            waveform = waveform[: int(np.ceil(max_duration * source_sr))]
+        waveform = _mono(_first_seconds(np.asarray(waveform), source_sr, max_duration))
     else:
         waveform, source_sr = _read_audio_file(raw, max_duration)
     if waveform.size == 0:
@@ -269,15 +268,32 @@ def _read_audio_file(raw, max_duration):
                 frames = int(np.ceil(max_duration * handle.samplerate))
             data = handle.read(frames, dtype="float32", always_2d=True)
             sample_rate = handle.samplerate
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+    except soundfile.LibsndfileError as exc:
+        reason = exc.error_string if isinstance(raw, bytes) else str(exc)  # no "<BytesIO at 0x...>"
+        raise ValueError(f"not a readable audio file ({reason})") from None
+    except (RuntimeError, TypeError) as exc:
         raise ValueError(f"not a readable audio file ({exc})") from None
     return data.mean(axis=1), sample_rate
 
 
+def _first_seconds(waveform, sample_rate, max_duration):
+    """``waveform`` as ``(samples,)`` or ``(channels, samples)``, cut to ``max_duration`` seconds."""
+    if waveform.ndim not in (1, 2):
+        raise ValueError(f"expected a 1-D or 2-D waveform, got shape {waveform.shape}")
+    if waveform.size == 0:
+        raise ValueError(f"audio has no samples (empty clip, shape {waveform.shape})")
+    if waveform.ndim == 2 and waveform.shape[0] > waveform.shape[1]:
+        waveform = waveform.T  # channels were the shorter axis
+    if max_duration is not None:
+        waveform = waveform[..., : int(np.ceil(max_duration * sample_rate))]
+    return waveform
+
+
 def _mono(waveform):
-    if waveform.ndim == 1:
-        return waveform
-    if waveform.ndim == 2:
-        channel_axis = 0 if waveform.shape[0] <= waveform.shape[1] else 1
-        return waveform.mean(axis=channel_axis)
-    raise ValueError(f"expected a 1-D or 2-D waveform, got shape {waveform.shape}")
+    """Mix ``(samples,)`` or ``(channels, samples)`` down to float32 mono; integers are PCM."""
+    if np.issubdtype(waveform.dtype, np.integer):
+        info = np.iinfo(waveform.dtype)
+        half = (int(info.max) - int(info.min) + 1) / 2
+        waveform = (waveform.astype(np.float64) - (info.min + half)) / half
+    waveform = waveform.astype(np.float32, copy=False)
+    return waveform.mean(axis=0) if waveform.ndim == 2 else waveform
