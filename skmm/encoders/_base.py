@@ -317,7 +317,13 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                     kept.append(keys[index])
                 if items:
                     vectors = np.asarray(self._encode_batch(items, backend), dtype=np.float32)
-                    computed.update(zip(kept, vectors))
+                    for key, vector in zip(kept, vectors):
+                        if np.isfinite(vector).all():
+                            computed[key] = vector
+                            continue
+                        position = rows_of_key[key][0]
+                        reason = "encoding gave NaN or infinite features (values out of range?)"
+                        self._fail(position, labels, values[position], reason, failures)
                 progress.update(len(batch))
         finally:
             progress.close()
