@@ -73,6 +73,8 @@ def fit_model(path, n_train, audio):
 
     X, y = make_rows(n_train, seed=0, audio=audio)
     fusion = skmm.infer_modalities(X)
+    fusion.set_params(**{f"{name}__verbose": 0 for name, step, _ in fusion.transformers
+                         if "verbose" in step.get_params()})
     pipe = Pipeline([("fusion", fusion),
                      ("clf", skmm.MultimodalClassifier(max_epochs=20, random_state=0))])
     pipe.fit(X, y)
@@ -120,6 +122,9 @@ def main(argv=None):
     model = args.model or os.path.join(folder, "model.skmm")
     start = time.perf_counter()
     pipe = skmm.load(model) if args.model else fit_model(model, args.train, audio)
+    for _, step, _ in pipe.named_steps["fusion"].transformers_:
+        if hasattr(step, "verbose") and hasattr(step, "set_params"):
+            step.set_params(verbose=0)  # no progress bars in the timings
     print(f"model ready in {time.perf_counter() - start:.1f}s: {model}")
 
     port = free_port()
