@@ -116,7 +116,9 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
             image.draft("RGB", (draft_size, draft_size))
         image.load()
     except _PILLOW_ERRORS as exc:
-        raise ValueError(f"corrupt or truncated {image.format} image ({_reason(exc)})") from None
+        raise ValueError(
+            f"not a readable image: corrupt or truncated {image.format} data ({_reason(exc)})"
+        ) from None
     return _to_rgb(image)
 
 
