@@ -274,6 +274,17 @@ def _predict(pipeline, frame):
         raise RequestError(422, str(exc)) from None
 
 
+def _quiet(pipeline):
+    """Turn off the encoders' progress bars in a pipeline this module loaded itself."""
+    from .encoders import BaseEncoder
+
+    for step in getattr(pipeline, "named_steps", {}).values():
+        for transformer in getattr(step, "named_transformers_", {}).values():
+            if isinstance(transformer, BaseEncoder):
+                transformer.set_params(verbose=0)
+    return pipeline
+
+
 def _warm_up(pipeline, columns):
     """Load the encoders' models now rather than on the first request (best effort)."""
     import warnings
@@ -329,7 +340,7 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
         metadata = read_metadata(pipeline_or_path)
-        pipeline = load(pipeline_or_path)
+        pipeline = _quiet(load(pipeline_or_path))
         source = str(pipeline_or_path)
     else:
         pipeline = pipeline_or_path
