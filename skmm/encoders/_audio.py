@@ -17,6 +17,7 @@ __all__ = ["AudioMFCC"]
 DELTA_WIDTH = 9
 #: librosa's ``power_to_db`` defaults, used by ``librosa.feature.mfcc``
 AMIN, TOP_DB = 1e-10, 80.0
+DB_PER_NEPER = 10.0 / np.log(10.0)  # 10 * log10(x) == DB_PER_NEPER * ln(x)
 ROLL_PERCENT = 0.85
 SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "rms")
 #: bump when the definition of the features changes, so that cached vectors are not reused
@@ -302,16 +303,16 @@ class AudioMFCC(BaseEncoder):
             torch.from_numpy(padded).to(device), self.n_fft, self.hop_length,
             window=tables.window, center=True, pad_mode="constant", return_complex=True,
         )
-        magnitude = spectrum.abs()  # (batch, bins, frames)
-        power = magnitude.square()
+        power = spectrum.real.square() + spectrum.imag.square()  # (batch, bins, frames); abs() is 3x slower
         n_frames = torch.from_numpy(1 + lengths // self.hop_length).to(device)
         valid = torch.arange(power.shape[-1], device=device) < n_frames[:, None]  # (batch, frames)
 
-        # power_to_db(ref=1, amin=1e-10, top_db=80): the floor follows each clip's own peak
-        db = 10.0 * torch.log10(torch.clamp(tables.mel @ power, min=AMIN))
-        peak = db.masked_fill(~valid[:, None, :], -torch.inf).amax(dim=(1, 2))
-        db = torch.maximum(db, (peak - TOP_DB)[:, None, None])
-        mfcc = tables.dct @ db
+        # power_to_db(ref=1, amin=1e-10, top_db=80) in natural-log units (the factor 10 / ln 10 is
+        # folded into the DCT matrix); the floor follows each clip's own peak over its valid frames
+        log_mel = (tables.mel @ power).clamp_(min=AMIN).log_()
+        peak = log_mel.amax(dim=1).masked_fill_(~valid, -torch.inf).amax(dim=1)
+        log_mel = log_mel.clamp_(min=(peak - TOP_DB / DB_PER_NEPER)[:, None, None])
+        mfcc = tables.dct @ log_mel
         rows = [mfcc]
         if self.deltas:
             # mode="nearest": repeat each clip's last valid frame past its end, and the first before it
@@ -326,7 +327,7 @@ class AudioMFCC(BaseEncoder):
             peak = raw.amax(dim=1, keepdim=True)
             rows.append(raw / torch.where(peak < tables.tiny, 1.0, peak))
         if self.spectral:
-            rows.append(_torch_spectral(magnitude, power, tables, self.n_fft))
+            rows.append(_torch_spectral(power.sqrt(), power, tables, self.n_fft))
         return torch.cat(rows, dim=1), valid
 
     def _torch_summary(self, waves, tables):
@@ -334,11 +335,12 @@ class AudioMFCC(BaseEncoder):
 
         with torch.inference_mode():
             frames, valid = self._torch_frames(waves, tables)
-            frames, mask = frames.double(), valid[:, None, :].double()
-            count = mask.sum(-1)
-            mean = (frames * mask).sum(-1) / count
-            std = ((frames - mean[..., None]).square() * mask).sum(-1).div(count).sqrt()
-            return torch.stack([mean, std], dim=-1).flatten(1).float().cpu().numpy()
+            frames = frames.double()  # float64 sums: a constant feature gets std 0, whatever the batch
+            weights = valid.double()
+            weights = (weights / weights.sum(1, keepdim=True))[:, :, None]  # (batch, frames, 1)
+            mean = frames @ weights  # (batch, features, 1)
+            std = ((frames - mean).square_() @ weights).sqrt_()
+            return torch.cat([mean, std], dim=-1).flatten(1).float().cpu().numpy()
 
 
 def _summary(frames):
@@ -395,6 +397,7 @@ def _torch_tables(encoder, device):
         sr=encoder.sr, n_fft=encoder.n_fft, n_mels=encoder.n_mels, fmin=encoder.fmin, fmax=encoder.fmax
     )
     dct = scipy.fft.dct(np.eye(encoder.n_mels), type=2, norm="ortho", axis=0)[: encoder.n_mfcc]
+    dct = dct * DB_PER_NEPER  # the cepstrum of dB values, taken from natural logs
     savgol = np.stack(
         [scipy.signal.savgol_coeffs(DELTA_WIDTH, order, deriv=order, use="dot") for order in (1, 2)],
         axis=1,
