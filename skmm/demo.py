@@ -183,7 +183,8 @@ def run_demo(
     X, y = datasets.make_multimodal_classification(
         n_samples, directory=data_dir, random_state=random_state
     )
-    say(f"  {len(X)} rows, labels {', '.join(f'{k}: {v}' for k, v in y.value_counts().sort_index().items())}")
+    counts = ", ".join(f"{label}: {count}" for label, count in y.value_counts().sort_index().items())
+    say(f"  {len(X)} rows, labels {counts}")
 
     pipelines = demo_pipelines(random_state=random_state, verbose=verbose)
     _encode_once(pipelines[FULL_SETUP], X, say)
@@ -295,7 +296,7 @@ def _encode_once(pipeline, X, say):
 
 @contextmanager
 def _one_torch_thread():
-    """Train on one CPU thread: the demo's small networks run faster so, much faster on a busy machine."""
+    """Train on one CPU thread: small networks train faster so, much faster on a busy machine."""
     import torch
 
     before = torch.get_num_threads()
