@@ -21,3 +21,17 @@ def make_fusion_task(n_samples=360, *, n_classes=3, modalities=("image", "text",
 @pytest.fixture
 def fusion_task():
     return make_fusion_task
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory):
+    from tiny_models import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model(tmp_path_factory):
+    from tiny_models import save_tiny_vit
+
+    return save_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))

@@ -1,0 +1,67 @@
+"""TextEncoder: the estimator contract, pooling, ordering, the default offline model."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from skmm import TextEncoder
+from skmm.encoders._text import DEFAULT_TEXT_MODEL, resolve_text_model
+
+TEXTS = ["the red car", "a dog sat on the mat", "cat", "the bird ran on the green mat again and again"]
+
+
+def test_default_model_matches_sentence_transformers():
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_text_model(DEFAULT_TEXT_MODEL)
+    assert path != DEFAULT_TEXT_MODEL, "the offline copy of all-MiniLM-L6-v2 should be used"
+    expected = SentenceTransformer(str(path), device="cpu").encode(TEXTS)
+    Z = TextEncoder(verbose=0, cache=None).fit_transform(TEXTS)
+    assert Z.shape == (4, 384) and Z.dtype == np.float32
+    np.testing.assert_allclose(Z, expected, atol=1e-5)
+
+
+def test_length_sorted_batches_return_rows_in_input_order(tiny_text_model):
+    one_by_one = np.vstack([TextEncoder(tiny_text_model, batch_size=1, verbose=0, cache=None).fit_transform([t]) for t in TEXTS])
+    batched = TextEncoder(tiny_text_model, batch_size=3, verbose=0, cache=None).fit_transform(TEXTS)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_pooling_and_normalisation(tiny_text_model):
+    mean = TextEncoder(tiny_text_model, verbose=0).fit_transform(TEXTS)
+    cls = TextEncoder(tiny_text_model, pooling="cls", verbose=0).fit_transform(TEXTS)
+    raw = TextEncoder(tiny_text_model, normalize=False, verbose=0).fit_transform(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(mean, axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(mean, cls)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), mean, atol=1e-5)
+
+
+def test_missing_and_numeric_rows(tiny_text_model):
+    rows = pd.Series(["the cat", None, np.nan, "", "  ", 42, 3.5], index=list("abcdefg"))
+    Z = TextEncoder(tiny_text_model, verbose=0).fit_transform(rows)
+    assert np.isnan(Z[1:5]).all()
+    assert np.isfinite(Z[[0, 5, 6]]).all()
+    np.testing.assert_allclose(Z[5], TextEncoder(tiny_text_model, verbose=0).fit_transform(["42"])[0])
+
+
+def test_estimator_contract(tiny_text_model):
+    encoder = TextEncoder(tiny_text_model, max_length=16, verbose=0)
+    frame = pd.DataFrame({"review": TEXTS})
+    assert encoder.fit(frame) is encoder
+    assert encoder.feature_names_in_.tolist() == ["review"]
+    assert encoder.get_feature_names_out().tolist()[:2] == ["txt0", "txt1"]
+    params = encoder.get_params()
+    assert clone(encoder).get_params() == params
+    blob = pickle.dumps(encoder)
+    assert len(blob) < 10_000
+    np.testing.assert_array_equal(pickle.loads(blob).transform(frame), encoder.transform(frame))
+    encoder.set_output(transform="pandas")
+    assert list(encoder.transform(frame).columns[:1]) == ["txt0"]
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(OSError):
+        TextEncoder(str(tmp_path / "no-such-model")).fit(TEXTS)
