@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._utils import resolve_device
+from .exceptions import InputWarning
 from .fusion import modality_of_columns
 from .nn import FUSIONS
 
@@ -386,7 +387,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"{len(empty)} row(s) (positions {empty[:10].tolist()}{'...' if len(empty) > 10 else ''}) "
                 "have every modality missing; their prediction is the class prior of the training data.",
-                UserWarning,
+                InputWarning,
                 stacklevel=3,
             )
 
