@@ -301,5 +301,6 @@ def _mono(waveform):
         info = np.iinfo(waveform.dtype)
         half = (int(info.max) - int(info.min) + 1) / 2
         waveform = (waveform.astype(np.float64) - (info.min + half)) / half
-    waveform = waveform.astype(np.float32, copy=False)
-    return waveform.mean(axis=0) if waveform.ndim == 2 else waveform
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range samples are refused next
+        waveform = waveform.astype(np.float32, copy=False)
+        return waveform.mean(axis=0) if waveform.ndim == 2 else waveform
