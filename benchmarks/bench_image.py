@@ -126,6 +126,8 @@ def main():
     for name, values in times.items():
         seconds = statistics.median(values)
         print(f"{name:<30}{seconds:>9.2f}{args.n / seconds:>10.1f}{best / seconds:>13.2f}x")
+    per_round = [b / e for b, e in zip(times["bare forward, channels_last"], times["ImageEncoder from files"])]
+    print(f"per-round ratios, ImageEncoder vs bare channels_last: {', '.join(f'{r:.2f}' for r in per_round)}")
 
 
 if __name__ == "__main__":
