@@ -15,7 +15,6 @@ import os
 import time
 from collections import Counter
 
-import numpy as np
 
 
 def main():

@@ -203,11 +203,11 @@ def test_memory_store_entries_are_read_only_copies():
 
 
 def test_process_store_stays_within_its_bound(bert_a, monkeypatch):
-    monkeypatch.setattr(skmm.cache._MEMORY, "max_bytes", 3 * 16 * 4)  # three 16-d vectors
+    monkeypatch.setattr(skmm.cache._MEMORY, "max_bytes", 3 * 32 * 4)  # three 32-d vectors
     texts = [f"{word} {letter}" for word in ("the", "a", "red") for letter in "abcd"]
     text_encoder(bert_a).fit_transform(texts)
     assert len(skmm.cache._MEMORY) == 3
-    assert skmm.cache._MEMORY._size <= 3 * 16 * 4
+    assert skmm.cache._MEMORY._size <= 3 * 32 * 4
 
 
 # --------------------------------------------------------------------------- disk store

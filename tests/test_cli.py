@@ -117,7 +117,7 @@ def test_predict_to_file_in_process(fitted_model, tmp_path, capsys):
 
 
 def test_serve_round_trip(fitted_model):
-    from test_serve import Server, encode_multipart
+    from test_serve import Server
 
     root, _, _ = fitted_model
     pipe, labels, probabilities = in_process_expectation(root)

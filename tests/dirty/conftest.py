@@ -1,59 +1,12 @@
-"""Fixtures for the dirty-data tests: tiny random models and bad files made on the fly."""
+"""Fixtures for the dirty-data tests: encoders on tiny models, and bad files made on the fly.
 
-import string
+The tiny models themselves (``tiny_text_model``, ``tiny_image_model``) come from tests/conftest.py.
+"""
 
 import numpy as np
 import pytest
 
 from dirtydata import SR, image_bytes, noise_image, tone
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """The test machines are shared: one thread is faster than fighting over cores."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def tiny_text_model(tmp_path_factory):
-    """A 2-layer, 32-wide BERT with random weights and a small WordPiece vocabulary, saved to a folder."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "red", "car", "good", "bad"]
-    vocab += list(string.ascii_lowercase + string.digits + string.punctuation) + ["##s", "##e"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="session")
-def tiny_image_model(tmp_path_factory):
-    """A 1-layer ViT on 32 px images with random weights and its PIL processor, saved to a folder."""
-    import torch
-    from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
-
-    folder = tmp_path_factory.mktemp("tiny-vit")
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64,
-    )
-    ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
-    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="session")

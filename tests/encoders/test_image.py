@@ -1,6 +1,5 @@
 """ImageEncoder: the estimator contract, input types, missing rows, transformers models from a folder."""
 
-import io
 import pickle
 from pathlib import Path
 
