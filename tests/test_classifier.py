@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 
+from fusion_task import make_fusion_task
 from skmm import MultimodalClassifier
 from skmm.nn import FUSIONS
 
@@ -16,8 +17,6 @@ FAST = dict(max_epochs=40, lr=3e-3, random_state=0)
 
 @pytest.fixture(scope="module")
 def split():
-    from conftest import make_fusion_task
-
     X, y = make_fusion_task(n_samples=600, separation=0.6)
     return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 
