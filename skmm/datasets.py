@@ -215,14 +215,17 @@ def make_multimodal_classification(
 
     Examples
     --------
+    >>> import tempfile
     >>> from skmm.datasets import make_multimodal_classification
-    >>> X, y = make_multimodal_classification(n_samples=9, random_state=0)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> X, y = make_multimodal_classification(n_samples=9, directory=folder.name, random_state=0)
     >>> list(X.columns)
     ['image', 'text', 'audio', 'number']
     >>> sorted(y.value_counts().items())
     [('bird', 3), ('cat', 3), ('dog', 3)]
     >>> X["image"][0].endswith(".png"), X["audio"][0].endswith(".wav")
     (True, True)
+    >>> folder.cleanup()
     """
     if n_samples < n_classes:
         raise ValueError(
