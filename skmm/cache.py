@@ -41,7 +41,7 @@ DEFAULT_DISK_BYTES = int(os.environ.get("SKMM_CACHE_DISK_BYTES", 20 * 1024**3))
 
 def row_key(identity, content):
     """Hash an encoder identity (bytes) and a row's content (bytes) into a cache key."""
-    digest = hashlib.blake2b(identity, digest_size=20)
+    digest = hashlib.sha256(identity)
     digest.update(content)
     return digest.hexdigest()
 

@@ -60,8 +60,8 @@ def _folder_signature(key):
 
 
 def weights_fingerprint(module):
-    """A short hash of every parameter and buffer of a torch module."""
-    digest = hashlib.blake2b(digest_size=12)
+    """A SHA-256 of every parameter and buffer of a torch module."""
+    digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
