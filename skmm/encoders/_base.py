@@ -109,6 +109,10 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """Return a float32 array ``(len(items), d)``."""
         raise NotImplementedError
 
+    def _use_decode_threads(self, raws):
+        """Whether decoding these rows in worker threads pays for the threads' overhead."""
+        return self._decode_in_threads
+
     def _batch_order(self, raws):
         """Order in which rows are batched (e.g. by length); results keep input order."""
         return range(len(raws))
@@ -289,7 +293,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             except (ValueError, TypeError, OSError) as exc:
                 return None, str(exc)
 
-        workers = min(4, os.cpu_count() or 1) if self._decode_in_threads else 0
+        workers = min(4, os.cpu_count() or 1) if self._use_decode_threads(raws) else 0
         pool = ThreadPoolExecutor(workers) if workers else None
 
         def submit(batch):
