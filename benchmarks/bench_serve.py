@@ -72,11 +72,12 @@ def fit_model(path, n_train, audio):
     from sklearn.pipeline import Pipeline
 
     import skmm
+    from skmm.encoders import BaseEncoder
 
     X, y = make_rows(n_train, seed=0, audio=audio)
     fusion = skmm.infer_modalities(X)
     fusion.set_params(**{f"{name}__verbose": 0 for name, step, _ in fusion.transformers
-                         if "verbose" in step.get_params()})
+                         if isinstance(step, BaseEncoder)})
     pipe = Pipeline([("fusion", fusion),
                      ("clf", skmm.MultimodalClassifier(max_epochs=20, random_state=0))])
     pipe.fit(X, y)
@@ -119,13 +120,14 @@ def main(argv=None):
     audio = not args.no_audio
 
     import skmm
+    from skmm.encoders import BaseEncoder
 
     folder = tempfile.mkdtemp(prefix="skmm-bench-")
     model = args.model or os.path.join(folder, "model.skmm")
     start = time.perf_counter()
     pipe = skmm.load(model) if args.model else fit_model(model, args.train, audio)
     for _, step, _ in pipe.named_steps["fusion"].transformers_:
-        if hasattr(step, "verbose") and hasattr(step, "set_params"):
+        if isinstance(step, BaseEncoder):
             step.set_params(verbose=0)  # no progress bars in the timings
     print(f"model ready in {time.perf_counter() - start:.1f}s: {model}")
 
