@@ -247,17 +247,15 @@ def kind_of_transformer(transformer):
         QuantileTransformer, RobustScaler, StandardScaler,
     )
 
-    from .encoders import ImageEncoder, TextEncoder
+    from .encoders import BaseEncoder
 
     if isinstance(transformer, str):
         return "drop" if transformer == "drop" else None
     if isinstance(transformer, Pipeline) and transformer.steps:
         return kind_of_transformer(transformer.steps[0][1])
-    if isinstance(transformer, ImageEncoder):
-        return "image"
-    if "audio" in type(transformer).__name__.lower():  # AudioMFCC, AudioEncoder, ...
-        return "audio"
-    if isinstance(transformer, (TextEncoder, CountVectorizer, HashingVectorizer)):
+    if isinstance(transformer, BaseEncoder):
+        return transformer._modality
+    if isinstance(transformer, (CountVectorizer, HashingVectorizer)):
         return "text"
     if isinstance(transformer, (OneHotEncoder, OrdinalEncoder)):
         return "categorical"

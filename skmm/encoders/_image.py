@@ -86,6 +86,7 @@ class ImageEncoder(BaseEncoder):
         "max_pixels": [Interval(Integral, 1, None, closed="left")],
     }
     _feature_prefix = "img"
+    _modality = "image"
 
     def __init__(
         self,
