@@ -1,6 +1,6 @@
 """Errors and warnings raised by skmm."""
 
-__all__ = ["InputError", "InputWarning"]
+__all__ = ["InferenceError", "InputError", "InputWarning", "ModelFileError"]
 
 
 class InputError(ValueError):
@@ -15,3 +15,11 @@ class InputError(ValueError):
 
 class InputWarning(UserWarning):
     """Some rows were unusable and were encoded as missing (``on_error="missing"``)."""
+
+
+class InferenceError(ValueError):
+    """A column could not be classified, or ``target``/``overrides`` do not fit the data."""
+
+
+class ModelFileError(ValueError):
+    """A model file is not an skmm file, is damaged, or was written by an incompatible skmm."""

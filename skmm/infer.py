@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._utils import is_missing
+from .exceptions import InferenceError
 
 __all__ = ["KINDS", "InferenceError", "column_kinds", "infer_modalities", "kind_of_transformer"]
 
@@ -30,10 +31,6 @@ AUDIO_EXTENSIONS = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .
 MAX_CATEGORIES = 20
 #: sampled non-missing values inspected per column
 SAMPLE_SIZE = 50
-
-
-class InferenceError(ValueError):
-    """A column could not be classified, or ``target``/``overrides`` do not fit the data."""
 
 
 # --------------------------------------------------------------------------- magic bytes

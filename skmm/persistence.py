@@ -31,16 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .exceptions import ModelFileError
+
 __all__ = ["ModelFileError", "describe_inputs", "load", "read_metadata", "save"]
 
 FORMAT = "skmm-model"
 FORMAT_VERSION = 1
 METADATA_NAME = "metadata.json"
 PAYLOAD_NAME = "model.pkl"
-
-
-class ModelFileError(ValueError):
-    """A model file is not an skmm file, is damaged, or was written by an incompatible skmm."""
 
 
 # --------------------------------------------------------------------------- describing a model
