@@ -240,12 +240,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         X = X[:, self._column_order]
         self._check_some_data(X)
         self.device_ = resolve_device(self.device)
+        seed = self._seed()
 
         if continuing and previous == (self.n_features_in_, list(self.classes_)):
-            self._train(lambda: self.net_.partial_fit(X, y_encoded.astype(np.int64)))
+            self._train(lambda: self.net_.partial_fit(X, y_encoded.astype(np.int64)), seed)
         else:
-            self.net_ = self._build_net(X, y_encoded)
-            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)))
+            self.net_ = self._build_net(X, y_encoded, seed)
+            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
         if self.device_.startswith("cuda"):
@@ -275,17 +276,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.modalities_ = modalities
         self.modality_sizes_ = [names.count(modality) for modality in modalities]
 
+    def _block_slices(self):
+        """The column slice of each modality, in ``modalities_`` order (after ``_column_order``)."""
+        ends = np.cumsum(self.modality_sizes_)
+        return [slice(end - size, end) for end, size in zip(ends, self.modality_sizes_)]
+
     def _check_some_data(self, X):
-        start = 0
-        for modality, size in zip(self.modalities_, self.modality_sizes_):
-            if np.isnan(X[:, start : start + size]).all():
+        for modality, block in zip(self.modalities_, self._block_slices()):
+            if np.isnan(X[:, block]).all():
                 raise ValueError(
                     f"modality {modality!r} is missing (NaN) in every training row, so nothing can "
                     "be learned from it. Check that its files/texts exist, or remove it from the fusion."
                 )
-            start += size
 
-    def _build_net(self, X, y_encoded):
+    def _build_net(self, X, y_encoded, seed):
         import torch
         from skorch import NeuralNetClassifier
         from skorch.callbacks import EarlyStopping
@@ -305,7 +309,6 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         criterion_params = {"criterion__weight": None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)}
         if self.loss == "focal":
             criterion_params["criterion__gamma"] = self.focal_gamma
-        seed = self._seed()
         callbacks, train_split = [], None
         if self.early_stopping:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
@@ -358,10 +361,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             return None
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _train(self, run):
+    def _train(self, run, seed):
         import torch
 
-        seed = self._seed()
         if seed is None:
             run()
             return
@@ -378,10 +380,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         return X[:, self._column_order]
 
     def _warn_if_nothing_present(self, X):
-        starts = np.cumsum([0, *self.modality_sizes_[:-1]])
-        present = np.stack(
-            [~np.isnan(X[:, s : s + n]).all(axis=1) for s, n in zip(starts, self.modality_sizes_)], axis=1
-        )
+        present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
         empty = np.flatnonzero(~present.any(axis=1))
         if len(empty):
             warnings.warn(
@@ -462,14 +461,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         full = torch.softmax(module(batch), dim=-1)
         predicted = full.argmax(dim=1, keepdim=True)
         p_full = full.gather(1, predicted)
-        effects, start = [], 0
-        for size in self.modality_sizes_:
+        effects = []
+        for block in self._block_slices():
             ablated = batch.clone()
-            present = torch.isfinite(ablated[:, start : start + size]).any(dim=1, keepdim=True)
-            ablated[:, start : start + size] = float("nan")
+            present = torch.isfinite(ablated[:, block]).any(dim=1, keepdim=True)
+            ablated[:, block] = float("nan")
             p_without = torch.softmax(module(ablated), dim=-1).gather(1, predicted)
             effects.append(((p_full - p_without).clamp(min=0) + 1e-6) * present)
-            start += size
         effects = torch.cat(effects, dim=1)
         return (effects / effects.sum(1, keepdim=True).clamp(min=1e-12)).cpu().numpy()
 
