@@ -1,25 +1,38 @@
-"""skmm: multimodal classification (images, text, audio, tabular) as a scikit-learn citizen."""
+"""skmm: multimodal classification (images, text, audio, tabular) as a scikit-learn citizen.
 
-from .classifier import MultimodalClassifier
-from .encoders import AudioEncoder, AudioMFCC, ImageEncoder, TextEncoder
+``import skmm`` is cheap: the public names are imported on first use, and torch,
+transformers and librosa only when a model is first needed.
+"""
+
+from importlib import import_module
+
+from ._version import __version__
 from .exceptions import InputError, InputWarning
-from .fusion import MultimodalFusion
-from .infer import infer_modalities
-from .persistence import load, save
 
-__version__ = "0.1.0"
+#: public name -> the module that defines it
+_LAZY = {
+    "AudioEncoder": "encoders",
+    "AudioMFCC": "encoders",
+    "ImageEncoder": "encoders",
+    "TextEncoder": "encoders",
+    "MultimodalClassifier": "classifier",
+    "MultimodalFusion": "fusion",
+    "infer_modalities": "infer",
+    "load": "persistence",
+    "save": "persistence",
+}
 
-__all__ = [
-    "AudioEncoder",
-    "AudioMFCC",
-    "ImageEncoder",
-    "InputError",
-    "InputWarning",
-    "MultimodalClassifier",
-    "MultimodalFusion",
-    "TextEncoder",
-    "__version__",
-    "infer_modalities",
-    "load",
-    "save",
-]
+__all__ = sorted([*_LAZY, "InputError", "InputWarning", "__version__"])
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skmm' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-__all__ = ["resolve_device", "is_missing", "describe_value"]
+__all__ = ["resolve_device", "is_missing", "describe_value", "jsonable"]
 
 
 def resolve_device(device):
@@ -59,3 +59,12 @@ def describe_value(value, limit=200):
         return text
     half = (limit - 5) // 2
     return f"{text[:half]} ... {text[-half:]}"
+
+
+def jsonable(value):
+    """``value`` as a JSON scalar: numpy scalars become Python ones, other objects their ``str``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

@@ -10,6 +10,8 @@ class prior seen in training.
 import torch
 from torch import nn
 
+from ._torch import masked_mean
+
 __all__ = ["FUSIONS", "FusionNetwork", "FocalLoss"]
 
 FUSIONS = ("concat", "weighted", "gated", "attention", "late")
@@ -163,9 +165,8 @@ class FusionNetwork(nn.Module):
             tokens, tokens, tokens, key_padding_mask=ignore, need_weights=True, average_attn_weights=True
         )
         tokens = self.attention_norm(tokens + attended)
-        weights_in = present.float().unsqueeze(-1)
-        pooled = (tokens * weights_in).sum(1) / weights_in.sum(1).clamp(min=1.0)
-        received = (attention * weights_in).sum(1) / weights_in.sum(1).clamp(min=1.0)
+        pooled = masked_mean(tokens, present, dim=1)
+        received = masked_mean(attention, present, dim=1)
         return self.head(pooled), received * present
 
     def _fuse_late(self, projected, present):

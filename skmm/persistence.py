@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._utils import jsonable
 from .exceptions import ModelFileError
 
 __all__ = ["ModelFileError", "describe_inputs", "load", "read_metadata", "save"]
@@ -53,7 +54,7 @@ def _version(package):
 
 def versions():
     """Versions of skmm and of the libraries a model file depends on."""
-    from . import __version__
+    from ._version import __version__
 
     return {
         "skmm": __version__,
@@ -63,14 +64,6 @@ def versions():
         "pandas": _version("pandas"),
         "python": platform.python_version(),
     }
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def _fusion_step(estimator):
@@ -165,7 +158,7 @@ def build_metadata(estimator, kinds=None):
         "estimator": type(estimator).__name__,
         "versions": versions(),
         **describe_inputs(estimator, kinds),
-        "classes": None if classes is None else [_jsonable(c) for c in np.asarray(classes).tolist()],
+        "classes": None if classes is None else [jsonable(c) for c in np.asarray(classes).tolist()],
     }
 
 
@@ -361,7 +354,7 @@ def load(path):
     Loading unpickles the model, which can run arbitrary code: only load files
     you trust.
     """
-    from . import __version__
+    from ._version import __version__
 
     path, archive, metadata = _open(path)
     with archive:

@@ -29,6 +29,8 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ._utils import jsonable
+
 __all__ = ["create_app", "serve"]
 
 logger = logging.getLogger("skmm.serve")
@@ -250,10 +252,6 @@ def _row_from_form(request, decoder):
 # --------------------------------------------------------------------------- predictions
 
 
-def _jsonable(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _predict(pipeline, frame):
     from .exceptions import InputError
 
@@ -264,12 +262,12 @@ def _predict(pipeline, frame):
             labels = [classes[i] for i in probabilities.argmax(axis=1)]
             return [
                 {
-                    "label": _jsonable(label),
+                    "label": jsonable(label),
                     "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
                 }
                 for label, row in zip(labels, probabilities)
             ]
-        return [{"label": _jsonable(label)} for label in pipeline.predict(frame)]
+        return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
 

@@ -12,7 +12,7 @@ from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
 from ._audio import _size_hint
 from ._base import BaseEncoder, shared_backend, weights_fingerprint
-from ._torch import inference_context, quiet_transformers
+from .._torch import inference_context, masked_mean, quiet_transformers
 
 __all__ = ["AudioEncoder"]
 
@@ -224,8 +224,7 @@ def _load_audio_model(name, device):
         if pooling == "max":
             pooled = hidden.masked_fill(~mask[..., None], -torch.inf).amax(1)
         else:
-            weights = mask[..., None].to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            pooled = masked_mean(hidden, mask, dim=1)
         return pooled.cpu().numpy()
 
     probe = prepare(np.zeros(sr, dtype=np.float32))

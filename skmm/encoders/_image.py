@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval
 from .._utils import resolve_device
 from ..io import decode_image, read_image_source
 from ._base import BaseEncoder, shared_backend, weights_fingerprint
-from ._torch import inference_context, quiet_transformers
+from .._torch import inference_context, quiet_transformers
 
 __all__ = ["ImageEncoder"]
 

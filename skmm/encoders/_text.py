@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
 from ._base import BaseEncoder, shared_backend, weights_fingerprint
-from ._torch import inference_context, quiet_transformers
+from .._torch import inference_context, masked_mean, quiet_transformers
 
 __all__ = ["TextEncoder"]
 
@@ -159,8 +159,7 @@ class TextEncoder(BaseEncoder):
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = masked_mean(hidden, tokens["attention_mask"], dim=1)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()

@@ -1,8 +1,8 @@
-"""Torch helpers shared by the model-based encoders."""
+"""Torch helpers shared by the encoders and the fusion network (torch is imported inside them)."""
 
 import contextlib
 
-__all__ = ["inference_context", "quiet_transformers"]
+__all__ = ["inference_context", "masked_mean", "quiet_transformers"]
 
 
 def inference_context(device):
@@ -31,3 +31,15 @@ def quiet_transformers():
         logging.set_verbosity(verbosity)
         if was_enabled:
             logging.enable_progress_bar()
+
+
+def masked_mean(values, mask, dim):
+    """Mean of ``values`` over ``dim``, counting only the positions where ``mask`` is true.
+
+    ``mask`` has the leading dimensions of ``values`` (e.g. ``(batch, tokens)``
+    for ``(batch, tokens, features)``); where nothing is counted the mean is 0.
+    """
+    weights = mask.to(values.dtype)
+    while weights.ndim < values.ndim:
+        weights = weights.unsqueeze(-1)
+    return (values * weights).sum(dim) / weights.sum(dim).clamp(min=1.0)
