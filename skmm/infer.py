@@ -251,7 +251,7 @@ def kind_of_transformer(transformer):
     if isinstance(transformer, Pipeline) and transformer.steps:
         return kind_of_transformer(transformer.steps[0][1])
     if isinstance(transformer, BaseEncoder):
-        return transformer._modality
+        return transformer._kind
     if isinstance(transformer, (CountVectorizer, HashingVectorizer)):
         return "text"
     if isinstance(transformer, (OneHotEncoder, OrdinalEncoder)):

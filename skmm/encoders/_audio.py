@@ -141,7 +141,7 @@ class AudioMFCC(BaseEncoder):
         "max_duration": [None, Interval(Real, 0, None, closed="neither")],
         "backend": [StrOptions({"torch", "librosa"})],
     }
-    _modality = "audio"
+    _kind = "audio"
 
     def __init__(
         self,

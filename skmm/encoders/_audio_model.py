@@ -117,7 +117,7 @@ class AudioEncoder(BaseEncoder):
         "max_duration": [None, Interval(Real, 0, None, closed="neither")],
     }
     _feature_prefix = "aud"
-    _modality = "audio"
+    _kind = "audio"
 
     def __init__(
         self,

@@ -83,8 +83,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     #: decode rows in worker threads while the model computes (worth it for files)
     _decode_in_threads = True
     _feature_prefix = "emb"
-    #: the kind of column the encoder reads ("image", "text", "audio"), used by skmm.infer
-    _modality = None
+    #: the kind of column the encoder reads ("image", "text", "audio"): a name in the kind registry
+    _kind = None
 
     # ------------------------------------------------------------------ to implement
 

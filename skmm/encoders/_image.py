@@ -86,7 +86,7 @@ class ImageEncoder(BaseEncoder):
         "max_pixels": [Interval(Integral, 1, None, closed="left")],
     }
     _feature_prefix = "img"
-    _modality = "image"
+    _kind = "image"
 
     def __init__(
         self,

@@ -95,7 +95,7 @@ class TextEncoder(BaseEncoder):
     }
     _decode_in_threads = False
     _feature_prefix = "txt"
-    _modality = "text"
+    _kind = "text"
 
     def __init__(
         self,
