@@ -145,6 +145,7 @@ class ColumnKind:
 
     @property
     def reads_files(self):
+        """Whether columns of this kind hold files: the kind has extensions or a sniff."""
         return bool(self.extensions) or self.sniff is not None
 
 
