@@ -7,8 +7,13 @@
     skmm serve model.skmm --port 8000
     skmm demo
 
-Paths in image and audio columns of a CSV are resolved relative to the CSV's
-folder. Errors go to stderr with a non-zero exit status.
+Paths in file columns of a CSV (image, audio, any kind of :mod:`skmm.kinds`
+that reads files) are resolved relative to the CSV's folder. Errors go to
+stderr with a non-zero exit status.
+
+Only the standard library and the light kind registry load with this module;
+pandas, scikit-learn and torch load inside the command that needs them, so
+``skmm --help`` stays fast.
 """
 
 import argparse
@@ -16,10 +21,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+from .kinds import kind_names
 
-FUSIONS = ("concat", "weighted", "gated", "attention", "late")
-KINDS = ("image", "audio", "text", "numeric", "categorical", "drop")
+__all__ = ["main"]
 
 
 class CLIError(Exception):
@@ -46,11 +50,12 @@ def _read_csv(path):
 
 def _parse_overrides(items):
     overrides = {}
+    kinds = kind_names()
     for item in items or []:
         column, sep, kind = item.rpartition("=")
-        if not sep or not column or kind not in KINDS:
+        if not sep or not column or kind not in kinds:
             raise CLIError(
-                f"--override {item!r}: expected COLUMN=KIND with KIND one of {', '.join(KINDS)}."
+                f"--override {item!r}: expected COLUMN=KIND with KIND one of {', '.join(kinds)}."
             )
         overrides[column] = kind
     return overrides
@@ -78,7 +83,7 @@ def _cmd_fit(args):
     from sklearn.pipeline import Pipeline
 
     from .classifier import MultimodalClassifier
-    from .infer import column_kinds, infer_modalities, resolve_paths
+    from .infer import column_kinds, fusion_from_kinds, resolve_paths
     from .persistence import save
 
     df, base_dir = _read_csv(args.data)
@@ -93,7 +98,7 @@ def _cmd_fit(args):
     overrides = _parse_overrides(args.override)
     kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
     _print_kinds(kinds, args.target, sys.stdout)
-    fusion = infer_modalities(df, args.target, overrides=overrides, base_dir=base_dir)
+    fusion = fusion_from_kinds(kinds)  # the overrides are kind names, already in kinds
     X = resolve_paths(df.drop(columns=args.target), kinds, base_dir)
     y = df[args.target]
     classifier = MultimodalClassifier(
@@ -130,10 +135,9 @@ def _cmd_predict(args):
     import pandas as pd
 
     from .infer import resolve_paths
-    from .persistence import load, read_metadata
+    from .persistence import load
 
-    metadata = read_metadata(args.model)
-    pipeline = load(args.model)
+    pipeline, metadata = load(args.model, return_metadata=True)
     df, base_dir = _read_csv(args.data)
     columns = metadata["input_columns"]
     missing = [c for c in columns if c not in df.columns]
@@ -195,6 +199,8 @@ def _cmd_demo(args):
 
 def build_parser():
     """The argument parser of the ``skmm`` command."""
+    from .nn import FUSIONS
+
     parser = argparse.ArgumentParser(
         prog="skmm",
         description="Multimodal classification (images, text, audio, tabular) from a CSV file.",
@@ -205,7 +211,7 @@ def build_parser():
         "fit", help="infer column kinds, fit a classifier on a CSV and save it",
         description="Infer what each column holds (image or audio paths, text, numbers, "
         "categories), optionally cross-validate, fit a MultimodalClassifier on all rows and "
-        "save it. Relative paths in image/audio columns start at the CSV's folder.",
+        "save it. Relative paths in file columns (image, audio) start at the CSV's folder.",
     )
     fit.add_argument("data", metavar="DATA.csv", help="training data, one row per sample")
     fit.add_argument("--target", required=True, metavar="COL", help="the column to predict")
@@ -214,10 +220,10 @@ def build_parser():
     fit.add_argument("--cv", type=int, metavar="K",
                      help="also report K-fold cross-validated accuracy and macro F1")
     fit.add_argument("--max-epochs", type=int, metavar="N", help="training epochs (default: 50)")
-    fit.add_argument("--fusion", choices=FUSIONS, default="concat",
+    fit.add_argument("--fusion", choices=list(FUSIONS), default="concat",
                      help="how modalities are fused (default: concat)")
     fit.add_argument("--override", action="append", metavar="COL=KIND",
-                     help=f"force a column's kind ({', '.join(KINDS)}); repeatable")
+                     help=f"force a column's kind ({', '.join(kind_names())}); repeatable")
     fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     fit.add_argument("--random-state", type=int, default=0, metavar="SEED",
                      help="seed for the folds and the network (default: 0)")

@@ -1,11 +1,14 @@
-"""Guess the modality of every column of a DataFrame and propose a fusion for it.
+"""Guess the kind of every column of a DataFrame and propose a fusion for it.
 
-:func:`column_kinds` says what each column holds (``"image"``, ``"audio"``,
-``"text"``, ``"numeric"``, ``"categorical"`` or ``"drop"``), looking at the
-dtype and at a sample of non-missing values: file extensions and magic bytes
-for images and audio, whitespace and cardinality for text against categories.
-:func:`infer_modalities` turns that into an unfitted
-:class:`~skmm.MultimodalFusion` with a sensible default transformer per kind.
+:func:`column_kinds` says what each column holds, as a kind from the registry
+:mod:`skmm.kinds` (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``,
+``"categorical"``, and any kind registered since) or ``"drop"``. It looks at
+the dtype and at a sample of non-missing values: file extensions and magic
+bytes for the kinds that read files, the kinds' in-memory value types for
+Python objects, whitespace and cardinality for text against categories.
+:func:`fusion_from_kinds` turns those kinds into an unfitted
+:class:`~skmm.MultimodalFusion` with each kind's default transformer, and
+:func:`infer_modalities` does both.
 """
 
 import os
@@ -16,16 +19,16 @@ import pandas as pd
 
 from ._utils import is_missing
 from .exceptions import InferenceError
+from .kinds import COLUMN_KINDS, SNIFF_SIZE, kind_names
 
-__all__ = ["KINDS", "InferenceError", "column_kinds", "infer_modalities", "kind_of_transformer"]
-
-#: what a column can be; ``"drop"`` is only ever chosen through ``overrides``
-KINDS = ("image", "audio", "text", "numeric", "categorical", "drop")
-
-IMAGE_EXTENSIONS = frozenset(
-    ".png .jpg .jpeg .jpe .jfif .gif .bmp .tif .tiff .webp .ppm .pgm .pbm .pnm .ico".split()
-)
-AUDIO_EXTENSIONS = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd".split())
+__all__ = [
+    "KINDS",
+    "InferenceError",
+    "column_kinds",
+    "fusion_from_kinds",
+    "infer_modalities",
+    "kind_of_transformer",
+]
 
 #: at most this many distinct values make a categorical column (unless they read like sentences)
 MAX_CATEGORIES = 20
@@ -33,20 +36,44 @@ MAX_CATEGORIES = 20
 SAMPLE_SIZE = 50
 
 
+def __getattr__(name):
+    """Old names, computed from the registry so that they follow registrations.
+
+    ``KINDS``: what a column can be (``"drop"`` is only ever chosen through
+    ``overrides``); ``IMAGE_EXTENSIONS`` / ``AUDIO_EXTENSIONS``: the file
+    suffixes of the image and audio kinds.
+    """
+    if name == "KINDS":
+        return kind_names()
+    if name == "IMAGE_EXTENSIONS":
+        return COLUMN_KINDS["image"].extensions
+    if name == "AUDIO_EXTENSIONS":
+        return COLUMN_KINDS["audio"].extensions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _file_kinds():
+    """The registered kinds whose columns hold files, in inference order."""
+    return [kind for kind in COLUMN_KINDS.values() if kind.reads_files]
+
+
 # --------------------------------------------------------------------------- magic bytes
 
 
 def sniff_bytes(data):
-    """Return ``"image"``, ``"audio"`` or None from the first bytes of a file.
+    """Return the kind of a file from its first bytes, or None.
+
+    The registered kinds' ``sniff`` functions are tried in registry order.
 
     Parameters
     ----------
     data : bytes
-        The start of the file (16 bytes are enough).
+        The start of the file (:data:`skmm.kinds.SNIFF_SIZE` bytes are enough).
 
     Returns
     -------
-    kind : {"image", "audio"} or None
+    kind : str or None
+        ``"image"``, ``"audio"`` or another registered kind that reads files.
 
     Examples
     --------
@@ -58,30 +85,24 @@ def sniff_bytes(data):
     >>> sniff_bytes(b"hello") is None
     True
     """
-    head = bytes(data[:16])
-    if (
-        head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a"))
-        or head.startswith((b"II*\x00", b"MM\x00*", b"BM"))
-        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
-        or head.startswith((b"P1\n", b"P2\n", b"P3\n", b"P4\n", b"P5\n", b"P6\n"))
-    ):
-        return "image"
-    if (
-        (head.startswith(b"RIFF") and head[8:12] == b"WAVE")
-        or head.startswith((b"fLaC", b"OggS", b"ID3", b".snd"))
-        or (head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"))
-        or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)  # MPEG audio frame
-    ):
-        return "audio"
+    head = bytes(data[:SNIFF_SIZE])
+    for kind in COLUMN_KINDS.values():
+        if kind.sniff is not None and kind.sniff(head):
+            return kind.name
     return None
 
 
 def _sniff_file(path):
     try:
         with open(path, "rb") as handle:
-            return sniff_bytes(handle.read(16))
+            return sniff_bytes(handle.read(SNIFF_SIZE))
     except OSError:
         return None
+
+
+def _same_kind(kinds):
+    """The kind shared by every item of ``kinds`` (not None), else None."""
+    return kinds[0] if kinds and kinds[0] is not None and kinds.count(kinds[0]) == len(kinds) else None
 
 
 # --------------------------------------------------------------------------- one column
@@ -97,7 +118,7 @@ def _sample(values, size):
 
 def _fail(column, found, way_out=None):
     way_out = way_out or (
-        f"pass overrides={{{column!r}: kind}} with kind one of {list(KINDS)} or a "
+        f"pass overrides={{{column!r}: kind}} with kind one of {list(kind_names())} or a "
         "transformer"
     )
     raise InferenceError(f"cannot tell what column {column!r} holds: {found}; {way_out}.")
@@ -107,20 +128,19 @@ def _kind_of_strings(column, values, n_rows, base_dir):
     suffixes = [
         Path(v.strip()).suffix.lower() if len(v) < 4096 and "\n" not in v else "" for v in values
     ]
-    n_image = sum(s in IMAGE_EXTENSIONS for s in suffixes)
-    n_audio = sum(s in AUDIO_EXTENSIONS for s in suffixes)
-    if n_image == len(values):
-        return "image"
-    if n_audio == len(values):
-        return "audio"
-    if n_image or n_audio:
-        odd = [v for v, s in zip(values, suffixes) if s not in IMAGE_EXTENSIONS | AUDIO_EXTENSIONS]
+    counts = {kind.name: sum(s in kind.extensions for s in suffixes) for kind in _file_kinds()}
+    for name, count in counts.items():
+        if count == len(values):
+            return name
+    if any(counts.values()):
+        known = set().union(*(kind.extensions for kind in _file_kinds()))
+        odd = [v for v, s in zip(values, suffixes) if s not in known]
         others = f", the others do not (e.g. {odd[0][:60]!r})" if odd else ""
-        _fail(
-            column,
-            f"of {len(values)} sampled values, {n_image} look like image paths and {n_audio} "
-            f"like audio paths{others}",
+        found = " and ".join(
+            f"{count} {'' if number else 'look '}like {name} paths"
+            for number, (name, count) in enumerate((n, c) for n, c in counts.items() if c)
         )
+        _fail(column, f"of {len(values)} sampled values, {found}{others}")
     # existing files without a telling extension: look at their magic bytes
     if all("\n" not in v and len(v) < 4096 for v in values):
         sniffed = []
@@ -129,9 +149,9 @@ def _kind_of_strings(column, values, n_rows, base_dir):
             if not path.is_absolute() and base_dir is not None:
                 path = Path(base_dir) / path
             sniffed.append(_sniff_file(path) if path.is_file() else None)
-        for kind in ("image", "audio"):
-            if sniffed.count(kind) == len(values):
-                return kind
+        kind = _same_kind(sniffed)
+        if kind is not None:
+            return kind
 
     distinct = pd.unique(pd.Series(values, dtype=object))
     n_unique = len(distinct)
@@ -178,42 +198,27 @@ def _kind_of_column(column, series, base_dir):
     if not values:
         _fail(column, "every value is missing", f"drop it with overrides={{{column!r}: 'drop'}}")
     values = _sample(values, SAMPLE_SIZE)
-    from PIL import Image
-
-    types = {type(v) for v in values}
     if all(isinstance(v, str) for v in values):
         return _kind_of_strings(column, values, len(series), base_dir)
     if all(isinstance(v, (bytes, bytearray, memoryview)) for v in values):
         sniffed = [sniff_bytes(v) for v in values]
-        for kind in ("image", "audio"):
-            if sniffed.count(kind) == len(values):
-                return kind
+        kind = _same_kind(sniffed)
+        if kind is not None:
+            return kind
+        found = " and ".join(
+            f"{sniffed.count(kind.name)} {'' if number else 'start '}like {kind.name} files"
+            for number, kind in enumerate(k for k in COLUMN_KINDS.values() if k.sniff)
+        )
         _fail(
             column,
-            f"it holds bytes, but only {sniffed.count('image')} of {len(values)} sampled values "
-            f"start like an image file and {sniffed.count('audio')} like an audio file",
+            f"it holds bytes, but of {len(values)} sampled values, {found} (all must start "
+            "like files of one kind)",
         )
-    if all(isinstance(v, (Image.Image, np.ndarray)) for v in values):
-        return "image"
-    if all(_is_waveform(v) for v in values):
-        return "audio"
-    if all(isinstance(v, (bool, np.bool_)) for v in values):
-        return "categorical"
-    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values):
-        return "numeric"
-    names = sorted(t.__name__ for t in types)
+    for kind in COLUMN_KINDS.values():
+        if kind.accepts_value is not None and all(kind.accepts_value(v) for v in values):
+            return kind.name
+    names = sorted({type(v).__name__ for v in values})
     _fail(column, f"its values have mixed or unsupported types {names}")
-
-
-def _is_waveform(value):
-    if isinstance(value, dict):
-        return {"array", "sampling_rate"} <= value.keys()
-    return (
-        isinstance(value, tuple)
-        and len(value) == 2
-        and isinstance(value[0], np.ndarray)
-        and isinstance(value[1], (int, np.integer))
-    )
 
 
 # --------------------------------------------------------------------------- transformers
@@ -222,10 +227,12 @@ def _is_waveform(value):
 def kind_of_transformer(transformer):
     """The kind of column a transformer is made for, or None when it does not say.
 
-    skmm encoders tell (``ImageEncoder`` → ``"image"``, audio encoders →
-    ``"audio"``, ``TextEncoder`` and scikit-learn's text vectorizers → ``"text"``,
-    ``OneHotEncoder``/``OrdinalEncoder`` → ``"categorical"``, scalers →
-    ``"numeric"``); a :class:`~sklearn.pipeline.Pipeline` is judged by its first
+    skmm encoders declare their kind in the class attribute ``_kind``
+    (``ImageEncoder`` → ``"image"``, audio encoders → ``"audio"``,
+    ``TextEncoder`` → ``"text"``), and so may any transformer made for a
+    registered kind; scikit-learn's text vectorizers are ``"text"``,
+    ``OneHotEncoder``/``OrdinalEncoder`` ``"categorical"``, scalers
+    ``"numeric"``. A :class:`~sklearn.pipeline.Pipeline` is judged by its first
     step, ``"drop"`` is ``"drop"``.
 
     Examples
@@ -244,14 +251,13 @@ def kind_of_transformer(transformer):
         QuantileTransformer, RobustScaler, StandardScaler,
     )
 
-    from .encoders import BaseEncoder
-
     if isinstance(transformer, str):
         return "drop" if transformer == "drop" else None
     if isinstance(transformer, Pipeline) and transformer.steps:
         return kind_of_transformer(transformer.steps[0][1])
-    if isinstance(transformer, BaseEncoder):
-        return transformer._kind
+    declared = getattr(type(transformer), "_kind", None)
+    if isinstance(declared, str):
+        return declared
     if isinstance(transformer, (CountVectorizer, HashingVectorizer)):
         return "text"
     if isinstance(transformer, (OneHotEncoder, OrdinalEncoder)):
@@ -266,24 +272,19 @@ def kind_of_transformer(transformer):
 
 
 def default_transformer(kind):
-    """A fresh default transformer for ``kind`` (not for ``"drop"``)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    """A fresh default transformer for ``kind``, from the kind's registry entry (not ``"drop"``).
 
-    from .encoders import AudioMFCC, ImageEncoder, TextEncoder
-
-    if kind == "image":
-        return ImageEncoder()
-    if kind == "audio":
-        return AudioMFCC()
-    if kind == "text":
-        return TextEncoder()
-    if kind == "numeric":
-        return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    if kind == "categorical":
-        return OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    raise ValueError(f"no default transformer for kind {kind!r}")
+    Examples
+    --------
+    >>> from skmm.infer import default_transformer
+    >>> default_transformer("categorical")
+    OneHotEncoder(handle_unknown='ignore', sparse_output=False)
+    """
+    if kind not in COLUMN_KINDS:
+        raise ValueError(
+            f"no default transformer for kind {kind!r}; expected one of {list(COLUMN_KINDS)}."
+        )
+    return COLUMN_KINDS[kind].default_transformer()
 
 
 # --------------------------------------------------------------------------- public API
@@ -314,21 +315,21 @@ def _check_frame(df, target, overrides):
                 f"overrides names the target column {target!r}; the target is never an input."
             )
         if isinstance(value, str):
-            if value not in KINDS:
+            if value not in kind_names():
                 raise InferenceError(
                     f"overrides[{column!r}]={value!r} is not a kind; expected one of "
-                    f"{list(KINDS)} or a transformer."
+                    f"{list(kind_names())} or a transformer."
                 )
         elif not (hasattr(value, "fit") and hasattr(value, "transform")):
             raise InferenceError(
-                f"overrides[{column!r}] must be a kind name ({list(KINDS)}) or a transformer "
-                f"with fit and transform, got {type(value).__name__}."
+                f"overrides[{column!r}] must be a kind name ({list(kind_names())}) or a "
+                f"transformer with fit and transform, got {type(value).__name__}."
             )
     return overrides
 
 
 def column_kinds(df, target=None, *, overrides=None, base_dir=None):
-    """Say what each input column of ``df`` holds.
+    """Say what kind of values each input column of ``df`` holds.
 
     Parameters
     ----------
@@ -347,15 +348,21 @@ def column_kinds(df, target=None, *, overrides=None, base_dir=None):
     Returns
     -------
     kinds : dict
-        ``{column: kind}`` in column order, kind one of ``"image"``, ``"audio"``,
-        ``"text"``, ``"numeric"``, ``"categorical"``, ``"drop"``, or ``"other"`` for a
-        column given a transformer of no known kind that inference cannot classify.
+        ``{column: kind}`` in column order: a registered kind (see
+        :mod:`skmm.kinds`; built in: ``"image"``, ``"audio"``, ``"text"``,
+        ``"numeric"``, ``"categorical"``), ``"drop"``, or ``"other"`` for a
+        column given a transformer of no known kind that inference cannot
+        classify.
 
     Raises
     ------
     InferenceError
         When a column cannot be classified; the message names the column and
         how to override it.
+
+    See Also
+    --------
+    fusion_from_kinds : The fusion built from these kinds.
 
     Examples
     --------
@@ -372,6 +379,10 @@ def column_kinds(df, target=None, *, overrides=None, base_dir=None):
     {'photo': 'image', 'review': 'text', 'colour': 'categorical', 'price': 'numeric'}
     """
     overrides = _check_frame(df, target, overrides)
+    return _column_kinds(df, target, overrides, base_dir)
+
+
+def _column_kinds(df, target, overrides, base_dir):
     kinds = {}
     for column in df.columns:
         if column == target:
@@ -402,15 +413,96 @@ def _modality_name(column, taken):
     return candidate
 
 
+def fusion_from_kinds(kinds, *, overrides=None):
+    """Build an unfitted :class:`~skmm.MultimodalFusion` from column kinds.
+
+    Each column becomes part of a fusion modality according to its kind's
+    registry entry: a *grouped* kind (``"numeric"``, ``"categorical"``) puts
+    all its columns into one modality named after the kind, any other kind
+    (``"image"``, ``"audio"``, ``"text"``) gives each column its own modality
+    named after the column. Every modality gets the kind's default
+    transformer; ``"drop"`` columns are left out.
+
+    Parameters
+    ----------
+    kinds : dict
+        ``{column: kind}``, as returned by :func:`column_kinds`.
+    overrides : dict, optional
+        ``{column: transformer}`` used as is for that column, as its own
+        modality named after the column (kind names in ``overrides`` are
+        ignored here: they are already in ``kinds``).
+
+    Returns
+    -------
+    fusion : MultimodalFusion
+        Unfitted; ``fusion.transformers`` lists ``(modality, transformer, columns)``.
+
+    Raises
+    ------
+    InferenceError
+        When a kind is not registered, or no input column is left.
+
+    Examples
+    --------
+    >>> from skmm.infer import fusion_from_kinds
+    >>> fusion = fusion_from_kinds({"price": "numeric", "colour": "categorical",
+    ...                             "age": "numeric", "id": "drop"})
+    >>> [(name, columns) for name, _, columns in fusion.transformers]
+    [('numeric', ['price', 'age']), ('categorical', ['colour'])]
+    """
+    transformers_of = {
+        column: value for column, value in dict(overrides or {}).items() if not isinstance(value, str)
+    }
+    unknown = sorted(str(c) for c in transformers_of if c not in kinds)
+    if unknown:
+        raise InferenceError(
+            f"overrides names column(s) {unknown} that have no kind; expected columns of "
+            f"kinds: {list(kinds)}."
+        )
+    for column, kind in kinds.items():
+        if kind not in COLUMN_KINDS and kind != "drop" and column not in transformers_of:
+            raise InferenceError(
+                f"column {column!r} has kind {kind!r}, which is not registered; expected one of "
+                f"{list(kind_names())}, or pass a transformer for it in overrides."
+            )
+    taken = {name for name, kind in COLUMN_KINDS.items() if kind.grouped}
+    transformers, grouped = [], {}
+    for column, kind in kinds.items():
+        if kind == "drop":
+            continue
+        entry = COLUMN_KINDS.get(kind)
+        if column in transformers_of:
+            one_column = entry is not None and not entry.grouped  # 1-D, as the kind's encoder takes it
+            columns = column if one_column else [column]
+            transformers.append((_modality_name(column, taken), transformers_of[column], columns))
+        elif entry.grouped:
+            grouped.setdefault(kind, []).append(column)
+        else:
+            transformers.append((_modality_name(column, taken), entry.default_transformer(), column))
+    for kind in COLUMN_KINDS:  # grouped modalities last, in registry order
+        if kind in grouped:
+            transformers.append((kind, COLUMN_KINDS[kind].default_transformer(), grouped[kind]))
+    if not transformers:
+        raise InferenceError(
+            f"no input column left (kinds {kinds}: the target is never an input and 'drop' "
+            "columns are left out); keep at least one column."
+        )
+    from .fusion import MultimodalFusion
+
+    return MultimodalFusion(transformers, remainder="drop")
+
+
 def infer_modalities(df, target=None, *, overrides=None, base_dir=None):
     """Propose an unfitted :class:`~skmm.MultimodalFusion` for the columns of ``df``.
 
-    Every image, audio and text column becomes its own modality named after
-    the column, with :class:`~skmm.ImageEncoder`, :class:`~skmm.AudioMFCC` or
+    :func:`column_kinds` then :func:`fusion_from_kinds`: every image, audio
+    and text column becomes its own modality named after the column, with
+    :class:`~skmm.ImageEncoder`, :class:`~skmm.AudioMFCC` or
     :class:`~skmm.TextEncoder`. Numeric columns are grouped into one
     ``"numeric"`` modality (median imputation then standard scaling), and
     categorical ones (few distinct strings, booleans, pandas categories) into
     one ``"categorical"`` modality (one-hot, unknown categories ignored).
+    Kinds added with :func:`skmm.kinds.register_kind` are recognised too.
 
     Parameters
     ----------
@@ -420,9 +512,9 @@ def infer_modalities(df, target=None, *, overrides=None, base_dir=None):
         The target column; it is never an input.
     overrides : dict, optional
         ``{column: kind or transformer}``. A kind (``"image"``, ``"audio"``,
-        ``"text"``, ``"numeric"``, ``"categorical"``, ``"drop"``) replaces the
-        guess; a transformer is used as is for that column, as its own
-        modality named after the column.
+        ``"text"``, ``"numeric"``, ``"categorical"``, another registered kind,
+        or ``"drop"``) replaces the guess; a transformer is used as is for
+        that column, as its own modality named after the column.
     base_dir : path, optional
         Folder that relative file paths are resolved against when sniffing
         magic bytes; see :func:`column_kinds`.
@@ -440,6 +532,7 @@ def infer_modalities(df, target=None, *, overrides=None, base_dir=None):
     See Also
     --------
     column_kinds : The kinds alone.
+    fusion_from_kinds : The fusion from kinds already known.
 
     Examples
     --------
@@ -454,46 +547,30 @@ def infer_modalities(df, target=None, *, overrides=None, base_dir=None):
     (3, 3)
     """
     overrides = _check_frame(df, target, overrides)
-    kinds = column_kinds(df, target, overrides=overrides, base_dir=base_dir)
-    taken = {"numeric", "categorical"}
-    transformers, numeric, categorical = [], [], []
-    for column, kind in kinds.items():
-        override = overrides.get(column)
-        if kind == "drop":
-            continue
-        if override is not None and not isinstance(override, str):
-            columns = column if kind in ("image", "audio", "text") else [column]
-            transformers.append((_modality_name(column, taken), override, columns))
-        elif kind == "numeric":
-            numeric.append(column)
-        elif kind == "categorical":
-            categorical.append(column)
-        else:
-            transformers.append((_modality_name(column, taken), default_transformer(kind), column))
-    if numeric:
-        transformers.append(("numeric", default_transformer("numeric"), numeric))
-    if categorical:
-        transformers.append(("categorical", default_transformer("categorical"), categorical))
-    if not transformers:
-        raise InferenceError(
-            f"no input column left in df (columns {list(df.columns)}, target={target!r}, "
-            "the rest dropped); keep at least one column."
-        )
-    return _fusion(transformers)
-
-
-def _fusion(transformers):
-    from .fusion import MultimodalFusion
-
-    return MultimodalFusion(transformers, remainder="drop")
+    kinds = _column_kinds(df, target, overrides, base_dir)
+    return fusion_from_kinds(kinds, overrides=overrides)
 
 
 def resolve_paths(df, kinds, base_dir):
-    """Return a copy of ``df`` whose relative paths in image/audio columns start at ``base_dir``."""
+    """Return a copy of ``df`` whose relative paths in file columns start at ``base_dir``.
+
+    File columns are those whose kind reads files (``"image"``, ``"audio"``
+    and any registered kind with extensions or a sniff); see
+    :attr:`skmm.kinds.ColumnKind.reads_files`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmm.infer import resolve_paths
+    >>> df = pd.DataFrame({"photo": ["cats/1.png", "/tmp/2.png"], "tag": ["a", "b"]})
+    >>> resolve_paths(df, {"photo": "image", "tag": "categorical"}, "/data").to_dict("list")
+    {'photo': ['/data/cats/1.png', '/tmp/2.png'], 'tag': ['a', 'b']}
+    """
     df = df.copy()
     base_dir = Path(base_dir)
     for column, kind in kinds.items():
-        if kind not in ("image", "audio") or column not in df.columns:
+        entry = COLUMN_KINDS.get(kind)
+        if entry is None or not entry.reads_files or column not in df.columns:
             continue
 
         def resolve(value):

@@ -1,7 +1,7 @@
 """Reading images and audio from file paths, bytes, PIL images, arrays and waveforms.
 
-Each modality has two steps, kept apart so that the embedding cache can be
-consulted before any expensive decoding happens:
+Each kind of media column has two steps, kept apart so that the embedding cache
+can be consulted before any expensive decoding happens:
 
 * ``read_*_source(value)`` is cheap. It returns ``(content, raw)``: ``content``
   is the bytes that identify the row for the cache (the file's bytes, not its
@@ -11,6 +11,12 @@ consulted before any expensive decoding happens:
 
 Both raise ``ValueError`` (or ``TypeError``) with a short reason; the encoders
 add the row and the file to the message.
+
+Beside the decoders sit the cheap tests that the column-kind registry
+(:mod:`skmm.kinds`) points at: ``looks_like_*(head)`` recognises a file from
+its first bytes, ``check_*_header(data)`` refuses bytes that are not a readable
+file of that kind (reading only the header), and ``is_*_value(value)`` says
+whether an in-memory Python value holds that kind of media.
 """
 
 import hashlib
@@ -25,8 +31,14 @@ import numpy as np
 __all__ = [
     "read_image_source",
     "decode_image",
+    "looks_like_image",
+    "check_image_header",
+    "is_image_value",
     "read_audio_source",
     "decode_audio",
+    "looks_like_audio",
+    "check_audio_header",
+    "is_audio_value",
 ]
 
 _WHITE = (255, 255, 255, 255)
@@ -202,6 +214,65 @@ def _array_to_image(array):
     return _to_rgb(image)
 
 
+def looks_like_image(head):
+    """Whether ``head``, the first bytes of a file, start like an image file.
+
+    Recognises PNG, JPEG, GIF, TIFF, BMP, WebP and the PNM family (12 bytes
+    are enough).
+
+    Examples
+    --------
+    >>> from skmm.io import looks_like_image
+    >>> looks_like_image(b"\\x89PNG\\r\\n\\x1a\\n...."), looks_like_image(b"hello")
+    (True, False)
+    """
+    head = bytes(head[:16])
+    return (
+        head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a"))
+        or head.startswith((b"II*\x00", b"MM\x00*", b"BM"))
+        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+        or head.startswith((b"P1\n", b"P2\n", b"P3\n", b"P4\n", b"P5\n", b"P6\n"))
+    )
+
+
+def check_image_header(data):
+    """Raise ``ValueError`` unless ``data`` is an image file Pillow can open.
+
+    Only the header is parsed (no pixels are decoded); an image claiming far
+    more pixels than Pillow's ``MAX_IMAGE_PIXELS`` is refused as a
+    decompression bomb.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+
+    Raises
+    ------
+    ValueError
+        ``"not a readable image (<reason>)"``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.size  # noqa: B018 - the header was parsed
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as exc:
+        raise ValueError(f"not a readable image ({exc})") from None
+
+
+def is_image_value(value):
+    """Whether ``value`` is an image held in memory: a PIL image or a numpy array."""
+    if isinstance(value, np.ndarray):
+        return True
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
 # --------------------------------------------------------------------------- audio
 
 
@@ -304,3 +375,64 @@ def _mono(waveform):
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range samples are refused next
         waveform = waveform.astype(np.float32, copy=False)
         return waveform.mean(axis=0) if waveform.ndim == 2 else waveform
+
+
+def looks_like_audio(head):
+    """Whether ``head``, the first bytes of a file, start like an audio file.
+
+    Recognises WAV, FLAC, Ogg, MP3 (ID3 tag or MPEG frame), AIFF and Sun au
+    (12 bytes are enough).
+
+    Examples
+    --------
+    >>> from skmm.io import looks_like_audio
+    >>> looks_like_audio(b"RIFF\\x24\\x00\\x00\\x00WAVEfmt "), looks_like_audio(b"hello")
+    (True, False)
+    """
+    head = bytes(head[:16])
+    return (
+        (head.startswith(b"RIFF") and head[8:12] == b"WAVE")
+        or head.startswith((b"fLaC", b"OggS", b"ID3", b".snd"))
+        or (head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"))
+        or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)  # MPEG audio frame
+    )
+
+
+def check_audio_header(data):
+    """Raise ``ValueError`` unless ``data`` is an audio file soundfile can open.
+
+    Only the header is read (no samples are decoded).
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+
+    Raises
+    ------
+    ValueError
+        ``"not a readable audio file (<reason>)"``.
+    """
+    import soundfile
+
+    try:
+        soundfile.info(io.BytesIO(data))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a readable audio file ({exc})") from None
+
+
+def is_audio_value(value):
+    """Whether ``value`` is a clip held in memory.
+
+    A ``(waveform, sample_rate)`` tuple (a numpy array and an integer), or a
+    dict with ``"array"`` and ``"sampling_rate"`` keys (the Hugging Face
+    datasets layout).
+    """
+    if isinstance(value, dict):
+        return {"array", "sampling_rate"} <= value.keys()
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], np.ndarray)
+        and isinstance(value[1], (int, np.integer))
+    )

@@ -4,8 +4,9 @@ A model file is a zip archive holding two members:
 
 * ``metadata.json``: the file format, the versions of skmm, scikit-learn,
   torch and Python that wrote it, the input columns with their kind
-  (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``, ``"categorical"`` or
-  ``"other"``), the modalities, the classes, and the sha256 of the payload;
+  (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``, ``"categorical"``,
+  another kind registered in :mod:`skmm.kinds`, or ``"other"``), the
+  modalities, the classes, and the sha256 of the payload;
 * ``model.pkl``: the pickled estimator. skmm encoders pickle their parameters
   only; their model weights are reloaded lazily from the model id or the
   installed package on first use, so loading never downloads anything by itself.
@@ -192,8 +193,9 @@ def save(pipeline, path, *, kinds=None):
     kinds : dict, optional
         ``{column: kind}`` recorded in the metadata, e.g. from
         :func:`skmm.infer.column_kinds`; by default the kinds are read from the
-        transformers of the pipeline's first step. A server treats ``"image"``
-        and ``"audio"`` columns as uploaded files.
+        transformers of the pipeline's first step. A server treats the
+        columns of kinds that read files (``"image"``, ``"audio"``, see
+        :mod:`skmm.kinds`) as uploaded files.
 
     Returns
     -------
@@ -328,7 +330,7 @@ def _major_minor(version):
     return tuple(str(version).split(".")[:2])
 
 
-def load(path):
+def load(path, *, return_metadata=False):
     """Load a model written by :func:`save`.
 
     The file must come from the same skmm major.minor version, and its payload
@@ -338,10 +340,15 @@ def load(path):
     Parameters
     ----------
     path : str or path-like
+    return_metadata : bool, default=False
+        Also return the file's metadata (as :func:`read_metadata` gives it),
+        read from the same opening of the file.
 
     Returns
     -------
     estimator : the fitted pipeline that was saved
+    metadata : dict
+        Only when ``return_metadata=True``: ``(estimator, metadata)`` is returned.
 
     Raises
     ------
@@ -349,10 +356,27 @@ def load(path):
         Not an skmm model file, written by an incompatible skmm version, or
         damaged (checksum mismatch). A subclass of ``ValueError``.
 
+    See Also
+    --------
+    save, read_metadata
+
     Notes
     -----
     Loading unpickles the model, which can run arbitrary code: only load files
     you trust.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import skmm
+    >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    >>> path = skmm.save(LogisticRegression().fit(df, [0, 1, 0, 1]),
+    ...                  os.path.join(tempfile.mkdtemp(), "model.skmm"))
+    >>> model, metadata = skmm.load(path, return_metadata=True)
+    >>> type(model).__name__, metadata["input_columns"]
+    ('LogisticRegression', ['x'])
     """
     from ._version import __version__
 
@@ -381,10 +405,11 @@ def load(path):
             f"{expected}. The file was changed after skmm.save wrote it; save the model again."
         )
     try:
-        return pickle.loads(payload)
+        estimator = pickle.loads(payload)
     except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
         raise ModelFileError(
             f"{str(path)!r} could not be unpickled ({type(exc).__name__}: {exc}); it needs the "
             f"libraries it was saved with: {metadata.get('versions')}."
         ) from None
+    return (estimator, metadata) if return_metadata else estimator
 

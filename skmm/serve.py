@@ -7,21 +7,23 @@ Routes
 ``GET /metadata``
     Input columns with their kinds, modalities, classes and versions.
 ``POST /predict``
-    JSON ``{"rows": [{column: value, ...}, ...]}`` or ``{"row": {...}}``, image
-    and audio values as base64 strings; or ``multipart/form-data`` with one row:
-    files for image and audio columns, form fields for the others. Answers
+    JSON ``{"rows": [{column: value, ...}, ...]}`` or ``{"row": {...}}``, file
+    values (image, audio) as base64 strings; or ``multipart/form-data`` with
+    one row: files for file columns, form fields for the others. Answers
     ``{"predictions": [{"label": ..., "probabilities": {class: p, ...}}, ...]}``.
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
 
-Image and audio values only ever reach the pipeline as ``bytes`` decoded from
-the request: a string is base64, never a path, so a request cannot make the
-server read its own files.
+A file column is one whose kind, in the registry :mod:`skmm.kinds`, reads
+files or checks uploads (``"image"``, ``"audio"`` and any kind registered with
+extensions, a sniff or a ``check_upload``). Its values only ever reach the
+pipeline as ``bytes`` decoded from the request, checked by the kind's
+``check_upload``: a string is base64, never a path, so a request cannot make
+the server read its own files.
 """
 
 import base64
 import binascii
-import io
 import logging
 import math
 import sys
@@ -30,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from ._utils import jsonable
+from .kinds import COLUMN_KINDS
 
 __all__ = ["create_app", "serve"]
 
 logger = logging.getLogger("skmm.serve")
 
-FILE_KINDS = ("image", "audio")
 DEFAULT_MAX_BODY_BYTES = 32 * 1024**2
 
 
@@ -76,35 +78,16 @@ def _decode_base64(text, column, row):
         ) from None
 
 
-def _check_file(data, kind, column, row):
-    """Refuse bytes that are not an image / audio file, reading only their header."""
-    if kind == "image":
-        import warnings
-
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as image:
-                    image.size  # noqa: B018 - the header was parsed
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-                ValueError) as exc:
-            raise RequestError(
-                422, f"column {column!r}, row {row}: not a readable image ({exc})."
-            ) from None
-    else:
-        import soundfile
-
-        try:
-            soundfile.info(io.BytesIO(data))
-        except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise RequestError(
-                422, f"column {column!r}, row {row}: not a readable audio file ({exc})."
-            ) from None
+def _upload_kind(kind):
+    """The registry entry of ``kind`` when its columns arrive as uploaded files, else None."""
+    entry = COLUMN_KINDS.get(kind)
+    if entry is not None and (entry.reads_files or entry.check_upload is not None):
+        return entry
+    return None
 
 
-def _file_value(value, kind, column, row):
+def _file_value(value, entry, column, row):
+    """Bytes of one uploaded file of the kind ``entry``, refused unless its header reads."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -114,12 +97,16 @@ def _file_value(value, kind, column, row):
     elif not isinstance(value, bytes):
         raise RequestError(
             422,
-            f"column {column!r}, row {row}: expected the {kind} as a base64 string (or null), "
+            f"column {column!r}, row {row}: expected the {entry.name} as a base64 string (or null), "
             f"got {type(value).__name__}.",
         )
     if not value:
         return None
-    _check_file(value, kind, column, row)
+    if entry.check_upload is not None:
+        try:
+            entry.check_upload(value)
+        except ValueError as exc:
+            raise RequestError(422, f"column {column!r}, row {row}: {exc}.") from None
     return value
 
 
@@ -156,6 +143,12 @@ class RowDecoder:
     def __init__(self, columns, kinds):
         self.columns = list(columns)
         self.kinds = {c: kinds.get(c, "other") for c in self.columns}
+        #: column -> its kind's registry entry, for the columns that arrive as uploaded files
+        self.uploads = {}
+        for column, kind in self.kinds.items():
+            entry = _upload_kind(kind)
+            if entry is not None:
+                self.uploads[column] = entry
 
     def check_columns(self, names, row):
         unknown = [n for n in names if n not in self.kinds]
@@ -173,10 +166,9 @@ class RowDecoder:
             )
 
     def value(self, column, value, row):
-        kind = self.kinds[column]
-        if kind in FILE_KINDS:
-            return _file_value(value, kind, column, row)
-        if kind == "numeric":
+        if column in self.uploads:
+            return _file_value(value, self.uploads[column], column, row)
+        if self.kinds[column] == "numeric":
             return _numeric_value(value, column, row)
         return _plain_value(value, column, row)
 
@@ -195,7 +187,7 @@ class RowDecoder:
         for column in self.columns:
             if self.kinds[column] == "numeric":
                 frame[column] = frame[column].astype(float)
-            elif self.kinds[column] in FILE_KINDS:
+            elif column in self.uploads:
                 frame[column] = frame[column].astype(object)
         return frame
 
@@ -234,7 +226,7 @@ def _row_from_form(request, decoder):
         if len(uploads) > 1:
             raise RequestError(400, f"field {name!r}: one file per column, got {len(uploads)}.")
         kind = decoder.kinds.get(name)
-        if kind is not None and kind not in FILE_KINDS:
+        if kind is not None and name not in decoder.uploads:
             raise RequestError(
                 422, f"field {name!r} is a {kind} column: send it as a form field, not a file."
             )
@@ -334,11 +326,11 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
     flask = _import_flask()
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-    from .persistence import build_metadata, load, read_metadata
+    from .persistence import build_metadata, load
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
-        metadata = read_metadata(pipeline_or_path)
-        pipeline = _quiet(load(pipeline_or_path))
+        pipeline, metadata = load(pipeline_or_path, return_metadata=True)
+        pipeline = _quiet(pipeline)
         source = str(pipeline_or_path)
     else:
         pipeline = pipeline_or_path

@@ -221,6 +221,22 @@ def test_fit_and_predict_tabular_in_process(small_csv, tmp_path, capsys):
     assert "lacks column(s) ['x']" in capsys.readouterr().err
 
 
+def test_fit_infers_each_column_kind_once(small_csv, tmp_path, monkeypatch, capsys):
+    import skmm.infer
+
+    seen = []
+    original = skmm.infer._kind_of_column
+
+    def counting(column, series, base_dir):
+        seen.append(column)
+        return original(column, series, base_dir)
+
+    monkeypatch.setattr(skmm.infer, "_kind_of_column", counting)
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "1", "--out", str(tmp_path / "m.skmm")]) == 0
+    assert sorted(seen) == ["tag", "x"]  # 'id' is overridden, 'y' is the target
+
+
 def test_bad_usage_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "data.csv"])

@@ -13,7 +13,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skmm import AudioMFCC, ImageEncoder, MultimodalFusion, TextEncoder, infer_modalities
-from skmm.infer import InferenceError, column_kinds, kind_of_transformer, sniff_bytes
+from skmm.infer import (
+    InferenceError,
+    column_kinds,
+    fusion_from_kinds,
+    kind_of_transformer,
+    sniff_bytes,
+)
 
 
 def png(colour=(255, 0, 0)):
@@ -203,3 +209,35 @@ def test_numeric_columns_are_always_numeric(floats, ints):
     if df["f"].notna().any():
         assert column_kinds(df) == {"f": "numeric"}
     assert column_kinds(df2) == {"i": "numeric"}
+
+
+def test_fusion_from_kinds_is_infer_modalities_in_two_steps():
+    overrides = {"review": TfidfVectorizer(), "voice": "drop"}
+    kinds = column_kinds(frame(), "label", overrides=overrides)
+    fusion = fusion_from_kinds(kinds, overrides=overrides)
+    expected = infer_modalities(frame(), "label", overrides=overrides)
+    assert [(n, type(t), c) for n, t, c in fusion.transformers] == [
+        (n, type(t), c) for n, t, c in expected.transformers
+    ]
+    assert fusion.transformers[1][1] is overrides["review"]
+
+
+def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
+    with pytest.raises(InferenceError, match="'clip' has kind 'video', which is not registered"):
+        fusion_from_kinds({"clip": "video", "x": "numeric"})
+    with pytest.raises(InferenceError, match=r"overrides names column\(s\) \['nope'\]"):
+        fusion_from_kinds({"x": "numeric"}, overrides={"nope": StandardScaler()})
+    with pytest.raises(InferenceError, match="no input column left"):
+        fusion_from_kinds({"x": "drop"})
+    # a transformer makes a column of unregistered kind usable
+    fusion = fusion_from_kinds({"clip": "other"}, overrides={"clip": StandardScaler()})
+    assert fusion.transformers[0][0] == "clip" and fusion.transformers[0][2] == ["clip"]
+
+
+def test_old_names_still_import():
+    from skmm.infer import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, KINDS, default_transformer
+
+    assert KINDS == ("image", "audio", "text", "numeric", "categorical", "drop")
+    assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
+    assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
+    assert isinstance(default_transformer("image"), ImageEncoder)

@@ -78,6 +78,20 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
     assert meta["payload"]["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
+def test_load_returns_metadata_from_one_opening(fitted, data, tmp_path, monkeypatch):
+    import skmm.persistence
+
+    path = skmm.save(fitted, tmp_path / "model.skmm")
+    opened = []
+    original = skmm.persistence._open
+    monkeypatch.setattr(skmm.persistence, "_open", lambda p: opened.append(p) or original(p))
+    loaded, meta = skmm.load(path, return_metadata=True)
+    assert len(opened) == 1
+    assert meta == read_metadata(path)
+    np.testing.assert_array_equal(loaded.predict(data[0]), fitted.predict(data[0]))
+    assert not isinstance(skmm.load(path), tuple)
+
+
 def test_encoder_weights_are_not_pickled(fitted, tmp_path):
     path = skmm.save(fitted, tmp_path / "model.skmm")
     assert read_metadata(path)["payload"]["size"] < 5_000_000  # EfficientNet-Lite0 weights alone are ~18 MB

@@ -1,0 +1,335 @@
+"""The column-kind registry: its built-in entries, and the recipe for adding a kind, proved on a toy.
+
+The toy kind is what a new kind of column (say video) takes: one encoder (a
+``BaseEncoder`` subclass declaring ``_kind``), one ``ColumnKind`` registered with
+``register_kind``. Inference, the fusion, path resolution, the command line and
+the server then handle it with no other change.
+"""
+
+import base64
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+import skmm
+from skmm import infer
+from skmm.encoders import AudioMFCC, BaseEncoder, ImageEncoder, TextEncoder
+from skmm.infer import (
+    InferenceError,
+    column_kinds,
+    default_transformer,
+    infer_modalities,
+    kind_of_transformer,
+    resolve_paths,
+    sniff_bytes,
+)
+from skmm.kinds import (
+    COLUMN_KINDS,
+    ColumnKind,
+    get_kind,
+    kind_names,
+    register_kind,
+    unregister_kind,
+)
+
+BUILT_IN = ["image", "audio", "text", "numeric", "categorical"]
+
+
+def png():
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wav():
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(160, dtype=np.float32), 16000, format="WAV")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- the toy kind
+
+MAGIC = b"TOY1"
+
+
+class ToyEncoder(BaseEncoder):
+    """Turn a toy file (path or bytes: b"TOY1" then a payload) into 3 features."""
+
+    _kind = "toy"
+    _feature_prefix = "toy"
+    _decode_in_threads = False
+
+    def __init__(self, *, batch_size=8, device="cpu", cache=None, on_error="raise", verbose=0):
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = cache
+        self.on_error = on_error
+        self.verbose = verbose
+
+    def _load_backend(self):
+        return "no model"
+
+    def _backend_identity(self, backend):
+        return "toy-v1"
+
+    def _output_dim(self, backend):
+        return 3
+
+    def _read(self, value):
+        if isinstance(value, (str, os.PathLike)):
+            data = Path(value).read_bytes()
+        elif isinstance(value, (bytes, bytearray)):
+            data = bytes(value)
+        else:
+            raise TypeError(f"expected a toy file as a path or bytes, got {type(value).__name__}")
+        check_toy(data)
+        return data, data
+
+    def _encode_batch(self, items, backend):
+        payloads = [np.frombuffer(data[len(MAGIC):], dtype=np.uint8) for data in items]
+        return np.array(
+            [[len(p) / 10, p.mean() / 255 if len(p) else 0.0, p[-1] / 255 if len(p) else 0.0]
+             for p in payloads],
+            dtype=np.float32,
+        )
+
+
+def check_toy(data):
+    if not bytes(data).startswith(MAGIC):
+        raise ValueError(f"not a toy file (it starts with {bytes(data[:4])!r}, expected {MAGIC!r})")
+
+
+TOY = ColumnKind(
+    "toy",
+    ToyEncoder,
+    extensions={".toy"},
+    sniff=lambda head: head.startswith(MAGIC),
+    check_upload=check_toy,
+)
+
+
+@pytest.fixture
+def toy_kind():
+    register_kind(TOY)
+    yield TOY
+    unregister_kind("toy")
+
+
+def toy_bytes(label, i):
+    value = 20 if label == "a" else 220
+    return MAGIC + bytes([value, (value + 7 * i) % 256, value])
+
+
+def toy_frame(n=12):
+    labels = np.array(["a", "b"] * (n // 2))
+    return pd.DataFrame({
+        "blob": [toy_bytes(label, i) for i, label in enumerate(labels)],
+        "x": np.linspace(0.0, 1.0, n),
+    }), labels
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_built_in_kinds_in_inference_order():
+    assert list(COLUMN_KINDS) == BUILT_IN
+    assert kind_names() == (*BUILT_IN, "drop")
+    assert infer.KINDS == kind_names()  # the old name follows the registry
+
+
+@pytest.mark.parametrize(
+    "name, suffix, data, bad, value, not_value, encoder",
+    [
+        ("image", ".png", png(), b"plain text", Image.new("RGB", (2, 2)), "a.png", ImageEncoder),
+        ("audio", ".wav", wav(), png(), (np.zeros(8, np.float32), 16000), np.zeros(8), AudioMFCC),
+    ],
+)
+def test_file_kind_entries(name, suffix, data, bad, value, not_value, encoder):
+    kind = get_kind(name)
+    assert kind.reads_files and not kind.grouped
+    assert suffix in kind.extensions and suffix.upper() not in kind.extensions
+    assert kind.sniff(data[:32]) and not kind.sniff(b"hello world")
+    kind.check_upload(data)  # a readable file passes
+    with pytest.raises(ValueError, match=f"not a readable {name}"):
+        kind.check_upload(bad)
+    assert kind.accepts_value(value) and not kind.accepts_value(not_value)
+    made = kind.default_transformer()
+    assert isinstance(made, encoder) and made is not kind.default_transformer()
+    assert kind_of_transformer(made) == name
+
+
+def test_tabular_and_text_entries():
+    text, numeric, categorical = get_kind("text"), get_kind("numeric"), get_kind("categorical")
+    for kind in (text, numeric, categorical):
+        assert not kind.reads_files and kind.check_upload is None and not kind.extensions
+    assert isinstance(text.default_transformer(), TextEncoder) and not text.grouped
+    assert numeric.grouped and categorical.grouped
+    assert numeric.accepts_value(1.5) and numeric.accepts_value(np.int64(2))
+    assert not numeric.accepts_value(True)  # a boolean is categorical, not a number
+    assert categorical.accepts_value(True) and categorical.accepts_value(np.bool_(False))
+    assert isinstance(numeric.default_transformer().steps[-1][1], StandardScaler)
+    assert isinstance(categorical.default_transformer(), OneHotEncoder)
+
+
+def test_register_twice_is_refused_without_replace(toy_kind):
+    assert list(COLUMN_KINDS)[-1] == "toy" and kind_names()[-2:] == ("toy", "drop")
+    with pytest.raises(ValueError, match="'toy' is already registered.*replace=True"):
+        register_kind(ColumnKind("toy", FunctionTransformer))
+    wider = ColumnKind("toy", ToyEncoder, extensions={".toy", ".TOY2"}, sniff=TOY.sniff)
+    assert register_kind(wider, replace=True) is wider
+    assert get_kind("toy").extensions == {".toy", ".toy2"}
+    assert list(COLUMN_KINDS) == [*BUILT_IN, "toy"]  # replaced in place
+
+
+def test_unregistered_and_unknown_names():
+    with pytest.raises(ValueError, match="'video'.*registered kinds.*'image'"):
+        unregister_kind("video")
+    with pytest.raises(ValueError, match="'video'.*register_kind"):
+        get_kind("video")
+    with pytest.raises(ValueError, match="no default transformer for kind 'drop'"):
+        default_transformer("drop")
+    df = pd.DataFrame({"clip": ["a.mp4", "b.mp4"]})
+    with pytest.raises(InferenceError, match=r"overrides\['clip'\]='video' is not a kind.*'categorical'"):
+        infer_modalities(df, overrides={"clip": "video"})
+    with pytest.raises(TypeError, match="expects a ColumnKind, got str"):
+        register_kind("video")
+    assert list(COLUMN_KINDS) == BUILT_IN
+
+
+@pytest.mark.parametrize(
+    "arguments, error, match",
+    [
+        ({"name": "drop"}, ValueError, "'drop' is reserved"),
+        ({"name": "other"}, ValueError, "'other' is reserved"),
+        ({"name": "my video"}, ValueError, "one word"),
+        ({"name": "a__b"}, ValueError, "single underscores"),
+        ({"default_transformer": FunctionTransformer()}, TypeError, "zero-argument callable"),
+        ({"extensions": ".mp4"}, TypeError, "collection of suffixes"),
+        ({"extensions": {"mp4"}}, ValueError, "start with a dot.*'mp4'"),
+        ({"sniff": b"\x00\x00"}, TypeError, "sniff must be a callable"),
+    ],
+)
+def test_column_kind_checks_its_fields(arguments, error, match):
+    fields = {"name": "video", "default_transformer": FunctionTransformer, **arguments}
+    with pytest.raises(error, match=match):
+        ColumnKind(**fields)
+
+
+# --------------------------------------------------------------------------- the recipe, on a toy
+
+
+def test_toy_kind_is_inferred_from_paths_bytes_and_sniffed_files(toy_kind, tmp_path):
+    (tmp_path / "files").mkdir()
+    for i in range(3):
+        (tmp_path / "files" / f"sample{i}").write_bytes(toy_bytes("a", i))
+    df = pd.DataFrame({
+        "by_suffix": [f"clips/{i}.TOY" for i in range(3)],
+        "as_bytes": [toy_bytes("b", i) for i in range(3)],
+        "no_suffix": [f"files/sample{i}" for i in range(3)],
+        "price": [1.0, 2.0, 3.0],
+    })
+    assert column_kinds(df, base_dir=tmp_path) == {
+        "by_suffix": "toy", "as_bytes": "toy", "no_suffix": "toy", "price": "numeric"
+    }
+    assert sniff_bytes(toy_bytes("a", 0)) == "toy" and sniff_bytes(png()) == "image"
+    fusion = infer_modalities(df, base_dir=tmp_path)
+    spec = [(name, type(transformer).__name__, columns) for name, transformer, columns in fusion.transformers]
+    assert spec == [  # one modality per toy column, as for images: the kind is not grouped
+        ("by_suffix", "ToyEncoder", "by_suffix"),
+        ("as_bytes", "ToyEncoder", "as_bytes"),
+        ("no_suffix", "ToyEncoder", "no_suffix"),
+        ("numeric", "Pipeline", ["price"]),
+    ]
+    fitted = infer_modalities(df[["as_bytes", "price"]]).fit(df[["as_bytes", "price"]])
+    assert list(fitted.get_feature_names_out()[:3]) == ["as_bytes__toy0", "as_bytes__toy1", "as_bytes__toy2"]
+
+
+def test_toy_kind_mixed_with_images_is_refused_by_name(toy_kind):
+    df = pd.DataFrame({"mix": ["a.png", "b.toy", "c.toy"]})
+    with pytest.raises(InferenceError, match="'mix'.*1 look like image paths and 2 like toy paths"):
+        column_kinds(df)
+
+
+def test_kind_of_transformer_knows_the_toy_encoder(toy_kind):
+    assert kind_of_transformer(ToyEncoder()) == "toy"
+    assert kind_of_transformer(Pipeline([("toy", ToyEncoder()), ("scale", StandardScaler())])) == "toy"
+    assert default_transformer("toy").get_params() == ToyEncoder().get_params()
+
+
+def test_resolve_paths_resolves_toy_paths(toy_kind, tmp_path):
+    df = pd.DataFrame({"blob": ["files/0.toy", "/abs/1.toy"], "tag": ["files/x", "y"]})
+    resolved = resolve_paths(df, {"blob": "toy", "tag": "categorical"}, tmp_path)
+    assert resolved["blob"].tolist() == [str(tmp_path / "files" / "0.toy"), "/abs/1.toy"]
+    assert resolved["tag"].tolist() == ["files/x", "y"]  # not a file column: left alone
+
+
+def test_a_fitted_toy_pipeline_serves_uploads(toy_kind, tmp_path):
+    pytest.importorskip("flask")
+    from skmm.serve import create_app
+
+    X, y = toy_frame()
+    pipe = Pipeline([("fusion", infer_modalities(X)), ("clf", LogisticRegression())]).fit(X, y)
+    path = skmm.save(pipe, tmp_path / "toy.skmm")
+    client = create_app(path, warm_up=False).test_client()
+    assert client.get("/metadata").get_json()["kinds"] == {"blob": "toy", "x": "numeric"}
+
+    rows = [{"blob": base64.b64encode(X["blob"][i]).decode(), "x": float(X["x"][i])} for i in range(4)]
+    answer = client.post("/predict", json={"rows": rows})
+    assert answer.status_code == 200, answer.get_json()
+    labels = [p["label"] for p in answer.get_json()["predictions"]]
+    assert labels == pipe.predict(X.iloc[:4]).tolist()
+
+    upload = {"blob": (io.BytesIO(X["blob"][1]), "one.toy"), "x": str(X["x"][1])}
+    answer = client.post("/predict", data=upload, content_type="multipart/form-data")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"][0]["label"] == pipe.predict(X.iloc[[1]])[0]
+
+    bad = {"row": {"blob": base64.b64encode(png()).decode(), "x": 0.5}}
+    answer = client.post("/predict", json=bad)
+    assert answer.status_code == 422
+    assert "'blob'" in answer.get_json()["error"] and "not a toy file" in answer.get_json()["error"]
+    upload = {"blob": (io.BytesIO(b"NOPE1234"), "bad.toy"), "x": "0.5"}
+    answer = client.post("/predict", data=upload, content_type="multipart/form-data")
+    assert answer.status_code == 422 and "'blob'" in answer.get_json()["error"]
+
+
+def test_cli_fit_accepts_the_toy_kind(toy_kind, tmp_path, monkeypatch, capsys):
+    from skmm.cli import main
+
+    data = tmp_path / "data"
+    (data / "files").mkdir(parents=True)
+    X, y = toy_frame()
+    names = []
+    for i, blob in enumerate(X["blob"]):
+        (data / "files" / f"{i}.bin").write_bytes(blob)
+        names.append(f"files/{i}.bin")
+    pd.DataFrame({"blob": names, "x": X["x"], "label": y}).to_csv(data / "train.csv", index=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative paths must resolve against the CSV's folder
+
+    model = tmp_path / "toy.skmm"
+    status = main(["fit", str(data / "train.csv"), "--target", "label", "--override", "blob=toy",
+                   "--max-epochs", "2", "--out", str(model)])
+    assert status == 0, capsys.readouterr().err
+    assert "  blob  toy\n" in capsys.readouterr().out
+    assert skmm.persistence.read_metadata(model)["kinds"] == {"blob": "toy", "x": "numeric"}
+    encoder = skmm.load(model).named_steps["fusion"].named_transformers_["blob"]
+    assert isinstance(encoder, ToyEncoder)
+
+    unregister_kind("toy")
+    try:
+        assert main(["fit", str(data / "train.csv"), "--target", "label", "--override", "blob=toy"]) == 1
+        assert "KIND one of image, audio, text, numeric, categorical, drop" in capsys.readouterr().err
+    finally:
+        register_kind(TOY)  # for the fixture's teardown
