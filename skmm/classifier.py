@@ -5,7 +5,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
@@ -21,6 +22,9 @@ __all__ = ["MultimodalClassifier"]
 
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 
+#: parameters handed to :class:`skmm.nn.FusionNetwork` unchanged, as skorch's ``module__<name>``
+_MODULE_PARAMS = ("fusion", "shared_dim", "hidden_dims", "dropout", "attention_heads", "modality_dropout")
+
 
 def _softmax(logits):
     import torch
@@ -33,16 +37,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     The modality of every input column is read from its name,
     ``"<modality>__<feature>"`` (the output of :class:`MultimodalFusion`); a
-    plain array is one modality. Each modality block is standardised,
-    projected to ``shared_dim`` and fused by the strategy named in ``fusion``.
+    plain array is one modality. Each feature is standardised, each modality
+    block projected to ``shared_dim`` and the blocks fused by the strategy
+    ``fusion``.
     A block that is entirely NaN for a row (an encoder's missing input) is an
     absent modality and is masked out for that row. Training uses skorch with
     cross-entropy (or focal loss) and Adam, on CPU or CUDA.
 
     Parameters
     ----------
-    fusion : {"concat", "weighted", "gated", "attention", "late"}, default="concat"
-        How modalities are combined; see :class:`skmm.nn.FusionNetwork`.
+    fusion : {"concat", "weighted", "gated", "attention", "late"} or class, default="concat"
+        How modalities are combined: a name in :data:`skmm.nn.FUSIONS`, or a
+        ``torch.nn.Module`` subclass following the interface of
+        :class:`skmm.nn.FusionStrategy` (as skorch's ``module=`` takes a class).
     shared_dim : int, default=64
         Width of the shared space every modality is projected into.
     hidden_dims : tuple of int, default=(64,)
@@ -80,9 +87,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Epochs without improvement before stopping.
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Extra skorch callbacks for training, next to skmm's own (early
+        stopping). Each ``fit`` trains with clones of them, so the objects
+        given stay untouched; the trained ones are in ``net_.callbacks_``.
     warm_start : bool, default=False
-        Continue training the fitted network on the next ``fit`` instead of
-        starting again (when features and classes are unchanged).
+        Continue training the fitted network on the next ``fit`` (skorch's
+        ``warm_start``) instead of starting again, when features and classes
+        are unchanged.
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available, else CPU.
     random_state : int, RandomState or None, default=None
@@ -103,6 +115,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Number of input features.
     feature_names_in_ : ndarray of str
         Input column names, when fitted on a DataFrame.
+    scaler_ : sklearn.preprocessing.StandardScaler
+        Standardisation learned in ``fit``, NaN ignored. A constant column
+        gets scale 1; a column NaN in every row gets mean 0 and scale 1.
     net_ : skorch.NeuralNetClassifier
         The trained skorch net.
     history_ : skorch.History
@@ -134,7 +149,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "fusion": [StrOptions(set(FUSIONS))],
+        "fusion": [StrOptions(set(FUSIONS)), type],
         "shared_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -151,6 +166,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
@@ -177,6 +193,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=False,
         patience=5,
         validation_fraction=0.1,
+        callbacks=None,
         warm_start=False,
         device="auto",
         random_state=None,
@@ -199,6 +216,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
@@ -224,8 +242,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self : MultimodalClassifier
         """
         self._check_params()
-        continuing = self.warm_start and hasattr(self, "net_")
-        previous = (self.n_features_in_, list(self.classes_)) if continuing else None
+        previous = (self.n_features_in_, list(self.classes_)) if self.warm_start and hasattr(self, "net_") else None
         X, y = validate_data(self, X, y, dtype=np.float32, ensure_all_finite="allow-nan", reset=True)
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
@@ -237,16 +254,17 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         columns = getattr(self, "feature_names_in_", None)
         self._set_blocks(X.shape[1], columns)
-        X = X[:, self._column_order]
-        self._check_some_data(X)
+        self._check_some_data(X[:, self._column_order])
         self.device_ = resolve_device(self.device)
         seed = self._seed()
 
-        if continuing and previous == (self.n_features_in_, list(self.classes_)):
-            self._train(lambda: self.net_.partial_fit(X, y_encoded.astype(np.int64)), seed)
+        if previous == (self.n_features_in_, list(self.classes_)):
+            self.net_.set_params(warm_start=True)  # skorch trains on from the fitted weights
         else:
-            self.net_ = self._build_net(X, y_encoded, seed)
-            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
+            self.scaler_ = _fit_scaler(X)
+            self.net_ = self._build_net(y_encoded, seed)
+        X = self.scaler_.transform(X)[:, self._column_order]
+        self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
         if self.device_.startswith("cuda"):
@@ -261,11 +279,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 f"hidden_dims must be a tuple of positive integers, got {self.hidden_dims!r}; "
                 "e.g. hidden_dims=(128, 64) or () for none."
             )
-        if self.fusion == "attention" and self.shared_dim % self.attention_heads:
-            raise ValueError(
-                f"shared_dim={self.shared_dim} must be divisible by attention_heads="
-                f"{self.attention_heads} for fusion='attention'; e.g. shared_dim=64, attention_heads=4."
-            )
+        if not isinstance(self.fusion, str):
+            from .nn._base import resolve_strategy
+
+            resolve_strategy(self.fusion)
 
     def _set_blocks(self, n_features, columns):
         names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
@@ -289,7 +306,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                     "be learned from it. Check that its files/texts exist, or remove it from the fusion."
                 )
 
-    def _build_net(self, X, y_encoded, seed):
+    def _build_net(self, y_encoded, seed):
         import torch
         from skorch import NeuralNetClassifier
         from skorch.callbacks import EarlyStopping
@@ -297,12 +314,6 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
         from .nn import FocalLoss, FusionNetwork
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-            mean = np.nanmean(X, axis=0)
-            scale = np.nanstd(X, axis=0)
-        mean = np.nan_to_num(mean, nan=0.0)
-        scale = np.where(np.isfinite(scale) & (scale > 1e-8), scale, 1.0)
         counts = np.bincount(y_encoded, minlength=len(self.classes_))
         class_weight = self._class_weights(y_encoded)
         criterion = FocalLoss if self.loss == "focal" else torch.nn.CrossEntropyLoss
@@ -313,18 +324,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
             callbacks.append(EarlyStopping(patience=self.patience, load_best=True))
+        callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
         return NeuralNetClassifier(
             FusionNetwork,
+            **{f"module__{name}": getattr(self, name) for name in _MODULE_PARAMS},
             module__block_sizes=self.modality_sizes_,
             module__n_classes=len(self.classes_),
-            module__fusion=self.fusion,
-            module__shared_dim=self.shared_dim,
-            module__hidden_dims=tuple(self.hidden_dims),
-            module__dropout=self.dropout,
-            module__attention_heads=self.attention_heads,
-            module__modality_dropout=self.modality_dropout,
-            module__feature_mean=torch.tensor(mean, dtype=torch.float32),
-            module__feature_scale=torch.tensor(scale, dtype=torch.float32),
             module__class_log_prior=torch.log(torch.tensor(counts / counts.sum(), dtype=torch.float32)),
             criterion=criterion,
             **criterion_params,
@@ -336,6 +341,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             train_split=train_split,
             callbacks=callbacks,
+            warm_start=self.warm_start,
             classes=list(range(len(self.classes_))),
             predict_nonlinearity=_softmax,
             device=self.device_,
@@ -377,7 +383,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def _prepare(self, X):
         check_is_fitted(self, "net_")
         X = validate_data(self, X, dtype=np.float32, ensure_all_finite="allow-nan", reset=False)
-        return X[:, self._column_order]
+        return self.scaler_.transform(X)[:, self._column_order]
 
     def _warn_if_nothing_present(self, X):
         present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
@@ -423,12 +429,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def modality_weights(self, X):
         """How much each modality counted for each row's prediction.
 
-        For ``"weighted"``, ``"gated"``, ``"attention"`` and ``"late"`` fusion
-        these are the network's own weights (softmax weights, normalised gates,
-        attention received, head weights). ``"concat"`` has none, so the weights
-        are an ablation estimate: the drop in the predicted class's probability
-        when the modality is removed, normalised to sum to 1 per row. Absent
-        modalities weigh 0.
+        When the fusion strategy reports weights (``"weighted"``, ``"gated"``,
+        ``"attention"``, ``"late"``: softmax weights, normalised gates,
+        attention received, head weights) these are returned. For a strategy
+        that reports none (``"concat"``, or a class of yours returning
+        ``None``) the weights are an ablation estimate: the drop in the
+        predicted class's probability when the modality is removed, normalised
+        to sum to 1 per row. Absent modalities weigh 0.
 
         Parameters
         ----------
@@ -438,41 +445,59 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         -------
         DataFrame of shape (n_samples, n_modalities)
         """
-        import torch
-
         index = X.index if isinstance(X, pd.DataFrame) else None
         X = self._prepare(X)
-        module = self.net_.module_
-        module.eval()
-        rows = []
-        with torch.inference_mode():
-            for start in range(0, len(X), 1024):
-                batch = torch.as_tensor(X[start : start + 1024], device=self.device_)
-                if self.fusion == "concat":
-                    rows.append(self._ablation_weights(module, batch))
-                else:
-                    rows.append(module(batch, return_weights=True)[1].float().cpu().numpy())
-        weights = np.concatenate(rows) if rows else np.zeros((0, len(self.modalities_)))
+        weights = self._strategy_weights(X)
+        if weights is None:
+            weights = self._ablation_weights(X)
         return pd.DataFrame(weights, columns=self.modalities_, index=index)
 
-    def _ablation_weights(self, module, batch):
+    def _strategy_weights(self, X):
+        """The weights the fusion strategy returns for ``X`` (prepared), or None if it returns none."""
         import torch
 
-        full = torch.softmax(module(batch), dim=-1)
-        predicted = full.argmax(dim=1, keepdim=True)
-        p_full = full.gather(1, predicted)
+        batches = []
+
+        def keep_weights(_strategy, _inputs, fused):
+            batches.append(fused[1])
+
+        # skorch's forward_iter batches X and runs the network; the hook keeps what the strategy returned
+        hook = self.net_.module_.strategy.register_forward_hook(keep_weights)
+        try:
+            for _ in self.net_.forward_iter(X):
+                pass
+        finally:
+            hook.remove()
+        if any(weights is None for weights in batches):
+            return None
+        return torch.cat(batches).float().cpu().numpy()
+
+    def _ablation_weights(self, X):
+        full = self.net_.predict_proba(X)
+        predicted = full.argmax(axis=1)[:, None]
+        p_full = np.take_along_axis(full, predicted, axis=1)
         effects = []
         for block in self._block_slices():
-            ablated = batch.clone()
-            present = torch.isfinite(ablated[:, block]).any(dim=1, keepdim=True)
-            ablated[:, block] = float("nan")
-            p_without = torch.softmax(module(ablated), dim=-1).gather(1, predicted)
-            effects.append(((p_full - p_without).clamp(min=0) + 1e-6) * present)
-        effects = torch.cat(effects, dim=1)
-        return (effects / effects.sum(1, keepdim=True).clamp(min=1e-12)).cpu().numpy()
+            present = ~np.isnan(X[:, block]).all(axis=1, keepdims=True)
+            ablated = X.copy()
+            ablated[:, block] = np.nan
+            p_without = np.take_along_axis(self.net_.predict_proba(ablated), predicted, axis=1)
+            effects.append((np.clip(p_full - p_without, 0, None) + 1e-6) * present)
+        effects = np.concatenate(effects, axis=1)
+        return effects / np.clip(effects.sum(axis=1, keepdims=True), 1e-12, None)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _fit_scaler(X):
+    """A StandardScaler fitted on ``X`` ignoring NaN; a column NaN in every row keeps mean 0 and scale 1."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        scaler = StandardScaler().fit(X)
+    scaler.mean_ = np.nan_to_num(scaler.mean_, nan=0.0)
+    scaler.scale_ = np.where(np.isfinite(scaler.scale_), scaler.scale_, 1.0)
+    return scaler

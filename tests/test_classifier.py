@@ -5,14 +5,40 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from sklearn.base import clone
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
+from skorch.callbacks import Callback
 
 from fusion_task import make_fusion_task
 from skmm import MultimodalClassifier
 from skmm.nn import FUSIONS
 
 FAST = dict(max_epochs=40, lr=3e-3, random_state=0)
+
+
+class MaxPoolFusion(torch.nn.Module):
+    """A user's strategy: element-wise max over the present modalities, then an MLP; no modality weights."""
+
+    def __init__(self, *, shared_dim, n_classes, dropout):
+        super().__init__()
+        self.head = torch.nn.Sequential(
+            torch.nn.Linear(shared_dim, 32), torch.nn.GELU(), torch.nn.Dropout(dropout), torch.nn.Linear(32, n_classes)
+        )
+
+    def forward(self, projected, present):
+        pooled = projected.masked_fill(~present.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return self.head(torch.nan_to_num(pooled, neginf=0.0)), None
+
+
+class EpochCounter(Callback):
+    def initialize(self):
+        self.epochs = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs += 1
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +227,106 @@ def test_a_modality_missing_in_every_training_row_is_an_error(split):
     X_bad.loc[:, X_bad.columns.str.startswith("audio__")] = np.nan
     with pytest.raises(ValueError, match="modality 'audio' is missing \\(NaN\\) in every training row"):
         MultimodalClassifier(**FAST).fit(X_bad, y_train)
+
+
+def test_a_fusion_class_of_your_own_trains_and_round_trips(split):
+    X_train, X_test, y_train, y_test = split
+    clf = MultimodalClassifier(fusion=MaxPoolFusion, **FAST).fit(X_train, y_train)
+    assert isinstance(clf.net_.module_.strategy, MaxPoolFusion)
+    assert clf.score(X_test, y_test) >= 0.7
+    assert set(clf.predict(X_test)) <= {"ant", "bee", "cow"}
+
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X_test), clf.predict_proba(X_test))
+    twin = clone(clf)
+    assert twin.get_params()["fusion"] is MaxPoolFusion and not hasattr(twin, "net_")
+    np.testing.assert_array_equal(twin.fit(X_train, y_train).predict_proba(X_test), clf.predict_proba(X_test))
+
+
+def test_a_fusion_class_without_weights_gets_ablation_weights(split):
+    X_train, X_test, y_train, _ = split
+    clf = MultimodalClassifier(fusion=MaxPoolFusion, **FAST).fit(X_train, y_train)
+    X_missing = X_test.copy()
+    X_missing.loc[X_missing.index[:20], X_missing.columns.str.startswith("audio__")] = np.nan
+    weights = clf.modality_weights(X_missing)
+    assert list(weights.columns) == ["image", "text", "audio"]
+    assert weights.index.equals(X_missing.index)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    assert (weights["audio"].iloc[:20] == 0).all()
+    assert (weights.iloc[20:].to_numpy() > 0).all()
+
+
+def test_grid_search_chooses_between_a_name_and_a_class(split):
+    X_train, _, y_train, _ = split
+    search = GridSearchCV(
+        MultimodalClassifier(max_epochs=15, lr=3e-3, random_state=0),
+        {"fusion": ["concat", MaxPoolFusion]},
+        cv=3,
+    ).fit(X_train, y_train)
+    assert list(search.cv_results_["param_fusion"]) == ["concat", MaxPoolFusion]
+    assert search.best_score_ > 0.6
+
+
+@pytest.mark.parametrize(
+    "fusion, message",
+    [
+        (dict, r"or a torch.nn.Module subclass following skmm.nn.FusionStrategy's interface.*got <class 'dict'>"),
+        (MaxPoolFusion(shared_dim=4, n_classes=2, dropout=0.0), r"must be a str among .* or an instance of 'type'"),
+    ],
+)
+def test_a_fusion_that_is_not_a_module_class_is_an_error(fusion, message, split):
+    X_train, _, y_train, _ = split
+    with pytest.raises(TypeError, match=message):
+        MultimodalClassifier(fusion=fusion, **FAST).fit(X_train, y_train)
+
+
+def test_callbacks_run_next_to_early_stopping_and_survive_clone_and_pickle(split):
+    X_train, X_test, y_train, _ = split
+    counter = EpochCounter()
+    clf = MultimodalClassifier(
+        max_epochs=4, early_stopping=True, patience=10, callbacks=[("counter", counter)], random_state=0
+    ).fit(X_train, y_train)
+    callbacks = dict(clf.net_.callbacks_)
+    assert callbacks["counter"].epochs == 4
+    assert "EarlyStopping" in callbacks
+    assert not hasattr(counter, "epochs")  # fit trained a clone; the object given is untouched
+
+    twin = clone(clf)
+    assert isinstance(twin.callbacks[0][1], EpochCounter) and twin.callbacks[0][1] is not counter
+    assert dict(twin.fit(X_train, y_train).net_.callbacks_)["counter"].epochs == 4
+    restored = pickle.loads(pickle.dumps(clf))
+    assert dict(restored.net_.callbacks_)["counter"].epochs == 4
+    np.testing.assert_array_equal(restored.predict_proba(X_test), clf.predict_proba(X_test))
+
+
+def test_warm_start_refits_when_the_classes_change(split):
+    X_train, _, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=3, warm_start=True, random_state=0).fit(X_train, y_train)
+    two_classes = y_train != "cow"
+    clf.fit(X_train[two_classes], y_train[two_classes])
+    assert clf.classes_.tolist() == ["ant", "bee"]
+    assert clf.n_iter_ == 3
+    assert clf.predict_proba(X_train).shape == (len(X_train), 2)
+
+
+def test_warm_start_switched_on_after_a_fit_continues(split):
+    X_train, _, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=3, random_state=0).fit(X_train, y_train)
+    clf.set_params(warm_start=True).fit(X_train, y_train)
+    assert clf.n_iter_ == 6
+    assert [row["epoch"] for row in clf.history_] == [1, 2, 3, 4, 5, 6]
+
+
+def test_constant_and_never_seen_columns_are_standardised_safely(split):
+    X_train, X_test, y_train, y_test = split
+    X_train = X_train.assign(text__constant=5.0, text__never=np.nan)
+    X_test = X_test.assign(text__constant=5.0, text__never=1e6)  # present at predict time only
+    clf = MultimodalClassifier(**FAST).fit(X_train, y_train)
+    assert clf.scaler_.scale_[-2:].tolist() == [1.0, 1.0]
+    assert clf.scaler_.mean_[-2:].tolist() == [5.0, 0.0]
+    proba = clf.predict_proba(X_test)
+    assert np.isfinite(proba).all()
+    assert clf.score(X_test.assign(text__never=np.nan), y_test) >= 0.75
 
 
 @pytest.mark.parametrize(

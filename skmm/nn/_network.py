@@ -1,0 +1,114 @@
+"""The network every fusion strategy plugs into: projections, absent-modality masks, class prior."""
+
+import torch
+from torch import nn
+
+from ._base import INTERFACE, build_strategy, resolve_strategy
+
+__all__ = ["FusionNetwork"]
+
+
+class FusionNetwork(nn.Module):
+    """Project each modality into a shared space and fuse the projections with a strategy.
+
+    The input is standardised already (the classifier does it). A block that is
+    entirely NaN for a row is an *absent* modality: its projection is zeroed
+    and it is marked absent for the strategy. A row with no modality at all
+    gets the class prior seen in training.
+
+    Parameters
+    ----------
+    block_sizes : sequence of int
+        Width of each modality block, in the order of the input columns.
+    n_classes : int
+        Number of classes.
+    fusion : str or class, default="concat"
+        A name in :data:`skmm.nn.FUSIONS` or a ``torch.nn.Module`` subclass
+        following the interface of :class:`skmm.nn.FusionStrategy`.
+    shared_dim : int
+        Width of the shared space.
+    hidden_dims : sequence of int
+        Hidden layers of the classification head(s).
+    dropout : float
+        Dropout in projections and heads.
+    attention_heads : int
+        Heads of the cross-modal attention (``shared_dim`` must be divisible by it).
+    modality_dropout : float
+        During training, each present modality of a row is dropped with this
+        probability (at least one is always kept).
+    class_log_prior : tensor of shape (n_classes,)
+        Logits returned for rows where no modality is present.
+
+    Attributes
+    ----------
+    projections : ModuleList
+        One Linear → LayerNorm → GELU → Dropout per modality.
+    strategy : torch.nn.Module
+        The fusion strategy, built from ``fusion``.
+    """
+
+    def __init__(
+        self,
+        block_sizes,
+        n_classes,
+        *,
+        fusion="concat",
+        shared_dim=64,
+        hidden_dims=(64,),
+        dropout=0.1,
+        attention_heads=4,
+        modality_dropout=0.0,
+        class_log_prior=None,
+    ):
+        super().__init__()
+        strategy = resolve_strategy(fusion)
+        self.block_sizes = [int(size) for size in block_sizes]
+        self.modality_dropout = float(modality_dropout)
+        if class_log_prior is None:
+            class_log_prior = torch.zeros(n_classes)
+        self.register_buffer("class_log_prior", torch.as_tensor(class_log_prior, dtype=torch.float32))
+        self.projections = nn.ModuleList(
+            nn.Sequential(nn.Linear(size, shared_dim), nn.LayerNorm(shared_dim), nn.GELU(), nn.Dropout(dropout))
+            for size in self.block_sizes
+        )
+        self.strategy = build_strategy(
+            strategy,
+            n_modalities=len(self.block_sizes),
+            shared_dim=shared_dim,
+            n_classes=n_classes,
+            hidden_dims=tuple(hidden_dims),
+            dropout=dropout,
+            attention_heads=attention_heads,
+        )
+
+    def forward(self, X, return_weights=False):
+        """Class logits ``(batch, n_classes)``; with ``return_weights`` also the strategy's weights.
+
+        The weights are ``(batch, n_modalities)``, or ``None`` for a strategy
+        that has none.
+        """
+        blocks = torch.split(X.float(), self.block_sizes, dim=1)
+        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
+        if self.training and self.modality_dropout > 0:
+            present = self._drop_modalities(present)
+        projected = torch.stack(
+            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
+            dim=1,
+        )  # (batch, modalities, shared_dim)
+        projected = projected * present.unsqueeze(-1)
+        fused = self.strategy(projected, present)
+        if not (isinstance(fused, tuple) and len(fused) == 2):
+            raise TypeError(
+                f"{type(self.strategy).__name__}.forward returned {type(fused).__name__}, expected a pair "
+                f"(logits, weights or None); fusion must be {INTERFACE}."
+            )
+        logits, weights = fused
+        nothing = ~present.any(dim=1)
+        logits = torch.where(nothing.unsqueeze(1), self.class_log_prior.expand_as(logits), logits)
+        return (logits, weights) if return_weights else logits
+
+    def _drop_modalities(self, present):
+        dropped = torch.rand(present.shape, device=present.device) < self.modality_dropout
+        kept = present & ~dropped
+        keeps_one = kept.any(dim=1, keepdim=True)
+        return torch.where(keeps_one, kept, present)
