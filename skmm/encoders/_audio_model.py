@@ -252,7 +252,12 @@ def _load_audio_model(name, device):
 
 
 def _shortest_clip(body):
-    """Fewest samples the model's convolutions turn into one frame (1 when it has no such limit)."""
+    """Fewest samples the model's convolutions turn into one frame (1 when it has no such limit).
+
+    For the models that read the waveform itself (wav2vec2, HuBERT, WavLM, data2vec-audio, ...).
+    Models that read filterbank frames count in frames here: their limit, compared with a number
+    of samples, then only refuses clips too short to give any frame anyway.
+    """
     import torch
 
     lengths = getattr(body, "_get_feat_extract_output_lengths", None)
