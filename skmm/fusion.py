@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.base import _fit_context
 from sklearn.compose import ColumnTransformer
 from sklearn.utils.validation import check_is_fitted
 
@@ -89,10 +90,6 @@ class MultimodalFusion(ColumnTransformer):
     {'text': ['review'], 'tabular': ['price']}
     """
 
-    _parameter_constraints = {
-        **ColumnTransformer._parameter_constraints,
-    }
-
     def __init__(
         self,
         transformers,
@@ -114,12 +111,13 @@ class MultimodalFusion(ColumnTransformer):
             verbose_feature_names_out=verbose_feature_names_out,
         )
 
-    def _check_modality_names(self):
-        for name, _, _ in self.transformers:
-            if SEPARATOR in name:
+    def _check_params(self):
+        """What skmm asks beyond ColumnTransformer's constraints (checked by scikit-learn first)."""
+        for position, entry in enumerate(self.transformers):
+            if not (isinstance(entry, (tuple, list)) and len(entry) == 3):
                 raise ValueError(
-                    f"modality name {name!r} contains {SEPARATOR!r}, which separates the modality "
-                    f"from the feature in output columns; rename it, e.g. {name.replace(SEPARATOR, '_')!r}."
+                    f"transformers[{position}] must be a (modality name, transformer, columns) "
+                    f"tuple, got {entry!r}; e.g. ('tabular', StandardScaler(), ['price'])."
                 )
         if self.verbose_feature_names_out is not True:
             raise ValueError(
@@ -128,6 +126,7 @@ class MultimodalFusion(ColumnTransformer):
             )
 
     def _check_columns_present(self, X):
+        """A missing column is named with the columns that are present (ColumnTransformer names only the former)."""
         if not isinstance(X, pd.DataFrame):
             return
         wanted = []
@@ -143,6 +142,7 @@ class MultimodalFusion(ColumnTransformer):
                 f"{list(X.columns)}. Rename the data's columns or change the fusion's column lists."
             )
 
+    @_fit_context(prefer_skip_nested_validation=False)  # the modalities' transformers validate when fitted
     def fit_transform(self, X, y=None, **params):
         """Fit every modality's transformer and return the fused features as a DataFrame.
 
@@ -159,7 +159,7 @@ class MultimodalFusion(ColumnTransformer):
         -------
         DataFrame of shape (n_samples, n_features_out)
         """
-        self._check_modality_names()
+        self._check_params()
         self._check_columns_present(X)
         output = super().fit_transform(X, y, **params)
         self.modalities_ = {

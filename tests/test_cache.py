@@ -49,9 +49,9 @@ def encoded(monkeypatch):
     def spy(cls, kind):
         original = cls._encode_batch
 
-        def wrapper(self, items, backend):
+        def wrapper(self, items, bundle):
             calls[kind].extend(_fingerprint(item) for item in items)
-            return original(self, items, backend)
+            return original(self, items, bundle)
 
         monkeypatch.setattr(cls, "_encode_batch", wrapper)
 

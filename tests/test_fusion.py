@@ -6,6 +6,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skmm import MultimodalFusion, TextEncoder
 
@@ -60,8 +61,27 @@ def test_remainder_passthrough_is_its_own_modality(frame):
 
 
 def test_modality_names_cannot_contain_the_separator(frame):
-    with pytest.raises(ValueError, match="modality name 'tab__x' contains '__'"):
+    # scikit-learn's own check of step names (_BaseComposition._validate_names)
+    with pytest.raises(ValueError, match=r"names must not contain __: got \['tab__x'\]"):
         MultimodalFusion([("tab__x", StandardScaler(), ["price"])]).fit(frame)
+
+
+def test_parameters_are_validated_by_scikit_learn_first(frame):
+    with pytest.raises(InvalidParameterError, match="'transformers' parameter of MultimodalFusion"):
+        MultimodalFusion("oops").fit(frame)
+    with pytest.raises(InvalidParameterError, match="'remainder' parameter of MultimodalFusion"):
+        MultimodalFusion([("tabular", StandardScaler(), ["price"])], remainder="keep").fit(frame)
+
+
+def test_a_modality_that_is_not_a_triple_is_named(frame):
+    with pytest.raises(ValueError, match=r"transformers\[1\] must be a \(modality name, transformer, columns\)"):
+        MultimodalFusion([("tabular", StandardScaler(), ["price"]), ("oops", StandardScaler())]).fit(frame)
+
+
+def test_output_names_must_keep_the_modality_prefix(frame):
+    fusion = MultimodalFusion([("tabular", StandardScaler(), ["price"])], verbose_feature_names_out=False)
+    with pytest.raises(ValueError, match="verbose_feature_names_out must be True.*got False"):
+        fusion.fit(frame)
 
 
 def test_clone_and_nested_params(frame, tiny_text_model):

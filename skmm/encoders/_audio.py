@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
-from ._base import BaseEncoder, shared_backend
+from ._base import BaseEncoder
+from ._bundle import shared_bundle
 
 __all__ = ["AudioMFCC"]
 
@@ -46,6 +47,14 @@ class AudioMFCC(BaseEncoder):
     axis) or Hugging Face ``{"array": ..., "sampling_rate": ...}`` dicts.
     Multichannel audio is mixed down to mono, other sample rates are
     resampled. A missing row (None, NaN, empty string) gives a row of NaN.
+
+    A 2-D array of numbers ``(n_clips, n_samples)`` is a batch of waveforms
+    already at ``sr`` Hz, one clip per row (integers are PCM samples); a row
+    of NaN is a missing clip. As for any scikit-learn transformer fitted on
+    an array, ``n_features_in_`` is then ``n_samples`` and ``transform`` takes
+    clips of that length: clips of other lengths go in a column of
+    ``(waveform, sample_rate)`` pairs. An ``(n, 1)`` array of paths or bytes
+    (object dtype) stays a column.
 
     Parameters
     ----------
@@ -99,7 +108,7 @@ class AudioMFCC(BaseEncoder):
     Attributes
     ----------
     n_features_in_ : int
-        Always 1: one column is encoded.
+        1 for a column; the number of samples per clip for a 2-D array of waveforms.
     feature_names_in_ : ndarray of str
         The column's name, when fitted on a one-column DataFrame.
     n_features_out_ : int
@@ -124,6 +133,12 @@ class AudioMFCC(BaseEncoder):
     ['mfcc0_mean', 'mfcc0_std', 'centroid_mean']
     >>> bool(np.isnan(Z[1]).all())
     True
+
+    A 2-D array is a batch of waveforms at ``sr`` Hz, one clip per row:
+
+    >>> waves = np.stack([np.sin(2 * np.pi * f * t) for f in (220, 440, 880)])
+    >>> encoder.fit_transform(waves).shape, encoder.n_features_in_
+    ((3, 36), 16000)
     """
 
     _parameter_constraints = {
@@ -142,6 +157,7 @@ class AudioMFCC(BaseEncoder):
         "backend": [StrOptions({"torch", "librosa"})],
     }
     _kind = "audio"
+    _matrix_rows = "waveform"
 
     def __init__(
         self,
@@ -228,21 +244,24 @@ class AudioMFCC(BaseEncoder):
 
     # ------------------------------------------------------------------ BaseEncoder hooks
 
-    def _load_backend(self):
+    def _load_bundle(self):
         if self.backend == "librosa":
             return SimpleNamespace(device="cpu")
         device = resolve_device(self.device)
         key = ("audio-mfcc", self.sr, self.n_fft, self.n_mels, self.fmin, self.fmax, self.n_mfcc, device)
-        return shared_backend(key, lambda: _torch_tables(self, device))
+        return shared_bundle(key, lambda: _torch_tables(self, device))
 
-    def _backend_identity(self, backend):
+    def _model_identity(self, bundle):
         return FEATURES_VERSION
 
-    def _output_dim(self, backend):
+    def _output_dim(self, bundle):
         return 2 * len(self._frame_feature_names())
 
     def _read(self, value):
         return read_audio_source(value)
+
+    def _rows_of_matrix(self, X, bundle):
+        return waveform_rows(X, self.sr)
 
     def _use_decode_threads(self, raws):
         # files and bytes are worth reading in threads; in-memory waveforms are not
@@ -251,13 +270,13 @@ class AudioMFCC(BaseEncoder):
     def _batch_order(self, raws):
         return np.argsort([_size_hint(raw) for raw in raws], kind="stable")
 
-    def _decode(self, raw, backend):
+    def _decode(self, raw, bundle):
         return decode_audio(raw, sr=self.sr, max_duration=self.max_duration)
 
-    def _encode_batch(self, items, backend):
+    def _encode_batch(self, items, bundle):
         if self.backend == "librosa":
             return np.stack([_summary(self._librosa_frames(y)) for y in items])
-        return self._torch_summary(items, backend)
+        return self._torch_summary(items, bundle)
 
     # ------------------------------------------------------------------ librosa (reference)
 
@@ -349,6 +368,11 @@ class AudioMFCC(BaseEncoder):
             return torch.cat([mean, std], dim=-1).flatten(1).float().cpu().numpy()
 
 
+def waveform_rows(X, sr):
+    """The rows of a 2-D array of waveforms at ``sr`` Hz as ``(waveform, sr)`` pairs; a row of NaN is missing."""
+    return [None if np.isnan(row).all() else (row, sr) for row in X]
+
+
 def _summary(frames):
     """Mean and std over time of every row, interleaved: ``[f0_mean, f0_std, f1_mean, ...]``."""
     frames = frames.astype(np.float64)
@@ -390,7 +414,7 @@ def _torch_spectral(magnitude, power, tables, n_fft):
 
 
 def _torch_tables(encoder, device):
-    """The constant matrices of the torch backend (built once per configuration and device)."""
+    """The bundle of the torch backend: its constant matrices, built once per configuration and device."""
     import librosa
     import scipy.fft
     import scipy.signal

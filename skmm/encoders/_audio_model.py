@@ -10,8 +10,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
-from ._audio import _size_hint
-from ._base import BaseEncoder, shared_backend, weights_fingerprint
+from ._audio import _size_hint, waveform_rows
+from ._base import BaseEncoder
+from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, masked_mean, quiet_transformers
 
 __all__ = ["AudioEncoder"]
@@ -42,7 +43,10 @@ class AudioEncoder(BaseEncoder):
 
     Rows are what :class:`AudioMFCC` takes: file paths, encoded bytes,
     ``(waveform, sample_rate)`` pairs or ``{"array", "sampling_rate"}`` dicts.
-    A missing row gives a row of NaN.
+    A missing row gives a row of NaN. As for :class:`AudioMFCC`, a 2-D array
+    of numbers ``(n_clips, n_samples)`` is a batch of waveforms, here at the
+    model's sampling rate (``sr``, or the feature extractor's when None), and
+    ``n_features_in_`` is then ``n_samples``.
 
     Parameters
     ----------
@@ -72,7 +76,7 @@ class AudioEncoder(BaseEncoder):
     Attributes
     ----------
     n_features_in_ : int
-        Always 1.
+        1 for a column; the number of samples per clip for a 2-D array of waveforms.
     feature_names_in_ : ndarray of str
         The column's name, when fitted on a one-column DataFrame.
     n_features_out_ : int
@@ -118,6 +122,7 @@ class AudioEncoder(BaseEncoder):
     }
     _feature_prefix = "aud"
     _kind = "audio"
+    _matrix_rows = "waveform"
 
     def __init__(
         self,
@@ -142,41 +147,44 @@ class AudioEncoder(BaseEncoder):
         self.on_error = on_error
         self.verbose = verbose
 
-    def _load_backend(self):
+    def _load_bundle(self):
         device = resolve_device(self.device)
         name = str(self.model)
-        backend = shared_backend(("audio", name, device), lambda: _load_audio_model(name, device))
-        if self.sr is not None and self.sr != backend.sr:
+        bundle = shared_bundle(("audio", name, device), lambda: _load_audio_model(name, device))
+        if self.sr is not None and self.sr != bundle.sr:
             raise ValueError(
                 f"sr={self.sr} but the feature extractor of {name!r} expects audio at "
-                f"{backend.sr} Hz; leave sr=None to use the model's rate."
+                f"{bundle.sr} Hz; leave sr=None to use the model's rate."
             )
-        return backend
+        return bundle
 
-    def _backend_identity(self, backend):
-        return f"{self.model}@{backend.fingerprint}"
+    def _model_identity(self, bundle):
+        return f"{self.model}@{bundle.fingerprint}"
 
-    def _output_dim(self, backend):
-        return backend.dim
+    def _output_dim(self, bundle):
+        return bundle.dim
 
     def _read(self, value):
         return read_audio_source(value)
 
+    def _rows_of_matrix(self, X, bundle):
+        return waveform_rows(X, bundle.sr)
+
     def _batch_order(self, raws):
         return np.argsort([_size_hint(raw) for raw in raws], kind="stable")
 
-    def _decode(self, raw, backend):
-        waveform = decode_audio(raw, sr=backend.sr, max_duration=self.max_duration)
-        return backend.prepare(waveform), waveform.size
+    def _decode(self, raw, bundle):
+        waveform = decode_audio(raw, sr=bundle.sr, max_duration=self.max_duration)
+        return bundle.prepare(waveform), waveform.size
 
-    def _encode_batch(self, items, backend):
-        output = np.empty((len(items), backend.dim), dtype=np.float32)
+    def _encode_batch(self, items, bundle):
+        output = np.empty((len(items), bundle.dim), dtype=np.float32)
         groups = {}
         for position, (features, _) in enumerate(items):
-            key = None if backend.pads else tuple(value.shape for value in features.values())
+            key = None if bundle.pads else tuple(value.shape for value in features.values())
             groups.setdefault(key, []).append(position)
         for rows in groups.values():
-            output[rows] = backend.encode([items[i] for i in rows], self.pooling)
+            output[rows] = bundle.encode([items[i] for i in rows], self.pooling)
         return output
 
 
@@ -191,8 +199,15 @@ def _load_audio_model(name, device):
     body = network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
     sr = int(extractor.sampling_rate)
     window = getattr(extractor, "n_samples", None)  # Whisper pads every clip to a fixed window
+    shortest = 1 if window else _shortest_clip(body)
 
     def prepare(waveform):
+        if waveform.size < shortest:
+            raise ValueError(
+                f"clip of {waveform.size} samples is shorter than the {shortest} samples "
+                f"({1000 * shortest / sr:g} ms at {sr} Hz) that {name!r} needs for one frame; "
+                "pad it with silence or drop it"
+            )
         features = extractor(waveform, sampling_rate=sr, return_tensors="np")
         return {key: np.asarray(value)[0] for key, value in features.items()}
 
@@ -234,3 +249,29 @@ def _load_audio_model(name, device):
         sr=sr, dim=dim, pads=pads, prepare=prepare, encode=encode,
         fingerprint=weights_fingerprint(network),
     )
+
+
+def _shortest_clip(body):
+    """Fewest samples the model's convolutions turn into one frame (1 when it has no such limit).
+
+    For the models that read the waveform itself (wav2vec2, HuBERT, WavLM, data2vec-audio, ...).
+    Models that read filterbank frames count in frames here: their limit, compared with a number
+    of samples, then only refuses clips too short to give any frame anyway.
+    """
+    import torch
+
+    lengths = getattr(body, "_get_feat_extract_output_lengths", None)
+    if lengths is None:
+        return 1
+
+    def gives_a_frame(n_samples):
+        return int(lengths(torch.tensor(n_samples))) >= 1
+
+    high = 1
+    while not gives_a_frame(high):
+        high *= 2
+    low = high // 2  # gives no frame (or is 0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if gives_a_frame(middle) else (middle, high)
+    return high

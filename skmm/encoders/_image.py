@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import Interval
 
 from .._utils import resolve_device
 from ..io import decode_image, read_image_source
-from ._base import BaseEncoder, shared_backend, weights_fingerprint
+from ._base import BaseEncoder
+from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, quiet_transformers
 
 __all__ = ["ImageEncoder"]
@@ -117,29 +118,29 @@ class ImageEncoder(BaseEncoder):
                 "Leave image_size=None."
             )
 
-    def _load_backend(self):
+    def _load_bundle(self):
         device = resolve_device(self.device)
         model = str(self.model)
         if model == DEFAULT_IMAGE_MODEL:
-            return shared_backend(("image", model, device), lambda: _load_efficientnet(device))
-        return shared_backend(("image", model, device), lambda: _load_transformers(model, device))
+            return shared_bundle(("image", model, device), lambda: _load_efficientnet(device))
+        return shared_bundle(("image", model, device), lambda: _load_transformers(model, device))
 
-    def _backend_identity(self, backend):
-        return f"{self.model}@{backend.fingerprint}"
+    def _model_identity(self, bundle):
+        return f"{self.model}@{bundle.fingerprint}"
 
-    def _output_dim(self, backend):
-        return backend.dim
+    def _output_dim(self, bundle):
+        return bundle.dim
 
     def _read(self, value):
         return read_image_source(value)
 
-    def _decode(self, raw, backend):
-        size = self.image_size or backend.image_size
+    def _decode(self, raw, bundle):
+        size = self.image_size or bundle.image_size
         image = decode_image(raw, max_pixels=self.max_pixels, draft_size=size)
-        return backend.preprocess(image, size)
+        return bundle.preprocess(image, size)
 
-    def _encode_batch(self, items, backend):
-        return backend.encode(items)
+    def _encode_batch(self, items, bundle):
+        return bundle.encode(items)
 
 
 def _center_crop_array(image, size):

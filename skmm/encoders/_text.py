@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
-from ._base import BaseEncoder, shared_backend, weights_fingerprint
+from ._base import BaseEncoder
+from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, masked_mean, quiet_transformers
 
 __all__ = ["TextEncoder"]
@@ -120,16 +121,16 @@ class TextEncoder(BaseEncoder):
         self.on_error = on_error
         self.verbose = verbose
 
-    def _load_backend(self):
+    def _load_bundle(self):
         device = resolve_device(self.device)
         name = resolve_text_model(self.model)
-        return shared_backend(("text", name, device), lambda: _load_text_model(name, device))
+        return shared_bundle(("text", name, device), lambda: _load_text_model(name, device))
 
-    def _backend_identity(self, backend):
-        return f"{self.model}@{backend.fingerprint}"
+    def _model_identity(self, bundle):
+        return f"{self.model}@{bundle.fingerprint}"
 
-    def _output_dim(self, backend):
-        return backend.dim
+    def _output_dim(self, bundle):
+        return bundle.dim
 
     def _read(self, value):
         if isinstance(value, (bool, np.bool_)) or not isinstance(
@@ -144,18 +145,18 @@ class TextEncoder(BaseEncoder):
     def _batch_order(self, raws):
         return np.argsort([len(text) for text in raws], kind="stable")
 
-    def _encode_batch(self, items, backend):
+    def _encode_batch(self, items, bundle):
         import torch
 
-        tokens = backend.tokenizer(
+        tokens = bundle.tokenizer(
             items,
             padding=True,
             truncation=True,
-            max_length=min(self.max_length, backend.max_length),
+            max_length=min(self.max_length, bundle.max_length),
             return_tensors="pt",
-        ).to(backend.device)
-        with inference_context(backend.device):
-            hidden = backend.network(**tokens).last_hidden_state.float()
+        ).to(bundle.device)
+        with inference_context(bundle.device):
+            hidden = bundle.network(**tokens).last_hidden_state.float()
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:

@@ -65,7 +65,7 @@ def _fresh_cache():
 def test_torch_mfcc_frames_match_librosa_mfcc():
     waves = mixed_batch()
     encoder = AudioMFCC(verbose=0).fit(waves[:1])
-    frames, valid = encoder._torch_frames(waves, encoder._load_backend())
+    frames, valid = encoder._torch_frames(waves, encoder._load_bundle())
     for clip, wave in enumerate(waves):
         expected = librosa.feature.mfcc(y=wave, sr=SR, n_mfcc=20, n_fft=512, hop_length=160, n_mels=40)
         assert int(valid[clip].sum()) == expected.shape[1] == 1 + len(wave) // 160
@@ -76,7 +76,7 @@ def test_torch_frames_match_librosa_with_deltas_chroma_spectral():
     waves = mixed_batch()
     encoder = AudioMFCC(n_mfcc=13, n_mels=64, fmin=50.0, fmax=7000.0, **ALL_FEATURES, verbose=0)
     encoder.fit(waves[:1])
-    frames, _ = encoder._torch_frames(waves, encoder._load_backend())
+    frames, _ = encoder._torch_frames(waves, encoder._load_bundle())
     for clip, wave in enumerate(waves):
         expected = encoder._librosa_frames(wave)
         got = frames[clip, :, : expected.shape[1]].numpy()
@@ -207,6 +207,58 @@ def test_silent_clip_gives_finite_features():
         assert np.isfinite(Z).all(), backend
 
 
+# ------------------------------------------------------------------ a 2-D array: a batch of waveforms
+
+
+def test_a_2d_array_is_a_batch_of_waveforms_at_sr():
+    waves = np.stack([tone(seed=0), tone(freq=880, seed=1), tone(freq=150, seed=2)])
+    encoder = AudioMFCC(cache=None, verbose=0)
+    Z = encoder.fit_transform(waves)
+    assert encoder.n_features_in_ == SR and not hasattr(encoder, "feature_names_in_")
+    np.testing.assert_array_equal(Z, encode([(wave, SR) for wave in waves]))
+    pcm = (waves * 2**15).astype(np.int16)  # integers are PCM samples, as in a pair
+    np.testing.assert_array_equal(encoder.transform(pcm), encode([(wave, SR) for wave in pcm]))
+
+
+def test_a_row_of_nan_in_a_batch_is_a_missing_clip():
+    waves = np.stack([tone(), np.full(SR, np.nan, dtype=np.float32), tone(seed=1)])
+    Z = AudioMFCC(cache=None, verbose=0).fit_transform(waves)
+    assert np.isnan(Z[1]).all() and np.isfinite(Z[[0, 2]]).all()
+
+
+def test_a_batch_takes_clips_of_the_length_seen_in_fit():
+    encoder = AudioMFCC(verbose=0).fit(np.stack([tone(), tone(seed=1)]))
+    with pytest.raises(ValueError, match=f"X has 8000 features, but AudioMFCC is expecting {SR} features"):
+        encoder.transform(np.stack([tone(0.5)]))
+    with pytest.raises(ValueError, match=f"X is one column, but AudioMFCC was fitted on .* {SR} features"):
+        encoder.transform([(tone(), SR)])
+
+
+def test_a_single_waveform_as_a_1d_array_is_refused_with_a_way_out():
+    with pytest.raises(ValueError, match=r"1-D array of numbers: a single waveform\? Reshape your data"):
+        AudioMFCC().fit(tone())
+    assert np.isnan(encode(np.full(3, np.nan))).all()  # a 1-D array of missing values stays a column
+
+
+def test_an_object_array_stays_a_column_of_clips(wav_file):
+    column = np.empty((2, 1), dtype=object)
+    column[:, 0] = [str(wav_file), None]
+    encoder = AudioMFCC(cache=None, verbose=0).fit(column)
+    Z = encoder.transform(column)
+    assert encoder.n_features_in_ == 1 and Z.shape == (2, 40) and np.isnan(Z[1]).all()
+    with pytest.raises(ValueError, match=r"an array of shape \(2, 2\) and dtype object.*one waveform per row"):
+        encoder.fit(np.hstack([column, column]))
+
+
+def test_audio_encoder_reads_a_batch_at_the_model_rate(tiny_model):
+    waves = np.stack([tone(0.5, seed=0), tone(0.5, seed=1)])
+    pairs = [(wave, SR) for wave in waves]
+    np.testing.assert_array_equal(
+        AudioEncoder(tiny_model, cache=None, verbose=0).fit_transform(waves),
+        AudioEncoder(tiny_model, cache=None, verbose=0).fit_transform(pairs),
+    )
+
+
 # ------------------------------------------------------------------ errors
 
 
@@ -317,9 +369,9 @@ def count_batches(monkeypatch, cls):
     calls = []
     original = cls._encode_batch
 
-    def counted(self, items, backend):
+    def counted(self, items, bundle):
         calls.append(len(items))
-        return original(self, items, backend)
+        return original(self, items, bundle)
 
     monkeypatch.setattr(cls, "_encode_batch", counted)
     return calls
@@ -396,6 +448,16 @@ def test_audio_encoder_embedding_does_not_depend_on_the_batch(model, request):
     together = AudioEncoder(folder, batch_size=4, cache=None, verbose=0).fit_transform(clips)
     alone = np.vstack([AudioEncoder(folder, cache=None, verbose=0).fit_transform([c]) for c in clips])
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_audio_encoder_refuses_a_clip_shorter_than_its_receptive_field(tiny_model):
+    # the tiny wav2vec2's convolutions (kernels 10 and 8, strides 5 and 4) need 45 samples
+    encoder = AudioEncoder(tiny_model, cache=None, verbose=0)
+    with pytest.raises(InputError, match=r"row 1, .*clip of 44 samples is shorter than the 45 samples"):
+        encoder.fit_transform([(tone(), SR), (tone()[:44], SR)])
+    with pytest.warns(InputWarning, match="1 of 2 rows"):
+        Z = encoder.set_params(on_error="missing").fit_transform([(tone()[:44], SR), (tone()[:45], SR)])
+    assert np.isnan(Z[0]).all() and np.isfinite(Z[1]).all()
 
 
 def test_audio_encoder_pooling_errors_pickle_and_cache(tiny_model, monkeypatch):

@@ -23,19 +23,19 @@ class SlowEncoder(BaseEncoder):
 
     _parameter_constraints = {**BaseEncoder._parameter_constraints, "delay": [float]}
 
-    def _load_backend(self):
+    def _load_bundle(self):
         return None
 
-    def _backend_identity(self, backend):
+    def _model_identity(self, bundle):
         return "slow"
 
-    def _output_dim(self, backend):
+    def _output_dim(self, bundle):
         return 2
 
     def _read(self, value):
         return str(value).encode(), value
 
-    def _encode_batch(self, items, backend):
+    def _encode_batch(self, items, bundle):
         time.sleep(self.delay)
         return np.zeros((len(items), 2), dtype=np.float32)
 
