@@ -49,7 +49,7 @@ def test_image_encoder_on_cuda_matches_cpu():
 
 def test_auto_device_picks_cuda():
     encoder = TextEncoder(device="auto", verbose=0).fit(TEXTS)
-    assert encoder._load_backend().device == "cuda"
+    assert encoder._load_bundle().device == "cuda"
 
 
 def separable(n=120, seed=0):

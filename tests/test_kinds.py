@@ -76,13 +76,13 @@ class ToyEncoder(BaseEncoder):
         self.on_error = on_error
         self.verbose = verbose
 
-    def _load_backend(self):
+    def _load_bundle(self):
         return "no model"
 
-    def _backend_identity(self, backend):
+    def _model_identity(self, bundle):
         return "toy-v1"
 
-    def _output_dim(self, backend):
+    def _output_dim(self, bundle):
         return 3
 
     def _read(self, value):
@@ -95,7 +95,7 @@ class ToyEncoder(BaseEncoder):
         check_toy(data)
         return data, data
 
-    def _encode_batch(self, items, backend):
+    def _encode_batch(self, items, bundle):
         payloads = [np.frombuffer(data[len(MAGIC):], dtype=np.uint8) for data in items]
         return np.array(
             [[len(p) / 10, p.mean() / 255 if len(p) else 0.0, p[-1] / 255 if len(p) else 0.0]

@@ -95,10 +95,6 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _check_params(self):
         """Extra parameter checks of a subclass (beyond ``_parameter_constraints``)."""
 
-    def _load_backend(self):
-        """Old name of :meth:`_load_bundle`, kept for callers of the private API."""
-        return self._load_bundle()
-
     # ------------------------------------------------------------------ estimator API
 
     @_fit_context(prefer_skip_nested_validation=True)
