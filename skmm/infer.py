@@ -28,6 +28,7 @@ __all__ = [
     "fusion_from_kinds",
     "infer_modalities",
     "kind_of_transformer",
+    "kinds_reached",
 ]
 
 #: at most this many distinct values make a categorical column (unless they read like sentences)
@@ -232,8 +233,12 @@ def kind_of_transformer(transformer):
     ``TextEncoder`` → ``"text"``), and so may any transformer made for a
     registered kind; scikit-learn's text vectorizers are ``"text"``,
     ``OneHotEncoder``/``OrdinalEncoder`` ``"categorical"``, scalers
-    ``"numeric"``. A :class:`~sklearn.pipeline.Pipeline` is judged by its first
-    step, ``"drop"`` is ``"drop"``.
+    ``"numeric"``. A column reaching an encoder of a kind that holds files
+    (``"image"``, ``"audio"``, see :mod:`skmm.kinds`) anywhere inside the
+    transformer (a ``FeatureUnion`` of encoders, a ``Pipeline`` step, a nested
+    parameter: see :func:`kinds_reached`) is of that kind. Otherwise a
+    :class:`~sklearn.pipeline.Pipeline` is judged by its first step;
+    ``"drop"`` is ``"drop"``.
 
     Examples
     --------
@@ -253,6 +258,9 @@ def kind_of_transformer(transformer):
 
     if isinstance(transformer, str):
         return "drop" if transformer == "drop" else None
+    file_kinds = [kind for kind in kinds_reached(transformer) if _holds_files(kind)]
+    if file_kinds:  # whatever wraps it, a column some encoder reads as files holds files
+        return file_kinds[0]
     if isinstance(transformer, Pipeline) and transformer.steps:
         return kind_of_transformer(transformer.steps[0][1])
     declared = getattr(type(transformer), "_kind", None)
@@ -269,6 +277,72 @@ def kind_of_transformer(transformer):
     if isinstance(transformer, SimpleImputer) and transformer.strategy in ("mean", "median"):
         return "numeric"
     return None
+
+
+def _holds_files(kind):
+    entry = COLUMN_KINDS.get(kind)
+    return entry is not None and (entry.reads_files or entry.check_upload is not None)
+
+
+def _parts(estimator):
+    """The estimators directly inside ``estimator``: its parameters and fitted sub-estimators."""
+    parts = []
+    if hasattr(estimator, "get_params"):
+        try:
+            parts.extend(estimator.get_params(deep=False).values())
+        except Exception:  # noqa: BLE001 - an odd estimator is walked by its attributes below
+            pass
+    for name in ("steps", "transformer_list", "transformers", "transformers_", "estimators",
+                 "estimators_", "named_steps"):
+        parts.append(getattr(estimator, name, None))
+    return parts
+
+
+def kinds_reached(transformer):
+    """Every registered kind declared by an estimator that ``transformer`` contains or is.
+
+    Walks whole estimator trees: :class:`~sklearn.pipeline.Pipeline` steps,
+    :class:`~sklearn.pipeline.FeatureUnion` and ``ColumnTransformer`` members
+    (fitted or not), and estimators held in parameters, however deep. An
+    estimator declares a kind with the class attribute ``_kind``.
+
+    Parameters
+    ----------
+    transformer : estimator, str or None
+
+    Returns
+    -------
+    kinds : list of str
+        The registered kinds found, each once, in the order met.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import FeatureUnion
+    >>> from skmm import ImageEncoder
+    >>> from skmm.infer import kinds_reached
+    >>> kinds_reached(FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))]))
+    ['image']
+    """
+    found, seen, todo = [], set(), [transformer]
+    while todo:
+        item = todo.pop()
+        if item is None or isinstance(item, (str, bytes, int, float, bool)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            todo.extend(reversed(list(item.values())))
+            continue
+        if isinstance(item, (list, tuple)):
+            todo.extend(reversed(item))
+            continue
+        if isinstance(item, type):
+            continue
+        declared = getattr(type(item), "_kind", None)
+        if isinstance(declared, str) and declared in COLUMN_KINDS and declared not in found:
+            found.append(declared)
+        if hasattr(item, "get_params") or hasattr(item, "steps"):
+            todo.extend(reversed(_parts(item)))
+    return found
 
 
 def default_transformer(kind):

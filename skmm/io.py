@@ -19,6 +19,8 @@ file of that kind (reading only the header), and ``is_*_value(value)`` says
 whether an in-memory Python value holds that kind of media.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import os
@@ -43,8 +45,30 @@ __all__ = [
 
 _WHITE = (255, 255, 255, 255)
 
+#: set while paths must not be opened (the server predicting a request)
+_PATHS_REFUSED = contextvars.ContextVar("skmm_paths_refused", default=False)
+
+
+@contextlib.contextmanager
+def paths_refused():
+    """Within this block, reading an image or audio *path* fails instead of opening the file.
+
+    The server predicts every request inside it, so that no value of a request
+    can make it open a file of its own, whatever the pipeline looks like.
+    """
+    token = _PATHS_REFUSED.set(True)
+    try:
+        yield
+    finally:
+        _PATHS_REFUSED.reset(token)
+
 
 def _read_file(path, kind):
+    if _PATHS_REFUSED.get():
+        raise ValueError(
+            f"a path was given where {kind} file's bytes were expected; this server never "
+            "opens paths: send the file itself"
+        )
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
         raise ValueError(f"file not found: '{path}'")

@@ -246,22 +246,28 @@ def _row_from_form(request, decoder):
 
 def _predict(pipeline, frame):
     from .exceptions import InputError
+    from .io import paths_refused
 
     try:
-        if hasattr(pipeline, "predict_proba"):
-            probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
-            classes = list(pipeline.classes_)
-            labels = [classes[i] for i in probabilities.argmax(axis=1)]
-            return [
-                {
-                    "label": jsonable(label),
-                    "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
-                }
-                for label, row in zip(labels, probabilities)
-            ]
-        return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
+        with paths_refused():
+            return _predictions(pipeline, frame)
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
+
+
+def _predictions(pipeline, frame):
+    if not hasattr(pipeline, "predict_proba"):
+        return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
+    probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
+    classes = list(pipeline.classes_)
+    labels = [classes[i] for i in probabilities.argmax(axis=1)]
+    return [
+        {
+            "label": jsonable(label),
+            "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
+        }
+        for label, row in zip(labels, probabilities)
+    ]
 
 
 def _quiet(pipeline):
@@ -286,6 +292,22 @@ def _warm_up(pipeline, columns):
             pipeline.predict(frame)
     except Exception as exc:  # noqa: BLE001 - a warm-up failure only costs time later
         logger.debug("warm-up prediction failed: %s", exc)
+
+
+def _served_kinds(pipeline, recorded):
+    """The kind of each input column, a file kind whenever the pipeline or the file says so.
+
+    The model file's metadata is not trusted alone: every encoder a column
+    reaches inside the pipeline counts (see :func:`skmm.infer.kinds_reached`),
+    so a column an encoder reads as files is taken only as uploaded bytes.
+    """
+    from .persistence import describe_inputs
+
+    kinds = dict(recorded)
+    for column, kind in describe_inputs(pipeline)["kinds"].items():
+        if column in kinds and _upload_kind(kind) is not None and _upload_kind(kinds[column]) is None:
+            kinds[column] = kind
+    return kinds
 
 
 # --------------------------------------------------------------------------- app
@@ -336,7 +358,7 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
         pipeline = pipeline_or_path
         metadata = build_metadata(pipeline)
         source = None
-    decoder = RowDecoder(metadata["input_columns"], metadata["kinds"])
+    decoder = RowDecoder(metadata["input_columns"], _served_kinds(pipeline, metadata["kinds"]))
     public = {
         "model": source,
         "estimator": metadata.get("estimator"),

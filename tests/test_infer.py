@@ -241,3 +241,20 @@ def test_old_names_still_import():
     assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
     assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
     assert isinstance(default_transformer("image"), ImageEncoder)
+
+
+def test_a_column_reaching_a_file_encoder_anywhere_is_of_its_kind():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skmm.infer import kinds_reached
+
+    union = FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))])
+    assert kind_of_transformer(union) == "image"
+    assert kind_of_transformer(Pipeline([("f", FunctionTransformer()), ("e", AudioMFCC())])) == "audio"
+    nested = ColumnTransformer([("inner", Pipeline([("u", union)]), ["photo"])])
+    assert kind_of_transformer(nested) == "image"
+    assert kinds_reached(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == ["text", "image"]
+    assert kind_of_transformer(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == "image"
+    assert kind_of_transformer(FunctionTransformer()) is None

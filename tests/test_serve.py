@@ -361,3 +361,75 @@ def test_concurrent_requests_all_answered_right(server, model):
     assert not failures, failures[:3]
     assert len(done) == n_threads * per_thread
     assert elapsed < 240
+
+
+# --------------------------------------------------------------------------- hardening (issue 13)
+
+
+def in_process_app(pipe, **options):
+    from skmm.serve import create_app
+
+    return create_app(pipe, warm_up=False, **options).test_client()
+
+
+@pytest.fixture(scope="module")
+def wrapped_image_model(model):
+    """The photo column read by a FeatureUnion of two ImageEncoders: no top-level skmm encoder."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import StandardScaler
+
+    from skmm import ImageEncoder
+
+    _, _, X = model
+    X = X[["photo", "price"]].fillna(0.0)
+    union = FeatureUnion([
+        ("small", ImageEncoder(image_size=32, verbose=0)),
+        ("large", Pipeline([("enc", ImageEncoder(image_size=48, verbose=0)),
+                            ("scale", StandardScaler())])),
+    ])
+    columns = ColumnTransformer([("photo", union, "photo"), ("price", StandardScaler(), ["price"])])
+    from sklearn.linear_model import LogisticRegression
+
+    pipe = Pipeline([("fusion", columns), ("clf", LogisticRegression(max_iter=200))])
+    return pipe.fit(X, ["cat", "dog"] * (len(X) // 2)), X
+
+
+def test_a_wrapped_image_column_is_an_upload_and_no_path_is_read(wrapped_image_model, tmp_path):
+    pipe, X = wrapped_image_model
+    secret = tmp_path / "abcd"  # a real PNG on the server's disk, its name valid base64 too
+    secret.write_bytes(X["photo"].iloc[0])
+    client = in_process_app(pipe)
+    assert client.get("/metadata").get_json()["kinds"]["photo"] == "image"
+    for value in (str(secret), "abcd", "file://" + str(secret)):
+        answer = client.post("/predict", json={"row": {"photo": value, "price": 1.0}})
+        assert answer.status_code == 422, answer.get_json()
+        assert "'photo'" in answer.get_json()["error"]
+        assert "PNG" not in answer.get_json()["error"]  # no byte of the file is quoted back
+    good = base64.b64encode(X["photo"].iloc[0]).decode()
+    answer = client.post("/predict", json={"row": {"photo": good, "price": 1.0}})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"][0]["label"] == pipe.predict(X.iloc[[0]])[0]
+
+
+def test_metadata_saying_text_does_not_make_a_file_column_take_paths(wrapped_image_model, tmp_path):
+    from skmm.serve import RowDecoder, _served_kinds
+
+    pipe, _ = wrapped_image_model
+    kinds = _served_kinds(pipe, {"photo": "text", "price": "numeric"})  # stale or forged metadata
+    assert kinds["photo"] == "image"
+    decoder = RowDecoder(["photo", "price"], kinds)
+    with pytest.raises(Exception, match="base64"):
+        decoder.frame([{"photo": str(tmp_path / "x.png"), "price": 1.0}])
+
+
+def test_no_path_is_opened_while_a_request_is_predicted(tmp_path):
+    from skmm import ImageEncoder, InputError
+    from skmm.io import paths_refused
+
+    image = tmp_path / "a.png"
+    image.write_bytes(png_bytes((10, 20, 30), seed=0))
+    encoder = ImageEncoder(image_size=32, verbose=0).fit([str(image)])
+    with paths_refused(), pytest.raises(InputError, match="never opens paths"):
+        encoder.transform([str(image)])
+    assert encoder.transform([str(image)]).shape == (1, 1280)  # outside the block, paths work
