@@ -48,6 +48,28 @@ def _read_csv(path):
     return df, path.resolve().parent
 
 
+def _check_numbers(df, kinds, path):
+    """Numeric columns of ``df`` as floats; a non-number or an infinite value is a CLIError naming it."""
+    import numpy as np
+    import pandas as pd
+
+    df = df.copy()
+    for column, kind in kinds.items():
+        if kind != "numeric" or column not in df.columns:
+            continue
+        numbers = pd.to_numeric(df[column], errors="coerce").astype(float)
+        bad = (numbers.isna() & df[column].notna()) | np.isinf(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CLIError(
+                f"{path}: column {column!r}, data row {row + 1} (line {row + 2}): "
+                f"{str(df[column].iloc[row])[:60]!r} is not a finite number; the column is numeric "
+                "(fix the value, or leave the cell empty for a missing value)."
+            )
+        df[column] = numbers
+    return df
+
+
 def _parse_overrides(items):
     overrides = {}
     kinds = kind_names()
@@ -145,10 +167,17 @@ def _cmd_predict(args):
         raise CLIError(
             f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
         )
-    X = resolve_paths(df[columns], metadata["kinds"], base_dir)
+    X = _check_numbers(df[columns], metadata["kinds"], args.data)
+    X = resolve_paths(X, metadata["kinds"], base_dir)
     output = pd.DataFrame(index=df.index)
     if hasattr(pipeline, "predict_proba"):
-        probabilities = np.asarray(pipeline.predict_proba(X))
+        probabilities = np.asarray(pipeline.predict_proba(X), dtype=float)
+        bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+        if len(bad):  # never an empty or made-up row (the skmm classifier cannot give these)
+            raise CLIError(
+                f"the model gave no finite probabilities for data row {bad[0] + 1}; check its "
+                "values for numbers far out of the training range."
+            )
         classes = np.asarray(pipeline.classes_)
         output["prediction"] = classes[probabilities.argmax(axis=1)]
         for number, label in enumerate(classes):

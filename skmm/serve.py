@@ -110,25 +110,48 @@ def _file_value(value, entry, column, row):
     return value
 
 
+def _finite(number, column, row, shown):
+    """``number`` as a float, refused (422) when it is infinite or too large for a float."""
+    try:
+        number = float(number)
+    except OverflowError:
+        number = math.inf
+    if math.isinf(number):
+        raise RequestError(
+            422, f"column {column!r}, row {row}: {shown:.60} is out of range; expected a finite "
+            "number (or null)."
+        )
+    return number
+
+
 def _numeric_value(value, column, row):
     if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, (bool, int, float)):
+        return _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
+        else:
+            return _finite(number, column, row, repr(value))
     raise RequestError(
         422, f"column {column!r}, row {row}: expected a number (or null), got {value!r:.60}."
     )
 
 
 def _plain_value(value, column, row):
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise RequestError(
+                422, f"column {column!r}, row {row}: the integer is out of range (more than 64 bits)."
+            )
+        return value
+    if value is None or isinstance(value, (str, bool)):
         return value
     raise RequestError(
         422,
@@ -199,6 +222,8 @@ def _rows_from_json(data):
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"malformed JSON body: {exc}.") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON body: nested too deeply.") from None
     if not isinstance(body, dict):
         raise RequestError(
             400, f'expected a JSON object {{"rows": [...]}} or {{"row": {{...}}}}, got {type(body).__name__}.'
@@ -259,6 +284,12 @@ def _predictions(pipeline, frame):
     if not hasattr(pipeline, "predict_proba"):
         return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
     probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if len(bad):  # never a made-up label (the skmm classifier cannot give these)
+        raise RequestError(
+            422, f"row {int(bad[0])}: the model gave no finite probabilities for this row; "
+            "check its values for numbers far out of the training range."
+        )
     classes = list(pipeline.classes_)
     labels = [classes[i] for i in probabilities.argmax(axis=1)]
     return [

@@ -253,3 +253,27 @@ def test_demo_forwards_only_given_options(monkeypatch):
     assert main(["demo", "--n-samples", "30", "--output-dir", "out"]) == 0
     assert calls == [{"output_dir": "out", "n_samples": 30}]
 
+
+
+def test_predict_huge_and_infinite_numbers(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    capsys.readouterr()
+    new = pd.read_csv(small_csv).drop(columns="y").iloc[:3]
+    new["x"] = ["1e30", "-1e300", "0.5"]
+    new.to_csv(tmp_path / "huge.csv", index=False)
+    out = tmp_path / "out.csv"
+    with pytest.warns(skmm.InputWarning, match="standard deviations"):
+        assert main(["predict", str(model), str(tmp_path / "huge.csv"), "--out", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert len(got) == 3 and got["prediction"].isin(["p", "q"]).all()
+    probabilities = got[["proba_p", "proba_q"]].to_numpy()
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    for value in ("inf", "-Infinity", "1e400"):
+        new["x"] = ["0.5", value, "0.1"]
+        new.to_csv(tmp_path / "inf.csv", index=False)
+        assert main(["predict", str(model), str(tmp_path / "inf.csv")]) == 1
+        err = capsys.readouterr().err
+        assert "'x'" in err and "data row 2" in err and "finite number" in err

@@ -433,3 +433,50 @@ def test_no_path_is_opened_while_a_request_is_predicted(tmp_path):
     with paths_refused(), pytest.raises(InputError, match="never opens paths"):
         encoder.transform([str(image)])
     assert encoder.transform([str(image)]).shape == (1, 1280)  # outside the block, paths work
+
+
+@pytest.mark.parametrize("price", [1e30, -1e30, 1e300, 1.7e308, "1e30"])
+def test_a_huge_finite_number_gives_finite_probabilities(model, price):
+    _, pipe, X = model
+    client = in_process_app(pipe)
+    with pytest.warns(skmm.InputWarning, match="standard deviations"):
+        answer = client.post("/predict", json={"row": {**good_row(X), "price": price}})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = json.loads(answer.get_data(as_text=True))  # strict JSON: no NaN
+    probabilities = list(body["predictions"][0]["probabilities"].values())
+    assert np.isfinite(probabilities).all()
+    assert sum(probabilities) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"row": {ROW, "price": Infinity}}',
+        '{"row": {ROW, "price": -Infinity}}',
+        '{"row": {ROW, "price": 1e400}}',
+        '{"row": {ROW, "price": "inf"}}',
+        '{"row": {ROW, "price": "-Infinity"}}',
+        '{"row": {ROW, "price": ' + "9" * 400 + "}}",
+        '{"row": {ROW, "colour": ' + "9" * 400 + "}}",
+        '{"row": {ROW, "colour": 1e400}}',
+        '{"row": {ROW, "price": ' + "9" * 5000 + "}}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["Infinity", "-Infinity", "1e400", "inf-string", "-Infinity-string", "400-digits",
+         "400-digits-category", "1e400-category", "5000-digits", "nested", "nested-rows"],
+)
+def test_out_of_range_numbers_and_deep_json_are_refused_not_500(model, body):
+    _, pipe, X = model
+    row = {k: v for k, v in good_row(X).items() if k not in ("price", "colour")}
+    row_text = json.dumps(row)[1:-1]
+    extra = '"colour": "red"' if '"colour"' not in body else '"price": 1.0'
+    answer = in_process_app(pipe).post(
+        "/predict", data=body.replace("ROW", row_text + ", " + extra),
+        content_type="application/json",
+    )
+    assert answer.status_code in (400, 422), answer.get_data(as_text=True)[:300]
+    error = answer.get_json()["error"]
+    assert "Traceback" not in error
+    if "ROW" in body:
+        assert any(word in error for word in ("'price'", "'colour'", "JSON")), error
