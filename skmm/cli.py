@@ -94,19 +94,63 @@ def _fmt(scores):
     return f"{scores.mean():.3f} ± {scores.std():.3f}"
 
 
+class _Interrupted(Exception):
+    """Training was interrupted by a signal; nothing was saved."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt, remembering that one came.
+
+    skorch catches a KeyboardInterrupt during training and returns as if
+    training had ended; :meth:`check` raises :class:`_Interrupted` afterwards,
+    so an interrupted fit never saves an under-trained model. A signal while the
+    model is being saved raises inside :func:`skmm.save`, which removes its
+    temporary file and leaves any existing model untouched.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = self.received or signum
+        raise KeyboardInterrupt
+
+    def check(self):
+        if self.received is not None:
+            raise _Interrupted(self.received)
+
+    def __exit__(self, *exc_info):
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if exc_info[0] is KeyboardInterrupt:
+            raise _Interrupted(self.received or signal.SIGINT) from None
+        return False
+
+
 # --------------------------------------------------------------------------- commands
 
 
 def _cmd_fit(args):
-    import warnings
-
-    import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.pipeline import Pipeline
 
     from .classifier import MultimodalClassifier
     from .infer import column_kinds, fusion_from_kinds, resolve_paths
-    from .persistence import save
 
     df, base_dir = _read_csv(args.data)
     if args.target not in df.columns:
@@ -129,6 +173,19 @@ def _cmd_fit(args):
     )
     pipeline = Pipeline([("fusion", fusion), ("clf", classifier)])
 
+    with _Signals() as signals:
+        return _fit_and_save(args, pipeline, X, y, kinds, signals)
+
+
+def _fit_and_save(args, pipeline, X, y, kinds, signals):
+    """Cross-validate and fit ``pipeline``, then save it, unless a signal came meanwhile."""
+    import warnings
+
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from .persistence import save
+
     if args.cv is not None:
         smallest = int(y.value_counts().min())
         if args.cv < 2 or args.cv > smallest:
@@ -142,11 +199,13 @@ def _cmd_fit(args):
             scores = cross_validate(
                 pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"), error_score="raise"
             )
+        signals.check()
         print(
             f"Cross-validated ({args.cv}-fold) accuracy: {_fmt(np.asarray(scores['test_accuracy']))}, "
             f"macro F1: {_fmt(np.asarray(scores['test_f1_macro']))}"
         )
     pipeline.fit(X, y)
+    signals.check()
     out = save(pipeline, args.out, kinds={c: k for c, k in kinds.items() if k != "drop"})
     print(f"Model fitted on {len(X)} rows, classes {list(pipeline.classes_)}; saved to {out}")
     return 0
@@ -313,6 +372,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except _Interrupted as exc:
+        print(f"skmm {args.command}: interrupted; nothing was saved.", file=sys.stderr)
+        return 128 + int(exc.signum)
     except (CLIError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("SKMM_DEBUG"):
             raise

@@ -277,3 +277,69 @@ def test_predict_huge_and_infinite_numbers(small_csv, tmp_path, capsys):
         assert main(["predict", str(model), str(tmp_path / "inf.csv")]) == 1
         err = capsys.readouterr().err
         assert "'x'" in err and "data row 2" in err and "finite number" in err
+
+
+def start_fit(args, env_extra=None, code=None):
+    import os
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "skmm"]
+    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_line(stream, words, limit=400):
+    seen = []
+    for _ in range(limit):
+        line = stream.readline()
+        seen.append(line)
+        if not line or words in line:
+            return "".join(seen)
+    return "".join(seen)
+
+
+def test_ctrl_c_during_training_saves_nothing_and_exits_130(small_csv, tmp_path):
+    import signal
+    import time
+
+    model = tmp_path / "m.skmm"
+    model.write_bytes(b"the model I had")
+    process = start_fit(["fit", small_csv, "--target", "y", "--override", "id=drop",
+                         "--max-epochs", "1000000", "--out", model])
+    out = wait_for_line(process.stdout, "tag")  # the kinds are printed: training comes next
+    assert "Inferred column kinds" in out
+    time.sleep(3)  # well into the million epochs
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted; nothing was saved" in err and "Traceback" not in err
+    assert model.read_bytes() == b"the model I had"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
+
+
+SLOW_SAVE = """
+import sys, time, skmm.persistence as p
+real = p.os.replace
+def slow_replace(*args):
+    print("saving now", flush=True)
+    time.sleep(60)
+    real(*args)
+p.os.replace = slow_replace
+from skmm.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_saving_leaves_the_old_model_and_no_temporary_file(small_csv, tmp_path):
+    import signal
+
+    model = tmp_path / "m.skmm"
+    model.write_bytes(b"the model I had")
+    process = start_fit(["fit", small_csv, "--target", "y", "--override", "id=drop",
+                         "--max-epochs", "1", "--out", model], code=SLOW_SAVE)
+    assert "saving now" in wait_for_line(process.stdout, "saving now")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert model.read_bytes() == b"the model I had"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
