@@ -133,7 +133,9 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
     from PIL import Image
 
     if isinstance(raw, np.ndarray):
-        return _array_to_image(raw)
+        image = _array_to_image(raw)
+        _check_pixels(image.size, None)
+        return image
     if isinstance(raw, Image.Image):
         _check_pixels(raw.size, max_pixels)
         return _to_rgb(raw)
@@ -155,11 +157,20 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         if draft_size and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
         image.load()
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
     except _PILLOW_ERRORS as exc:
         raise ValueError(
             f"not a readable image: corrupt or truncated {image.format} data ({_reason(exc)})"
         ) from None
-    return _to_rgb(image)
+    try:
+        return _to_rgb(image)
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
+
+
+def _too_big(image):
+    return f"image of {image.size[0]}x{image.size[1]} pixels does not fit in memory"
 
 
 #: what Pillow's decoders raise on malformed data (besides UnidentifiedImageError)
@@ -173,10 +184,19 @@ def _reason(exc):
     return str(exc) or type(exc).__name__
 
 
+#: images longer than this many times their width (or wider than their height) are refused
+MAX_ASPECT_RATIO = 100
+
+
 def _check_pixels(size, max_pixels):
     width, height = size
     if width < 1 or height < 1:
         raise ValueError(f"image is empty ({width}x{height} pixels)")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ValueError(
+            f"image is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT_RATIO}:1; "
+            "crop it to the region of interest first"
+        )
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(
             f"image is {width}x{height} = {width * height:,} pixels, over "
@@ -264,7 +284,8 @@ def check_image_header(data):
 
     Only the header is parsed (no pixels are decoded); an image claiming far
     more pixels than Pillow's ``MAX_IMAGE_PIXELS`` is refused as a
-    decompression bomb.
+    decompression bomb, one more than :data:`MAX_ASPECT_RATIO` times longer
+    than wide (or wider than high) as an absurd shape.
 
     Parameters
     ----------
@@ -282,10 +303,11 @@ def check_image_header(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image.size  # noqa: B018 - the header was parsed
+                size = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
+    _check_pixels(size, None)
 
 
 def is_image_value(value):

@@ -480,3 +480,14 @@ def test_out_of_range_numbers_and_deep_json_are_refused_not_500(model, body):
     assert "Traceback" not in error
     if "ROW" in body:
         assert any(word in error for word in ("'price'", "'colour'", "JSON")), error
+
+
+@pytest.mark.parametrize("width", [20_000, 2_000_000])
+def test_an_absurdly_long_image_is_a_422_not_a_500(model, width):
+    _, pipe, X = model
+    buffer = io.BytesIO()
+    Image.new("L", (width, 1)).save(buffer, format="PNG")
+    photo = base64.b64encode(buffer.getvalue()).decode()
+    answer = in_process_app(pipe).post("/predict", json={"row": {**good_row(X), "photo": photo}})
+    assert answer.status_code == 422
+    assert "'photo'" in answer.get_json()["error"] and "aspect ratio" in answer.get_json()["error"]

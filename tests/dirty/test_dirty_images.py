@@ -210,3 +210,33 @@ def test_arrays_of_every_supported_layout_and_dtype_agree(image_encoder):
 def test_wrong_python_type_is_an_input_error(image_encoder):
     with pytest.raises(skmm.InputError, match=r"row 0, 42: expected an image as a file path, bytes"):
         image_encoder().transform([42])
+
+
+# --------------------------------------------------------------------------- absurd shapes
+
+
+def png_of_shape(width, height):
+    return image_bytes(Image.new("L", (width, height)), "PNG")
+
+
+@pytest.mark.parametrize("width, height", [(20_000, 1), (2_000_000, 1), (1, 5_000)])
+def test_absurd_aspect_ratios_are_refused_as_input_errors(image_encoder, width, height):
+    data = png_of_shape(width, height)  # valid PNGs of a few hundred bytes
+    with pytest.raises(skmm.InputError, match=rf"row 0, <\d+ bytes>: image is {width}x{height} pixels, an aspect ratio over 100:1"):
+        image_encoder().transform([data])
+    with pytest.warns(skmm.InputWarning, match="1 of 2 rows"):
+        Z = image_encoder(on_error="missing").transform([data, noise_image()])
+    assert np.isnan(Z[0]).all() and np.isfinite(Z[1]).all()
+    with pytest.raises(ValueError, match="aspect ratio"):
+        skmm.io.check_image_header(data)  # what the server checks on upload
+
+
+def test_long_images_within_the_limit_are_cropped_from_their_centre(image_encoder):
+    from skmm.encoders._image import _center_crop_array
+
+    wide = Image.new("RGB", (10_000, 100), "white")
+    wide.paste((255, 0, 0), (4_950, 0, 5_050, 100))  # a red square in the middle
+    crop = _center_crop_array(wide, 224)
+    assert crop.shape == (224, 224, 3)
+    assert (crop[:, 16:-16] == (255, 0, 0)).all()  # the centre, resampled, not the white ends
+    assert np.isfinite(image_encoder().transform([wide])).all()
