@@ -216,9 +216,9 @@ def _cmd_predict(args):
     import pandas as pd
 
     from .infer import resolve_paths
-    from .persistence import load
+    from .serve import load_model
 
-    pipeline, metadata = load(args.model, return_metadata=True)
+    pipeline, metadata = load_model(args.model, trusted=args.trust)
     df, base_dir = _read_csv(args.data)
     columns = metadata["input_columns"]
     missing = [c for c in columns if c not in df.columns]
@@ -258,10 +258,15 @@ def _cmd_serve(args):
         raise CLIError(f"--threads {args.threads}: expected at least 1.")
     if args.max_body_mb <= 0:
         raise CLIError(f"--max-body-mb {args.max_body_mb}: expected a positive size.")
+    for option in ("max_rows", "max_text_chars", "connection_limit", "channel_timeout"):
+        if getattr(args, option) < 1:
+            raise CLIError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected at least 1.")
     try:
         serve(
             args.model, host=args.host, port=args.port, threads=args.threads,
-            max_body_bytes=int(args.max_body_mb * 1024**2),
+            max_body_bytes=int(args.max_body_mb * 1024**2), max_rows=args.max_rows,
+            max_text_chars=args.max_text_chars, connection_limit=args.connection_limit,
+            channel_timeout=args.channel_timeout, trusted=args.trust,
         )
     except KeyboardInterrupt:
         return 130
@@ -283,6 +288,18 @@ def _cmd_demo(args):
 
 
 # --------------------------------------------------------------------------- parser
+
+
+#: what --trust means, said where it is offered
+TRUST_HELP = (
+    "load the model file even if it holds types outside skmm's allow-list: such a file may "
+    "run code when loaded, so use this only for files you wrote or trust"
+)
+#: the server's limits (skmm.serve's defaults, repeated so that --help does not import Flask)
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_TEXT_CHARS = 100_000
+DEFAULT_CONNECTION_LIMIT = 1000
+DEFAULT_CHANNEL_TIMEOUT = 30
 
 
 def build_parser():
@@ -325,6 +342,7 @@ def build_parser():
     predict.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
     predict.add_argument("data", metavar="DATA.csv", help="rows to predict")
     predict.add_argument("--out", metavar="FILE", help="output CSV (default: standard output)")
+    predict.add_argument("--trust", action="store_true", help=TRUST_HELP)
     predict.set_defaults(handler=_cmd_predict)
 
     serve = commands.add_parser(
@@ -339,6 +357,17 @@ def build_parser():
                        help="requests served concurrently (default: 4)")
     serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
                        help="largest request body in MiB (default: 32)")
+    serve.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
+                       help=f"most rows per request (default: {DEFAULT_MAX_ROWS})")
+    serve.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, metavar="N",
+                       help=f"longest text value in characters (default: {DEFAULT_MAX_TEXT_CHARS})")
+    serve.add_argument("--connection-limit", type=int, default=DEFAULT_CONNECTION_LIMIT, metavar="N",
+                       help="open connections kept, idle ones included (default: "
+                       f"{DEFAULT_CONNECTION_LIMIT})")
+    serve.add_argument("--channel-timeout", type=int, default=DEFAULT_CHANNEL_TIMEOUT, metavar="S",
+                       help="seconds before an inactive connection is closed (default: "
+                       f"{DEFAULT_CHANNEL_TIMEOUT})")
+    serve.add_argument("--trust", action="store_true", help=TRUST_HELP)
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser(

@@ -39,6 +39,14 @@ __all__ = ["create_app", "serve"]
 logger = logging.getLogger("skmm.serve")
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024**2
+#: rows one request may hold
+DEFAULT_MAX_ROWS = 1000
+#: characters one text (or other string) value may hold
+DEFAULT_MAX_TEXT_CHARS = 100_000
+#: open connections waitress keeps (idle ones included) before it stops accepting
+DEFAULT_CONNECTION_LIMIT = 1000
+#: seconds an inactive connection stays open
+DEFAULT_CHANNEL_TIMEOUT = 30
 
 
 def _import_flask():
@@ -141,7 +149,7 @@ def _numeric_value(value, column, row):
     )
 
 
-def _plain_value(value, column, row):
+def _plain_value(value, column, row, max_text_chars=None):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and math.isnan(value):
             return None
@@ -151,6 +159,11 @@ def _plain_value(value, column, row):
                 422, f"column {column!r}, row {row}: the integer is out of range (more than 64 bits)."
             )
         return value
+    if isinstance(value, str) and max_text_chars is not None and len(value) > max_text_chars:
+        raise RequestError(
+            422, f"column {column!r}, row {row}: the text has {len(value):,} characters, over the "
+            f"limit of {max_text_chars:,} (the server's --max-text-chars); send a shorter text."
+        )
     if value is None or isinstance(value, (str, bool)):
         return value
     raise RequestError(
@@ -163,8 +176,10 @@ def _plain_value(value, column, row):
 class RowDecoder:
     """Check request rows against the model's input columns and turn them into a DataFrame."""
 
-    def __init__(self, columns, kinds):
+    def __init__(self, columns, kinds, *, max_rows=None, max_text_chars=None):
         self.columns = list(columns)
+        self.max_rows = max_rows
+        self.max_text_chars = max_text_chars
         self.kinds = {c: kinds.get(c, "other") for c in self.columns}
         #: column -> its kind's registry entry, for the columns that arrive as uploaded files
         self.uploads = {}
@@ -193,9 +208,14 @@ class RowDecoder:
             return _file_value(value, self.uploads[column], column, row)
         if self.kinds[column] == "numeric":
             return _numeric_value(value, column, row)
-        return _plain_value(value, column, row)
+        return _plain_value(value, column, row, self.max_text_chars)
 
     def frame(self, rows):
+        if self.max_rows is not None and len(rows) > self.max_rows:
+            raise RequestError(
+                413, f'field "rows": {len(rows):,} rows, over the limit of {self.max_rows:,} per '
+                "request (the server's --max-rows); send them in several requests."
+            )
         records = []
         for number, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -341,10 +361,30 @@ def _served_kinds(pipeline, recorded):
     return kinds
 
 
+def load_model(path, *, trusted=False):
+    """``(pipeline, metadata)`` of a model file, loaded with :func:`skmm.load`'s ``trusted``."""
+    import inspect
+
+    from .persistence import load
+
+    if "trusted" not in inspect.signature(load).parameters:  # pragma: no cover
+        # TODO(lead): dead once the harden-store branch (safe model files) is merged; delete.
+        return load(path, return_metadata=True)
+    return load(path, trusted=trusted, return_metadata=True)
+
+
 # --------------------------------------------------------------------------- app
 
 
-def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_up=True):
+def create_app(
+    pipeline_or_path,
+    *,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    max_rows=DEFAULT_MAX_ROWS,
+    max_text_chars=DEFAULT_MAX_TEXT_CHARS,
+    warm_up=True,
+    trusted=False,
+):
     """Return a Flask app serving predictions of a fitted pipeline.
 
     Parameters
@@ -354,8 +394,15 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
         fitted pipeline.
     max_body_bytes : int, default=32 MiB
         Larger request bodies are refused with 413.
+    max_rows : int, default=1000
+        Requests with more rows are refused with 413.
+    max_text_chars : int, default=100_000
+        A longer string in a text (or any non-file) column is refused with 422.
     warm_up : bool, default=True
         Load the encoders' models before the first request.
+    trusted : bool, default=False
+        Passed to :func:`skmm.load` for a model file: only a file you wrote or
+        trust may be loaded with ``trusted=True`` (it may run code).
 
     Returns
     -------
@@ -379,17 +426,20 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
     flask = _import_flask()
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-    from .persistence import build_metadata, load
+    from .persistence import build_metadata
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
-        pipeline, metadata = load(pipeline_or_path, return_metadata=True)
+        pipeline, metadata = load_model(pipeline_or_path, trusted=trusted)
         pipeline = _quiet(pipeline)
         source = str(pipeline_or_path)
     else:
         pipeline = pipeline_or_path
         metadata = build_metadata(pipeline)
         source = None
-    decoder = RowDecoder(metadata["input_columns"], _served_kinds(pipeline, metadata["kinds"]))
+    decoder = RowDecoder(
+        metadata["input_columns"], _served_kinds(pipeline, metadata["kinds"]),
+        max_rows=max_rows, max_text_chars=max_text_chars,
+    )
     public = {
         "model": source,
         "estimator": metadata.get("estimator"),
@@ -467,7 +517,19 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
     return app
 
 
-def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+def serve(
+    path,
+    host="127.0.0.1",
+    port=8000,
+    threads=4,
+    *,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    max_rows=DEFAULT_MAX_ROWS,
+    max_text_chars=DEFAULT_MAX_TEXT_CHARS,
+    connection_limit=DEFAULT_CONNECTION_LIMIT,
+    channel_timeout=DEFAULT_CHANNEL_TIMEOUT,
+    trusted=False,
+):
     """Serve a model file over HTTP with waitress (a production WSGI server).
 
     Parameters
@@ -481,13 +543,28 @@ def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAUL
         Requests handled concurrently.
     max_body_bytes : int, default=32 MiB
         Larger request bodies are refused with 413.
+    max_rows : int, default=1000
+        Requests with more rows are refused with 413.
+    max_text_chars : int, default=100_000
+        A longer string in a text (or any non-file) column is refused with 422.
+    connection_limit : int, default=1000
+        Open connections (idle ones included) waitress keeps before it stops
+        accepting new ones; slow or idle clients hold one each.
+    channel_timeout : int, default=30
+        Seconds after which an inactive connection is closed.
+    trusted : bool, default=False
+        Passed to :func:`skmm.load`: only a file you wrote or trust may be
+        loaded with ``trusted=True`` (it may run code).
     """
     try:
         import waitress
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
 
-    app = create_app(path, max_body_bytes=max_body_bytes)
+    app = create_app(
+        path, max_body_bytes=max_body_bytes, max_rows=max_rows, max_text_chars=max_text_chars,
+        trusted=trusted,
+    )
     print(
         f"skmm: serving {path} on http://{host}:{port} with {threads} threads "
         "(routes: GET /health, GET /metadata, POST /predict)",
@@ -501,5 +578,8 @@ def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAUL
         threads=threads,
         # waitress refuses far larger bodies itself; the app answers 413 in JSON below that
         max_request_body_size=max_body_bytes + 1024**2,
+        connection_limit=connection_limit,
+        channel_timeout=channel_timeout,
+        asyncore_use_poll=True,  # select() cannot watch more than 1024 connections
         ident="skmm",
     )

@@ -491,3 +491,52 @@ def test_an_absurdly_long_image_is_a_422_not_a_500(model, width):
     answer = in_process_app(pipe).post("/predict", json={"row": {**good_row(X), "photo": photo}})
     assert answer.status_code == 422
     assert "'photo'" in answer.get_json()["error"] and "aspect ratio" in answer.get_json()["error"]
+
+
+def test_slow_and_idle_clients_do_not_starve_the_server(server):
+    slow = []
+    try:
+        for _ in range(150):  # more than waitress's own default connection limit (100)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+            slow.append(sock)
+        for sock in slow[::10]:
+            sock.sendall(b"X-Slow: 1\r\n")
+        assert server.request("GET", "/health", timeout=20) == (200, {"status": "ok"})
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_rows_per_request_and_text_length_are_limited(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, max_rows=3, max_text_chars=50)
+    answer = client.post("/predict", json={"rows": [good_row(X)] * 4})
+    assert answer.status_code == 413
+    assert '"rows"' in answer.get_json()["error"] and "--max-rows" in answer.get_json()["error"]
+    assert client.post("/predict", json={"rows": [good_row(X)] * 3}).status_code == 200
+    answer = client.post("/predict", json={"row": {**good_row(X), "review": "word " * 11}})
+    assert answer.status_code == 422
+    assert "'review'" in answer.get_json()["error"] and "--max-text-chars" in answer.get_json()["error"]
+
+
+def test_the_command_line_defaults_are_the_servers():
+    from skmm import cli, serve
+
+    for name in ("DEFAULT_MAX_ROWS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_CONNECTION_LIMIT",
+                 "DEFAULT_CHANNEL_TIMEOUT"):
+        assert getattr(cli, name) == getattr(serve, name), name
+
+
+def test_skmm_serve_passes_its_limits_and_trust_to_waitress(monkeypatch, model):
+    import waitress
+
+    from skmm.cli import main
+
+    seen = {}
+    monkeypatch.setattr(waitress, "serve", lambda app, **options: seen.update(options))
+    assert main(["serve", str(model[0]), "--max-rows", "7", "--max-text-chars", "9",
+                 "--connection-limit", "11", "--channel-timeout", "13"]) == 0
+    assert seen["connection_limit"] == 11 and seen["channel_timeout"] == 13
+    assert seen["asyncore_use_poll"] is True
+    assert main(["serve", str(model[0]), "--max-rows", "0"]) == 1
