@@ -343,3 +343,33 @@ def test_sigterm_while_saving_leaves_the_old_model_and_no_temporary_file(small_c
     assert process.returncode == 128 + signal.SIGTERM, err
     assert model.read_bytes() == b"the model I had"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_trust_is_offered_and_explained(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--trust" in text and "may run code" in text and "files you wrote or trust" in text
+
+
+def test_trust_reaches_skmm_load(monkeypatch, small_csv, tmp_path, capsys):
+    import skmm.persistence
+
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "1", "--out", str(model)]) == 0
+    real_load, calls = skmm.persistence.load, []
+
+    def load(path, *, trusted=False, return_metadata=False):
+        calls.append(trusted)
+        return real_load(path, return_metadata=return_metadata)
+
+    monkeypatch.setattr(skmm.persistence, "load", load)
+    assert main(["predict", str(model), str(small_csv)]) == 0
+    assert main(["predict", str(model), str(small_csv), "--trust"]) == 0
+    from skmm.serve import create_app
+
+    create_app(model, warm_up=False)
+    create_app(model, warm_up=False, trusted=True)
+    assert calls == [False, True, False, True]
