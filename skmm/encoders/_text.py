@@ -15,6 +15,10 @@ from .._torch import inference_context, masked_mean, quiet_transformers
 __all__ = ["TextEncoder"]
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: a generous bound on the characters one token covers (BERT's tokenizers give one [UNK] token
+#: for a longer word): texts are cut to ``max_length`` times this before tokenising, so a
+#: 10 MB text costs no more than the part of it the model can see
+CHARS_PER_TOKEN = 100
 
 
 def resolve_text_model(name):
@@ -36,7 +40,8 @@ class TextEncoder(BaseEncoder):
     only to the longest text of the batch; rows come back in input order. None,
     NaN, empty and whitespace-only strings are missing (a row of NaN). Numbers
     are encoded as their text. Texts longer than ``max_length`` tokens are
-    truncated.
+    truncated; a text is first cut to ``max_length * 100`` characters, so a
+    huge text costs no more time or memory than its beginning.
 
     Parameters
     ----------
@@ -139,6 +144,7 @@ class TextEncoder(BaseEncoder):
             raise TypeError(f"expected a text (str), got {type(value).__name__}")
         text = value if isinstance(value, str) else str(value)
         content = text.encode("utf-8", "surrogatepass")
+        text = text[: self.max_length * CHARS_PER_TOKEN]  # the model never sees more
         # Tokenizers take valid Unicode only: join surrogate pairs, turn lone ones into U+FFFD.
         return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
