@@ -119,7 +119,9 @@ def read_image_source(value):
 
 
 def decode_image(raw, *, max_pixels=None, draft_size=None):
-    """Decode ``raw`` (bytes, PIL image or array) into an RGB PIL image.
+    """Decode ``raw`` (bytes, PIL image or array) into an upright RGB PIL image.
+
+    An EXIF orientation tag (a phone photo stored rotated) is applied.
 
     Parameters
     ----------
@@ -138,7 +140,7 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         return image
     if isinstance(raw, Image.Image):
         _check_pixels(raw.size, max_pixels)
-        return _to_rgb(raw)
+        return _to_rgb(_upright(raw))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -164,9 +166,19 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
             f"not a readable image: corrupt or truncated {image.format} data ({_reason(exc)})"
         ) from None
     try:
-        return _to_rgb(image)
+        return _to_rgb(_upright(image))
     except MemoryError:
         raise ValueError(_too_big(image)) from None
+
+
+def _upright(image):
+    """``image`` turned as its EXIF orientation tag says (phone photos are stored rotated)."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except _PILLOW_ERRORS:  # a damaged EXIF block: the pixels are still good
+        return image
 
 
 def _too_big(image):

@@ -240,3 +240,19 @@ def test_long_images_within_the_limit_are_cropped_from_their_centre(image_encode
     assert crop.shape == (224, 224, 3)
     assert (crop[:, 16:-16] == (255, 0, 0)).all()  # the centre, resampled, not the white ends
     assert np.isfinite(image_encoder().transform([wide])).all()
+
+
+@pytest.mark.parametrize("orientation, turned", [(1, False), (6, True), (8, True), (3, False)])
+def test_exif_orientation_is_applied(image_encoder, orientation, turned):
+    stored = Image.new("RGB", (40, 20), "white")
+    stored.paste((255, 0, 0), (0, 0, 20, 20))  # red on the left half as stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the Orientation tag a phone writes
+    data = image_bytes(stored, "JPEG", exif=exif.tobytes(), quality=95)
+    upright = decode_image(data)
+    assert upright.size == ((20, 40) if turned else (40, 20))
+    expected = {1: stored, 3: stored.rotate(180), 6: stored.rotate(-90, expand=True),
+                8: stored.rotate(90, expand=True)}[orientation]
+    assert np.abs(np.asarray(upright, float) - np.asarray(expected, float)).mean() < 8  # JPEG noise
+    encoder = image_encoder()
+    np.testing.assert_allclose(encoder.transform([data]), encoder.transform([expected]), atol=1e-2)
