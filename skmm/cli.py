@@ -33,14 +33,20 @@ class CLIError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
+#: the only cells read as missing: empty ones. "NA", "null", "None", "nan" stay texts.
+NA_VALUES = ("",)
+
+
 def _read_csv(path):
+    """The CSV at ``path`` and its folder; a blank line is a row of missing values, kept in place."""
     import pandas as pd
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise CLIError(f"data file not found: {str(path)!r}")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, keep_default_na=False, na_values=list(NA_VALUES),
+                         skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CLIError(f"cannot read {str(path)!r} as CSV: {exc}") from None
     if df.empty:
@@ -60,14 +66,36 @@ def _check_numbers(df, kinds, path):
         numbers = pd.to_numeric(df[column], errors="coerce").astype(float)
         bad = (numbers.isna() & df[column].notna()) | np.isinf(numbers)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(df.index[position])  # read_csv numbers the data rows from 0
             raise CLIError(
                 f"{path}: column {column!r}, data row {row + 1} (line {row + 2}): "
-                f"{str(df[column].iloc[row])[:60]!r} is not a finite number; the column is numeric "
-                "(fix the value, or leave the cell empty for a missing value)."
+                f"{str(df[column].iloc[position])[:60]!r} is not a finite number; the column is "
+                "numeric (fix the value, or leave the cell empty for a missing value)."
             )
         df[column] = numbers
     return df
+
+
+def _whole_numbers_as_int(labels):
+    """Float labels that are all whole numbers (integers read with a blank cell) as int64."""
+    import numpy as np
+
+    if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels == labels.round()).all():
+        return labels.astype(np.int64)
+    return labels
+
+
+def _set_on_error(estimator, policy):
+    """Set ``on_error`` of every encoder inside ``estimator`` (a fitted pipeline too)."""
+    from .infer import estimators_inside
+
+    if policy is None:
+        return estimator
+    for inner in estimators_inside(estimator):
+        if "on_error" in inner.get_params(deep=False):
+            inner.set_params(on_error=policy)
+    return estimator
 
 
 def _parse_overrides(items):
@@ -160,12 +188,16 @@ def _cmd_fit(args):
     missing_target = df[args.target].isna()
     if missing_target.any():
         print(f"Dropping {int(missing_target.sum())} rows without a target.", file=sys.stderr)
-        df = df.loc[~missing_target].reset_index(drop=True)
+        df = df.loc[~missing_target]  # the index keeps each row's place in the file
+        df[args.target] = _whole_numbers_as_int(df[args.target])
+    if df.empty:
+        raise CLIError(f"{args.data}: no row has a value in the target column {args.target!r}.")
     overrides = _parse_overrides(args.override)
     kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
     _print_kinds(kinds, args.target, sys.stdout)
-    fusion = fusion_from_kinds(kinds)  # the overrides are kind names, already in kinds
-    X = resolve_paths(df.drop(columns=args.target), kinds, base_dir)
+    fusion = _set_on_error(fusion_from_kinds(kinds), args.on_error)  # overrides are in kinds
+    X = _check_numbers(df.drop(columns=args.target), kinds, args.data)
+    X = resolve_paths(X, kinds, base_dir)
     y = df[args.target]
     classifier = MultimodalClassifier(
         fusion=args.fusion, device=args.device, random_state=args.random_state,
@@ -219,6 +251,7 @@ def _cmd_predict(args):
     from .serve import load_model
 
     pipeline, metadata = load_model(args.model, trusted=args.trust)
+    _set_on_error(pipeline, args.on_error)
     df, base_dir = _read_csv(args.data)
     columns = metadata["input_columns"]
     missing = [c for c in columns if c not in df.columns]
@@ -290,6 +323,10 @@ def _cmd_demo(args):
 # --------------------------------------------------------------------------- parser
 
 
+ON_ERROR_HELP = (
+    "what an unreadable file or text does: 'raise' stops with an error naming the row "
+    "(the default), 'missing' treats it as a missing value and warns"
+)
 #: what --trust means, said where it is offered
 TRUST_HELP = (
     "load the model file even if it holds types outside skmm's allow-list: such a file may "
@@ -330,6 +367,7 @@ def build_parser():
     fit.add_argument("--override", action="append", metavar="COL=KIND",
                      help=f"force a column's kind ({', '.join(kind_names())}); repeatable")
     fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    fit.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
     fit.add_argument("--random-state", type=int, default=0, metavar="SEED",
                      help="seed for the folds and the network (default: 0)")
     fit.set_defaults(handler=_cmd_fit)
@@ -343,6 +381,8 @@ def build_parser():
     predict.add_argument("data", metavar="DATA.csv", help="rows to predict")
     predict.add_argument("--out", metavar="FILE", help="output CSV (default: standard output)")
     predict.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    predict.add_argument("--on-error", choices=("raise", "missing"), default=None,
+                         help=ON_ERROR_HELP)
     predict.set_defaults(handler=_cmd_predict)
 
     serve = commands.add_parser(
@@ -407,7 +447,10 @@ def main(argv=None):
     except (CLIError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("SKMM_DEBUG"):
             raise
-        print(f"skmm {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if "on_error='missing'" in message:
+            message += " (on the command line: --on-error missing)"
+        print(f"skmm {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

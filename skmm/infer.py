@@ -323,7 +323,17 @@ def kinds_reached(transformer):
     >>> kinds_reached(FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))]))
     ['image']
     """
-    found, seen, todo = [], set(), [transformer]
+    found = []
+    for item in estimators_inside(transformer):
+        declared = getattr(type(item), "_kind", None)
+        if isinstance(declared, str) and declared in COLUMN_KINDS and declared not in found:
+            found.append(declared)
+    return found
+
+
+def estimators_inside(transformer):
+    """``transformer`` and every estimator inside it, fitted copies included, each once."""
+    seen, todo = set(), [transformer]
     while todo:
         item = todo.pop()
         if item is None or isinstance(item, (str, bytes, int, float, bool)) or id(item) in seen:
@@ -337,12 +347,9 @@ def kinds_reached(transformer):
             continue
         if isinstance(item, type):
             continue
-        declared = getattr(type(item), "_kind", None)
-        if isinstance(declared, str) and declared in COLUMN_KINDS and declared not in found:
-            found.append(declared)
         if hasattr(item, "get_params") or hasattr(item, "steps"):
+            yield item
             todo.extend(reversed(_parts(item)))
-    return found
 
 
 def default_transformer(kind):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import skmm
+import skmm.persistence  # noqa: F401 - skmm.persistence.read_metadata below
 from skmm.cli import main
 
 SAMPLE_RATE = 16_000
@@ -373,3 +374,64 @@ def test_trust_reaches_skmm_load(monkeypatch, small_csv, tmp_path, capsys):
     create_app(model, warm_up=False)
     create_app(model, warm_up=False, trusted=True)
     assert calls == [False, True, False, True]
+
+
+# --------------------------------------------------------------------------- CSV reading (issue 13)
+
+
+def test_blank_lines_are_kept_and_only_empty_cells_are_missing(tmp_path):
+    from skmm.cli import _read_csv
+
+    path = tmp_path / "t.csv"
+    path.write_text("name,x\nNA,1\n\nnull,2\nNone,\n,4\nnan,5\n")
+    df, _ = _read_csv(path)
+    assert len(df) == 6  # the blank line is row 1, so output rows line up with input lines
+    assert df["name"].iloc[[0, 2, 3, 5]].tolist() == ["NA", "null", "None", "nan"]
+    assert df["name"].iloc[[1, 4]].isna().all() and df["x"].iloc[[1, 3]].isna().all()
+
+
+def test_predict_keeps_blank_lines_and_names_a_non_number(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    lines = small_csv.read_text().splitlines()
+    (tmp_path / "blank.csv").write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(model), str(tmp_path / "blank.csv"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 3  # one output row per data line, the blank one included
+    (tmp_path / "text.csv").write_text("\n".join([lines[0], lines[1], "", "abc,a,user1,p"]) + "\n")
+    capsys.readouterr()
+    assert main(["predict", str(model), str(tmp_path / "text.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "column 'x', data row 3 (line 4): 'abc' is not a finite number" in err
+
+
+def test_integer_labels_with_a_blank_stay_integers(small_csv, tmp_path, capsys):
+    df = pd.read_csv(small_csv)
+    df["y"] = [1, 2] * 6
+    df.loc[4, "y"] = None
+    df.to_csv(tmp_path / "ints.csv", index=False)
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(tmp_path / "ints.csv"), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    assert "Dropping 1 rows without a target" in capsys.readouterr().err
+    assert skmm.persistence.read_metadata(model)["classes"] == [1, 2]
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(model), str(small_csv), "--out", str(out)]) == 0
+    assert list(pd.read_csv(out).columns) == ["prediction", "proba_1", "proba_2"]
+    assert set(pd.read_csv(out, dtype=str)["prediction"]) <= {"1", "2"}
+
+
+def test_on_error_option(fitted_model, tmp_path, capsys):
+    root, _, _ = fitted_model
+    new = pd.read_csv(root / "data" / "new.csv")
+    new.loc[2, "photo"] = "images/no-such-file.png"
+    new.to_csv(root / "data" / "broken.csv", index=False)
+    assert main(["predict", str(root / "model.skmm"), str(root / "data" / "broken.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-file.png" in err and "--on-error missing" in err
+    out = tmp_path / "out.csv"
+    with pytest.warns(skmm.InputWarning, match="1 of 6 rows"):
+        assert main(["predict", str(root / "model.skmm"), str(root / "data" / "broken.csv"),
+                     "--on-error", "missing", "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6
