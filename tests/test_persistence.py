@@ -58,7 +58,7 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X), atol=1e-6)
 
     meta = read_metadata(path)
-    assert meta["format"] == "skmm-model" and meta["format_version"] == 1
+    assert meta["format"] == "skmm-model" and meta["format_version"] == 2
     assert meta["versions"]["skmm"] == skmm.__version__
     import sklearn
     import torch
@@ -72,10 +72,11 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
                                   "categorical": ["colour"]}
     assert meta["classes"] == ["no", "yes"]
     with zipfile.ZipFile(path) as archive:
-        payload = archive.read("model.pkl")
+        payload = archive.read("model.skops")
     import hashlib
 
-    assert meta["payload"]["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert meta["payload"] == {"name": "model.skops", "size": len(payload),
+                               "sha256": hashlib.sha256(payload).hexdigest()}
 
 
 def test_encoder_weights_are_not_pickled(fitted, tmp_path):
@@ -131,12 +132,12 @@ def test_save_refuses_unfitted_and_bad_paths(fitted, tmp_path):
 def rewrite(path, target, metadata=None, payload=None):
     with zipfile.ZipFile(path) as archive:
         meta = json.loads(archive.read("metadata.json"))
-        body = archive.read("model.pkl")
+        body = archive.read("model.skops")
     if metadata is not None:
         metadata(meta)
     with zipfile.ZipFile(target, "w") as archive:
         archive.writestr("metadata.json", json.dumps(meta))
-        archive.writestr("model.pkl", body if payload is None else payload(body))
+        archive.writestr("model.skops", body if payload is None else payload(body))
     return target
 
 
