@@ -385,6 +385,10 @@ def untrusted_types(payload):
 # --------------------------------------------------------------------------- reading
 
 
+#: what zipfile raises on a damaged archive or member
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+               NotImplementedError)
+
 def _damaged(path, what, exc):
     return ModelFileError(
         f"{str(path)!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc}). "
@@ -415,7 +419,7 @@ def _read_member(path, archive, name, limit):
     try:
         with archive.open(info) as stream:
             return stream.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+    except _ZIP_ERRORS as exc:
         raise _damaged(path, name, exc) from None
 
 
@@ -490,7 +494,7 @@ def _open(path):
         )
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         raise _damaged(path, "the zip archive", exc) from None
     try:
         names = archive.namelist()
@@ -597,7 +601,7 @@ def _check_skops_members(path, payload):
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as inner:
             infos = inner.infolist()
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         raise _damaged(path, PAYLOAD_NAME, exc) from None
     for info in infos:
         _check_member_size(path, info, MAX_PAYLOAD_BYTES)
