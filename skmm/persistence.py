@@ -377,7 +377,11 @@ def untrusted_types(payload):
     """
     import skops.io
 
-    names = skops.io.get_untrusted_types(data=payload)
+    return _not_allowed(skops.io.get_untrusted_types(data=payload))
+
+
+def _not_allowed(names):
+    """The names, among skops's untrusted ``names``, that skmm does not allow either."""
     known = _library_type_names(names)
     return [name for name in names if name not in known and not _is_skmm_object(name)]
 
@@ -388,6 +392,7 @@ def untrusted_types(payload):
 #: what zipfile raises on a damaged archive or member
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
                NotImplementedError)
+
 
 def _damaged(path, what, exc):
     return ModelFileError(
@@ -630,7 +635,7 @@ def _load_skops(path, payload, metadata, trusted):
     _check_skops_members(path, payload)
     try:
         names = skops.io.get_untrusted_types(data=payload)
-        refused = [] if trusted is True else [n for n in untrusted_types(payload) if n not in trusted]
+        refused = [] if trusted is True else [n for n in _not_allowed(names) if n not in trusted]
     except Exception as exc:
         raise _damaged(path, PAYLOAD_NAME, exc) from None
     if refused:
