@@ -119,17 +119,18 @@ class _Encoder:
         return obj
 
     def _net(self, net):
-        if not getattr(net, "initialized_", False):
-            raise TypeError(f"cannot save an uninitialized {type(net).__name__}: fit it first.")
+        name = f"{type(net).__module__}.{type(net).__name__}"
         params = {key: value for key, value in net.get_params(deep=False).items()
                   if not key.startswith("_")}
+        if not getattr(net, "initialized_", False):  # e.g. the template net of a search
+            return NetState(name, self.encode(params), {}, None, None)
         names = [*net._modules, *net._criteria, *net._optimizers]
         skipped = _REBUILT | {f"{name}_" for name in names}
         attributes = {key: value for key, value in vars(net).items()
                       if key.endswith("_") and not key.startswith("_") and key not in skipped}
         weights = {name: dict(getattr(net, f"{name}_").state_dict()) for name in names}
         return NetState(
-            f"{type(net).__module__}.{type(net).__name__}", self.encode(params), self.encode(attributes), self.encode(weights),
+            name, self.encode(params), self.encode(attributes), self.encode(weights),
             self.encode(net.history),
         )
 
@@ -199,6 +200,10 @@ class _Decoder:
 
             return History(self.decode(obj.entries))
         if isinstance(obj, CallbackState):
+            from skorch.callbacks import Callback
+
+            if not (isinstance(obj.cls, type) and issubclass(obj.cls, Callback)):
+                raise TypeError(f"{obj.cls!r} is not a skorch callback class")
             return obj.cls(**self.decode(obj.params))
         if isinstance(obj, NetState):
             return self._net(obj)
@@ -229,6 +234,8 @@ class _Decoder:
             )
             params["device"] = "cpu"
         net = cls(**params)
+        if state.weights is None:
+            return net
         net.initialize()
         for name, weights in self.decode(state.weights).items():
             getattr(net, f"{name}_").load_state_dict(weights)
