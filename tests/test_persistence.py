@@ -442,3 +442,20 @@ def test_zip_bomb_inside_the_skops_payload_is_refused(tmp_path, monkeypatch):
     path = craft(tmp_path / "inner.skmm", inner.getvalue())
     with pytest.raises(ModelFileError, match="'schema.json' inflates to 4194304 bytes"):
         skmm.load(path)
+
+
+def test_a_net_trained_on_cuda_loads_on_the_cpu(fitted, data, tmp_path, monkeypatch):
+    import skops.io
+    import torch
+
+    from skmm._net_state import to_data
+
+    state = to_data(fitted)
+    state.named_steps["clf"].net_.params["device"] = "cuda"  # as if saved on a GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = craft(tmp_path / "gpu.skmm", skops.io.dumps(state))
+    with pytest.warns(UserWarning, match="trained on 'cuda'.*loaded on the CPU"):
+        loaded = skmm.load(path)
+    assert loaded.named_steps["clf"].net_.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(data[0]), fitted.predict_proba(data[0]))
+    assert fitted.named_steps["clf"].net_.device == "cpu"  # saving never changes the estimator
