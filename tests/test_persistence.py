@@ -459,3 +459,25 @@ def test_a_net_trained_on_cuda_loads_on_the_cpu(fitted, data, tmp_path, monkeypa
     assert loaded.named_steps["clf"].net_.device == "cpu"
     np.testing.assert_array_equal(loaded.predict_proba(data[0]), fitted.predict_proba(data[0]))
     assert fitted.named_steps["clf"].net_.device == "cpu"  # saving never changes the estimator
+
+
+def _zip_of(**members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name.replace("_", "."), content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("payload", [
+    b"not a zip at all",
+    _zip_of(other_txt=b"x"),
+    _zip_of(schema_json=b"{not json"),
+    _zip_of(schema_json=b"[" * 100_000 + b"]" * 100_000),
+    _zip_of(schema_json=json.dumps({"__class__": "int", "__module__": "builtins",
+                                    "__loader__": "NoSuchNode", "protocol": 2})),
+], ids=["not-zip", "no-schema", "bad-json", "deep-json", "unknown-node"])
+def test_payloads_that_are_not_skops_give_model_file_error(tmp_path, payload):
+    path = craft(tmp_path / "odd.skmm", payload)  # a valid checksum: only the content is wrong
+    with pytest.raises(ModelFileError, match="damaged|could not be loaded"):
+        skmm.load(path)
