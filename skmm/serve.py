@@ -291,7 +291,7 @@ def _warm_up(pipeline, columns):
 # --------------------------------------------------------------------------- app
 
 
-def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_up=True):
+def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_up=True, trusted=False):
     """Return a Flask app serving predictions of a fitted pipeline.
 
     Parameters
@@ -303,6 +303,9 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
         Larger request bodies are refused with 413.
     warm_up : bool, default=True
         Load the encoders' models before the first request.
+    trusted : bool or list of str, default=False
+        Passed to :func:`skmm.load` for a model file: by default only types
+        skmm knows to be safe are loaded; see :func:`skmm.load`.
 
     Returns
     -------
@@ -329,7 +332,7 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
     from .persistence import build_metadata, load
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
-        pipeline, metadata = load(pipeline_or_path, return_metadata=True)
+        pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
         pipeline = _quiet(pipeline)
         source = str(pipeline_or_path)
     else:
