@@ -14,6 +14,19 @@ Encoders choose a store with their ``cache`` parameter:
 * a folder path: a disk store in that folder (plus the memory store in front).
 * ``None``: no caching.
 
+The cache never changes a result and never stops work:
+
+* every entry read is checked (a 1-D float32 vector, all finite, of the width
+  the encoder expects when it says so); a bad entry is dropped and computed
+  again;
+* a disk folder that cannot be written (read-only, full) gives one
+  :class:`CacheWarning` and is then only read;
+* a disk folder that other users can write to (group- or world-writable, or
+  owned by another user) is refused with a :class:`CacheWarning`, as ssh
+  refuses such a folder for its keys: another user could plant the embedding
+  your row gets. The memory store is used alone then. New folders are created
+  with mode ``0o700``.
+
 Examples
 --------
 >>> import numpy as np
@@ -26,17 +39,37 @@ array([1., 1., 1., 1.], dtype=float32)
 
 import hashlib
 import os
+import stat
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MemoryCache", "DiskCache", "resolve_cache", "clear_memory_cache", "row_key"]
+__all__ = [
+    "CacheWarning", "DiskCache", "MemoryCache", "check_folder", "clear_memory_cache", "resolve_cache",
+    "row_key",
+]
 
 DEFAULT_MEMORY_BYTES = int(os.environ.get("SKMM_CACHE_MEMORY_BYTES", 2 * 1024**3))
 DEFAULT_DISK_BYTES = int(os.environ.get("SKMM_CACHE_DISK_BYTES", 20 * 1024**3))
+
+
+class CacheWarning(UserWarning):
+    """A cache folder is refused or cannot be written; results are unchanged, only slower."""
+
+
+def _valid(vector, width):
+    """Whether ``vector`` is what an encoder stores: a finite 1-D float32 array of ``width``."""
+    return (
+        isinstance(vector, np.ndarray)
+        and vector.dtype == np.float32
+        and vector.ndim == 1
+        and (width is None or vector.shape[0] == width)
+        and bool(np.isfinite(vector).all())
+    )
 
 
 def row_key(identity, content):
@@ -55,22 +88,31 @@ class MemoryCache:
         self._size = 0
         self._lock = threading.Lock()
 
-    def get_many(self, keys):
+    def get_many(self, keys, width=None):
+        """The stored vectors of ``keys`` (those found), dropping any not ``width`` long."""
         found = {}
         with self._lock:
             for key in keys:
                 vector = self._entries.get(key)
-                if vector is not None:
-                    self._entries.move_to_end(key)
-                    found[key] = vector
+                if vector is None:
+                    continue
+                if width is not None and vector.shape[0] != width:
+                    del self._entries[key]
+                    self._size -= vector.nbytes
+                    continue
+                self._entries.move_to_end(key)
+                found[key] = vector
         return found
 
     def put_many(self, items):
+        """Store ``{key: vector}``; vectors that are not finite and 1-D are not stored."""
         with self._lock:
             for key, vector in items.items():
                 if key in self._entries:
                     continue
                 vector = np.array(vector, dtype=np.float32)
+                if not _valid(vector, None):
+                    continue
                 vector.setflags(write=False)
                 self._entries[key] = vector
                 self._size += vector.nbytes
@@ -93,53 +135,91 @@ class DiskCache:
     Several processes may read and write the same folder: each entry is written
     to a temporary file and moved into place with ``os.replace``, so a reader
     sees either nothing or a whole entry. When the folder grows past
-    ``max_bytes`` the least recently used entries are removed.
+    ``max_bytes`` the least recently used entries are removed. Entries are
+    checked when read; when the folder cannot be written (read-only, full), one
+    :class:`CacheWarning` is given and the store is only read from then on.
+
+    The store trusts its folder: :func:`resolve_cache` checks it with
+    :func:`check_folder` first.
     """
 
     def __init__(self, folder, max_bytes=DEFAULT_DISK_BYTES):
         self.folder = Path(folder).expanduser()
         self.max_bytes = max_bytes
         self._written_since_prune = 0
+        self._writable = True
 
     def _path(self, key):
         return self.folder / key[:2] / f"{key}.npy"
 
-    def get_many(self, keys):
+    def get_many(self, keys, width=None):
+        """The stored vectors of ``keys`` (those found); damaged or wrong entries are dropped."""
         found = {}
         for key in keys:
             path = self._path(key)
             try:
                 vector = np.load(path, allow_pickle=False)
-                os.utime(path)
             except FileNotFoundError:
                 continue
             except (ValueError, OSError, EOFError):
-                # damaged from outside (disk full, crash, a copy): drop it so it is written again
-                path.unlink(missing_ok=True)
+                vector = None  # damaged from outside (disk full, crash, a copy)
+            if not _valid(vector, width):
+                self._drop(path)  # so that it is written again
                 continue
-            if vector.dtype != np.float32 or vector.ndim != 1:
-                path.unlink(missing_ok=True)
-                continue
+            try:
+                os.utime(path)  # the least recently used entries are pruned first
+            except OSError:
+                pass
             found[key] = vector
         return found
 
+    def _drop(self, path):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def put_many(self, items):
+        """Store ``{key: vector}``, unless the folder cannot be written (then warn once)."""
         for key, vector in items.items():
+            if not self._writable:
+                return
+            vector = np.asarray(vector, dtype=np.float32)
             path = self._path(key)
-            if path.exists():
+            if path.exists() or not _valid(vector, None):
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             try:
-                with os.fdopen(handle, "wb") as stream:
-                    np.save(stream, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+                self._write(path, vector)
+            except OSError as exc:
+                self._stop_writing(exc)
+                return
             self._written_since_prune += 1
         if self._written_since_prune >= 1000:
             self.prune()
+
+    def _write(self, path, vector):
+        if not path.parent.is_dir():
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.save(stream, vector, allow_pickle=False)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def _stop_writing(self, exc):
+        self._writable = False
+        warnings.warn(
+            f"the skmm cache folder {str(self.folder)!r} cannot be written ({exc}); embeddings "
+            "are still computed and read from it, but no longer stored there. Free space or fix "
+            "its permissions, or choose another folder with the encoder's cache= parameter or the "
+            "SKMM_CACHE_DIR environment variable (cache=None turns caching off).",
+            CacheWarning,
+            stacklevel=3,
+        )
 
     def prune(self):
         """Remove least recently used entries until the folder fits ``max_bytes``."""
@@ -147,20 +227,65 @@ class DiskCache:
         entries = []
         for path in self.folder.glob("*/*.npy"):
             try:
-                stat = path.stat()
-            except FileNotFoundError:
+                info = path.stat()
+            except OSError:
                 continue
-            entries.append((stat.st_mtime, stat.st_size, path))
+            entries.append((info.st_mtime, info.st_size, path))
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break
-            path.unlink(missing_ok=True)
+            self._drop(path)
             total -= size
 
     def clear(self):
         for path in self.folder.glob("*/*.npy"):
-            path.unlink(missing_ok=True)
+            self._drop(path)
+
+
+def check_folder(folder):
+    """Why ``folder`` must not hold a disk cache, or None when it may; creates it if missing.
+
+    A new folder is created with mode ``0o700``. A folder that another user owns,
+    or that group or others may write to, is refused: whoever can write there
+    decides which embedding a row gets (ssh refuses such folders for its keys
+    for the same reason).
+
+    Parameters
+    ----------
+    folder : str or path-like
+
+    Returns
+    -------
+    reason : str or None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skmm.cache import check_folder
+    >>> folder = os.path.join(tempfile.mkdtemp(), "cache")
+    >>> check_folder(folder) is None, oct(os.stat(folder).st_mode & 0o777)
+    (True, '0o700')
+    >>> os.chmod(folder, 0o777)
+    >>> check_folder(folder)
+    'other users can write to it (mode 0o777); make it yours alone: chmod 700 /.../cache'
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as exc:
+        return f"it cannot be created or read ({exc})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"it belongs to another user (uid {info.st_uid}, you are {os.getuid()})"
+    if hasattr(os, "getuid") and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"other users can write to it (mode {oct(info.st_mode & 0o777)}); make it yours "
+            f"alone: chmod 700 {folder}"
+        )
+    return None
 
 
 class _TieredCache:
@@ -169,11 +294,11 @@ class _TieredCache:
     def __init__(self, memory, disk):
         self.memory, self.disk = memory, disk
 
-    def get_many(self, keys):
-        found = self.memory.get_many(keys)
+    def get_many(self, keys, width=None):
+        found = self.memory.get_many(keys, width)
         missing = [key for key in keys if key not in found]
         if missing:
-            from_disk = self.disk.get_many(missing)
+            from_disk = self.disk.get_many(missing, width)
             self.memory.put_many(from_disk)
             found.update(from_disk)
         return found
@@ -189,22 +314,42 @@ _DISKS_LOCK = threading.Lock()
 
 
 def _disk(folder):
+    """The disk store of ``folder``, or None when the folder is refused (warned once)."""
     folder = str(Path(folder).expanduser().resolve())
     with _DISKS_LOCK:
         if folder not in _DISKS:
-            _DISKS[folder] = DiskCache(folder)
+            reason = check_folder(folder)
+            _DISKS[folder] = None if reason else DiskCache(folder)
+            if reason:
+                warnings.warn(
+                    f"skmm does not use the cache folder {folder!r}: {reason}. Embeddings are "
+                    "cached in memory only. Choose a folder of your own with the encoder's cache= "
+                    "parameter or the SKMM_CACHE_DIR environment variable.",
+                    CacheWarning,
+                    stacklevel=4,
+                )
         return _DISKS[folder]
 
 
+def _with_disk(folder):
+    disk = _disk(folder)
+    return _MEMORY if disk is None else _TieredCache(_MEMORY, disk)
+
+
 def resolve_cache(cache):
-    """Return the store for an encoder's ``cache`` parameter (None when off)."""
+    """Return the store for an encoder's ``cache`` parameter (None when off).
+
+    A store has ``get_many(keys, width=None)``, returning ``{key: vector}`` for
+    the keys found (with ``width``, entries of another width are dropped), and
+    ``put_many({key: vector})``.
+    """
     if cache is None:
         return None
     if isinstance(cache, str) and cache == "memory":
         folder = os.environ.get("SKMM_CACHE_DIR")
-        return _TieredCache(_MEMORY, _disk(folder)) if folder else _MEMORY
+        return _with_disk(folder) if folder else _MEMORY
     if isinstance(cache, (str, os.PathLike)):
-        return _TieredCache(_MEMORY, _disk(cache))
+        return _with_disk(cache)
     raise ValueError(
         f"cache must be 'memory', a folder path or None, got {cache!r}"
     )

@@ -32,6 +32,20 @@ def _softmax(logits):
     return torch.softmax(logits, dim=-1)
 
 
+def _keep_label_dtype(y):
+    """pandas' nullable labels (``Int64``, ``boolean``) as numpy arrays of their own dtype.
+
+    scikit-learn's validation turns them into float64, so ``classes_`` and ``predict`` would give
+    ``1.0`` for the label ``1``; labels with missing values are left to its error.
+    """
+    dtype = getattr(y, "dtype", None)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and numpy_dtype is not None:
+        if not pd.isna(y).any():
+            return np.asarray(y, dtype=numpy_dtype)
+    return y
+
+
 class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     """Neural classifier that projects each modality into a shared space and fuses them.
 
@@ -243,7 +257,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """
         self._check_params()
         previous = (self.n_features_in_, list(self.classes_)) if self.warm_start and hasattr(self, "net_") else None
-        X, y = validate_data(self, X, y, dtype=np.float32, ensure_all_finite="allow-nan", reset=True)
+        X, y = validate_data(
+            self, X, _keep_label_dtype(y), dtype=np.float32, ensure_all_finite="allow-nan", reset=True
+        )
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -255,6 +271,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         columns = getattr(self, "feature_names_in_", None)
         self._set_blocks(X.shape[1], columns)
         self._check_some_data(X[:, self._column_order])
+        self._check_validation_split(y_encoded)
         self.device_ = resolve_device(self.device)
         seed = self._seed()
 
@@ -283,6 +300,23 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             from .nn._base import resolve_strategy
 
             resolve_strategy(self.fusion)
+
+    def _check_validation_split(self, y_encoded):
+        """Early stopping holds out a stratified share: it needs a row of every class on each side."""
+        if not self.early_stopping:
+            return
+        n_rows, n_classes = len(y_encoded), len(self.classes_)
+        n_valid = int(np.ceil(self.validation_fraction * n_rows))
+        smallest = int(np.bincount(y_encoded).min())
+        if n_valid < n_classes or n_rows - n_valid < n_classes or smallest < 2:
+            needed = min(0.5, n_classes / n_rows)
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction} of the "
+                f"{n_rows} training rows ({n_valid} rows) for a stratified validation set, which needs "
+                f"at least one row of each of the {n_classes} classes on both sides (the smallest "
+                f"class has {smallest} rows). Raise validation_fraction (to at least {needed:.2f}), "
+                "train on more rows, or set early_stopping=False."
+            )
 
     def _set_blocks(self, n_features, columns):
         names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
@@ -423,6 +457,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self._warn_if_nothing_present(X)
         proba = self.net_.predict_proba(X).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """Natural logarithm of the class probabilities, in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """Predicted class labels (values of ``classes_``).

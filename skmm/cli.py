@@ -248,9 +248,9 @@ def _cmd_predict(args):
     import pandas as pd
 
     from .infer import resolve_paths
-    from .serve import load_model
+    from .persistence import load
 
-    pipeline, metadata = load_model(args.model, trusted=args.trust)
+    pipeline, metadata = load(args.model, trusted=args.trust, return_metadata=True)
     _set_on_error(pipeline, args.on_error)
     df, base_dir = _read_csv(args.data)
     columns = metadata["input_columns"]

@@ -6,26 +6,42 @@ A model file is a zip archive holding two members:
   torch and Python that wrote it, the input columns with their kind
   (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``, ``"categorical"``,
   another kind registered in :mod:`skmm.kinds`, or ``"other"``), the
-  modalities, the classes, and the sha256 of the payload;
-* ``model.pkl``: the pickled estimator. skmm encoders pickle their parameters
+  modalities, the classes, and the size and sha256 of the payload;
+* ``model.skops``: the estimator in the `skops <https://skops.readthedocs.io>`_
+  format, which stores data, never code: loading creates only objects of
+  allow-listed types (see :func:`load`). skmm encoders store their parameters
   only; their model weights are reloaded lazily from the model id or the
   installed package on first use, so loading never downloads anything by itself.
+  A :class:`~skmm.MultimodalClassifier` stores its trained network as numpy
+  arrays (see :mod:`skmm._net_state`) and rebuilds it on load.
+
+Files written by skmm 0.1 (format version 1) hold ``model.pkl``, a pickle,
+which can run arbitrary code when loaded: :func:`load` opens them only with
+``trusted=True``.
 
 Writing is atomic: the archive is written to a temporary file in the target
 folder and moved into place with :func:`os.replace`, so a crash never leaves a
 half-written model behind and readers see either the old or the new file.
 
-.. warning:: Loading unpickles ``model.pkl``, which can run arbitrary code.
-   Only load model files you trust; the checksum detects damage, not tampering.
+Reading is bounded: every member is checked against a size limit
+(:data:`MAX_METADATA_BYTES`, :data:`MAX_PAYLOAD_BYTES`) and a compression ratio
+(:data:`MAX_COMPRESSION_RATIO`) before it is inflated, and a damaged file of any
+kind raises :class:`~skmm.exceptions.ModelFileError`. The checksum detects
+damage, not tampering: what makes a file safe to open is the allow-list.
 """
 
 import hashlib
+import importlib
+import inspect
+import io
 import json
 import os
+import pathlib
 import pickle
 import platform
 import tempfile
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from importlib import metadata as _importlib_metadata
 from pathlib import Path
@@ -35,12 +51,25 @@ import numpy as np
 from ._utils import jsonable
 from .exceptions import ModelFileError
 
-__all__ = ["ModelFileError", "describe_inputs", "load", "read_metadata", "save"]
+__all__ = ["ModelFileError", "describe_inputs", "load", "read_metadata", "save", "untrusted_types"]
 
 FORMAT = "skmm-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_NAME = "metadata.json"
-PAYLOAD_NAME = "model.pkl"
+PAYLOAD_NAME = "model.skops"
+#: the payload of format version 1 (skmm 0.1): a pickle, loaded only when trusted
+PICKLE_PAYLOAD_NAME = "model.pkl"
+_PAYLOAD_NAMES = {1: PICKLE_PAYLOAD_NAME, 2: PAYLOAD_NAME}
+
+#: the most bytes ``metadata.json`` may inflate to
+MAX_METADATA_BYTES = 16 * 1024**2
+#: the most bytes the payload (and, inside it, all skops members together) may inflate to
+MAX_PAYLOAD_BYTES = 4 * 1024**3
+#: a member larger than 16 MiB may inflate to at most this many times its compressed size
+MAX_COMPRESSION_RATIO = 200
+
+#: skmm modules whose classes and functions a model file may name without ``trusted``
+_SKMM_MODULES = ("skmm.encoders", "skmm.fusion", "skmm.classifier", "skmm.nn", "skmm._net_state")
 
 
 # --------------------------------------------------------------------------- describing a model
@@ -181,8 +210,30 @@ def _check_fitted(estimator):
         raise TypeError(f"save expects a fitted scikit-learn estimator: {exc}") from None
 
 
+def _dump(estimator):
+    """The skops bytes of ``estimator``, checked to load back."""
+    import skops.io
+
+    from ._net_state import from_data, to_data
+
+    try:
+        payload = skops.io.dumps(to_data(estimator))
+        loaded = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
+        from_data(loaded, trusted=True)
+    except Exception as exc:
+        raise TypeError(
+            f"save cannot write this {type(estimator).__name__} so that it loads again "
+            f"({type(exc).__name__}: {exc}). Lambdas, and functions or classes defined inside "
+            "other functions, cannot be saved: define them at the top level of a module."
+        ) from exc
+    return payload
+
+
 def save(pipeline, path, *, kinds=None):
     """Write a fitted pipeline and its metadata to ``path``, atomically.
+
+    The estimator is stored with skops (data, never code) and read back before
+    the file is written, so a model that could not be loaded is never saved.
 
     Parameters
     ----------
@@ -230,7 +281,7 @@ def save(pipeline, path, *, kinds=None):
         raise FileNotFoundError(
             f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist."
         )
-    payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = _dump(pipeline)
     metadata = build_metadata(pipeline, kinds)
     metadata["payload"] = {
         "name": PAYLOAD_NAME,
@@ -258,7 +309,176 @@ def save(pipeline, path, *, kinds=None):
     return path
 
 
+# --------------------------------------------------------------------------- what a file may hold
+
+
+def _type_name(obj):
+    return f"{obj.__module__}.{obj.__name__}"
+
+
+def _library_type_names(names):
+    """The names, among ``names``, of the library types and functions skmm's estimators hold."""
+    objects = [print, np.dtype, pathlib.PurePosixPath, pathlib.PosixPath, pathlib.WindowsPath]
+    if any(name.split(".")[0] in ("torch", "skorch") for name in names):
+        import torch
+        from skorch.callbacks import EarlyStopping
+        from skorch.dataset import Dataset, ValidSplit
+
+        objects += [
+            EarlyStopping, Dataset, ValidSplit,
+            torch.utils.data.DataLoader, torch.nn.CrossEntropyLoss,
+            torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD,
+        ]
+    return {_type_name(obj) for obj in objects} & set(names)
+
+
+def _is_skmm_object(name):
+    """Whether ``name`` is a class or function defined in one of skmm's estimator modules."""
+    module_name, _, attribute = name.rpartition(".")
+    if not any(module_name == prefix or module_name.startswith(prefix + ".") for prefix in _SKMM_MODULES):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return False
+    return (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module_name
+
+
+def _trusted_names(trusted):
+    """``trusted`` (bool or a list of type names or types) as a set of names, or True."""
+    if isinstance(trusted, bool):
+        return trusted or set()
+    if isinstance(trusted, (list, tuple, set)) and all(isinstance(t, (str, type)) for t in trusted):
+        return {t if isinstance(t, str) else _type_name(t) for t in trusted}
+    raise TypeError(
+        f"trusted must be False, True or a list of type names (as skops.io.get_untrusted_types "
+        f"gives them), got {trusted!r}."
+    )
+
+
+def untrusted_types(payload):
+    """The types and functions named in a skops ``payload`` that :func:`load` refuses by default.
+
+    Trusted are skops's defaults (scikit-learn's estimators, numpy arrays,
+    builtins), numpy dtypes and paths, the classes and functions of skmm's
+    encoders, fusion, classifier and network modules, and what a fitted
+    :class:`~skmm.MultimodalClassifier` holds from skorch and torch: early
+    stopping, the dataset and data loader classes, the cross-entropy loss and
+    the Adam, AdamW and SGD optimizers. Its skorch net is stored as data and
+    rebuilt by skmm (see :mod:`skmm._net_state`), never created by skops.
+
+    Parameters
+    ----------
+    payload : bytes
+        The ``model.skops`` member of a model file.
+
+    Returns
+    -------
+    names : list of str
+    """
+    import skops.io
+
+    return _not_allowed(skops.io.get_untrusted_types(data=payload))
+
+
+def _not_allowed(names):
+    """The names, among skops's untrusted ``names``, that skmm does not allow either."""
+    known = _library_type_names(names)
+    return [name for name in names if name not in known and not _is_skmm_object(name)]
+
+
 # --------------------------------------------------------------------------- reading
+
+
+#: what zipfile raises on a damaged archive or member
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+               NotImplementedError)
+
+
+def _damaged(path, what, exc):
+    return ModelFileError(
+        f"{str(path)!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc}). "
+        "Save the model again, or copy the file again from where it came from."
+    )
+
+
+def _check_member_size(path, info, limit):
+    """Refuse a member that would inflate past ``limit`` bytes, or by a zip bomb's ratio."""
+    if info.file_size > limit:
+        raise ModelFileError(
+            f"{str(path)!r} is not a model file skmm can read: its member {info.filename!r} "
+            f"inflates to {info.file_size} bytes, more than the limit of {limit} "
+            f"(skmm.persistence.MAX_{'METADATA' if info.filename == METADATA_NAME else 'PAYLOAD'}_BYTES)."
+        )
+    if info.file_size > 16 * 1024**2 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise ModelFileError(
+            f"{str(path)!r} is not a model file skmm can read: its member {info.filename!r} "
+            f"inflates {info.compress_size} bytes to {info.file_size} (more than "
+            f"{MAX_COMPRESSION_RATIO} times), as a zip bomb does."
+        )
+
+
+def _read_member(path, archive, name, limit):
+    """The bytes of one member, read in bounded memory (zipfile stops at the declared size)."""
+    info = archive.getinfo(name)
+    _check_member_size(path, info, limit)
+    try:
+        with archive.open(info) as stream:
+            return stream.read(limit + 1)
+    except _ZIP_ERRORS as exc:
+        raise _damaged(path, name, exc) from None
+
+
+#: the metadata fields skmm relies on, with their expected types
+_METADATA_FIELDS = {
+    "format_version": int,
+    "created": str,
+    "estimator": str,
+    "versions": dict,
+    "input_columns": list,
+    "kinds": dict,
+    "modalities": dict,
+    "classes": (list, type(None)),
+    "payload": dict,
+}
+
+
+def _check_metadata(path, metadata):
+    def refuse(field, expected, value):
+        return ModelFileError(
+            f"{str(path)!r} is damaged: in {METADATA_NAME}, {field} should be {expected}, found "
+            f"{type(value).__name__} {value!r:.80}. Save the model again."
+        )
+
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise refuse("format_version", "an integer", version)
+    if version > FORMAT_VERSION:
+        return  # read_metadata shows it; load says which version is needed
+    for field, expected in _METADATA_FIELDS.items():
+        value = metadata.get(field)
+        if not isinstance(value, expected):
+            names = expected if isinstance(expected, tuple) else (expected,)
+            raise refuse(field, " or ".join(t.__name__ for t in names), value)
+    checks = [
+        ("versions", all(isinstance(v, (str, type(None))) for v in metadata["versions"].values()),
+         "a dict of version strings"),
+        ("input_columns", all(isinstance(c, str) for c in metadata["input_columns"]), "a list of strings"),
+        ("kinds", all(isinstance(k, str) for k in metadata["kinds"].values()), "a dict of strings"),
+        ("modalities", all(isinstance(c, list) and all(isinstance(n, str) for n in c)
+                           for c in metadata["modalities"].values()), "a dict of lists of strings"),
+    ]
+    for field, ok, expected in checks:
+        if not ok:
+            raise refuse(field, expected, metadata[field])
+    payload = metadata["payload"]
+    if payload.get("name") != _PAYLOAD_NAMES.get(version):
+        raise refuse("payload.name", repr(_PAYLOAD_NAMES.get(version)), payload.get("name"))
+    size = payload.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise refuse("payload.size", "a number of bytes", size)
+    if not isinstance(payload.get("sha256"), str):
+        raise refuse("payload.sha256", "a hex digest", payload.get("sha256"))
 
 
 def _open(path):
@@ -268,7 +488,8 @@ def _open(path):
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, expected a model file written by skmm.save")
     expected = (
-        f"expected a zip archive holding {METADATA_NAME} and {PAYLOAD_NAME}, as written by skmm.save"
+        f"expected a zip archive holding {METADATA_NAME} and {PAYLOAD_NAME} (or {PICKLE_PAYLOAD_NAME}"
+        " from skmm 0.1), as written by skmm.save"
     )
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
@@ -277,33 +498,43 @@ def _open(path):
             f"{str(path)!r} is not an skmm model file: {expected}; found a file starting with "
             f"{head!r}."
         )
-    archive = zipfile.ZipFile(path)
-    names = archive.namelist()
-    if METADATA_NAME not in names or PAYLOAD_NAME not in names:
-        archive.close()
-        raise ModelFileError(
-            f"{str(path)!r} is not an skmm model file: {expected}; found a zip archive holding "
-            f"{sorted(names)[:10]}."
-        )
     try:
-        metadata = json.loads(archive.read(METADATA_NAME))
-    except (ValueError, UnicodeDecodeError) as exc:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        raise _damaged(path, "the zip archive", exc) from None
+    try:
+        names = archive.namelist()
+        if METADATA_NAME not in names or not set(_PAYLOAD_NAMES.values()) & set(names):
+            raise ModelFileError(
+                f"{str(path)!r} is not an skmm model file: {expected}; found a zip archive holding "
+                f"{sorted(names)[:10]}."
+            )
+        text = _read_member(path, archive, METADATA_NAME, MAX_METADATA_BYTES)
+        try:
+            metadata = json.loads(text)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ModelFileError(
+                f"{str(path)!r} is damaged: {METADATA_NAME} is not valid JSON ({type(exc).__name__}: "
+                f"{str(exc):.200})."
+            ) from None
+        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+            found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+            raise ModelFileError(
+                f"{str(path)!r} is not an skmm model file: {METADATA_NAME} should say "
+                f"format={FORMAT!r}, found {found!r:.80}."
+            )
+        _check_metadata(path, metadata)
+    except BaseException:
         archive.close()
-        raise ModelFileError(f"{str(path)!r} is damaged: {METADATA_NAME} is not valid JSON ({exc}).") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        archive.close()
-        raise ModelFileError(
-            f"{str(path)!r} is not an skmm model file: {METADATA_NAME} should say "
-            f"format={FORMAT!r}, found {found!r}."
-        )
+        raise
     return path, archive, metadata
 
 
 def read_metadata(path):
     """Return the metadata of a model file without loading the model.
 
-    Works on files from other skmm versions too, to see what they need.
+    Works on files from other skmm versions too, to see what they need. Runs
+    no code from the file: only ``metadata.json`` is read.
 
     Parameters
     ----------
@@ -319,7 +550,7 @@ def read_metadata(path):
     Raises
     ------
     ModelFileError
-        When the file is not an skmm model file.
+        When the file is not an skmm model file, or is damaged.
     """
     _, archive, metadata = _open(path)
     archive.close()
@@ -330,16 +561,157 @@ def _major_minor(version):
     return tuple(str(version).split(".")[:2])
 
 
-def load(path, *, return_metadata=False):
+def _check_versions(path, metadata):
+    from ._version import __version__
+
+    saved_format = metadata["format_version"]
+    if saved_format > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{str(path)!r} uses model file format version {saved_format!r}; this skmm "
+            f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade skmm."
+        )
+    saved = metadata["versions"].get("skmm")
+    if saved is None or _major_minor(saved) != _major_minor(__version__):
+        wanted = ".".join(_major_minor(__version__))
+        raise ModelFileError(
+            f"{str(path)!r} was saved by skmm {saved}, this is skmm {__version__}: model files "
+            f"are read by the skmm version that wrote them (same major.minor, here {wanted}.x). "
+            f"Install skmm=={saved} to load it, or re-fit and save the model with this version."
+        )
+
+
+def _read_payload(path, archive, metadata):
+    """The payload's bytes, of the size and sha256 the metadata records."""
+    expected = metadata["payload"]
+    name = expected["name"]
+    if name not in archive.namelist():
+        raise ModelFileError(f"{str(path)!r} is damaged: it has no {name}, which its metadata names.")
+    declared = archive.getinfo(name).file_size
+    if declared != expected["size"]:
+        raise ModelFileError(
+            f"{str(path)!r} is damaged: {name} holds {declared} bytes, the metadata expects "
+            f"{expected['size']}. Save the model again."
+        )
+    payload = _read_member(path, archive, name, MAX_PAYLOAD_BYTES)
+    found = hashlib.sha256(payload).hexdigest()
+    if found != expected["sha256"]:
+        raise ModelFileError(
+            f"{str(path)!r} is damaged: {name} has sha256 {found}, the metadata expects "
+            f"{expected['sha256']}. The file was changed after skmm.save wrote it; save the model again."
+        )
+    return payload
+
+
+def _check_skops_members(path, payload):
+    """Bound what skops will inflate: every member, and all of them together."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as inner:
+            infos = inner.infolist()
+    except _ZIP_ERRORS as exc:
+        raise _damaged(path, PAYLOAD_NAME, exc) from None
+    for info in infos:
+        _check_member_size(path, info, MAX_PAYLOAD_BYTES)
+    total = sum(info.file_size for info in infos)
+    if total > MAX_PAYLOAD_BYTES:
+        raise ModelFileError(
+            f"{str(path)!r} is not a model file skmm can read: {PAYLOAD_NAME} inflates to {total} "
+            f"bytes, more than the limit of {MAX_PAYLOAD_BYTES} (skmm.persistence.MAX_PAYLOAD_BYTES)."
+        )
+
+
+def _untrusted(path, names):
+    return ModelFileError(
+        f"{str(path)!r} holds types that skmm does not load unless told to trust the file: "
+        f"{names}. Loading them can run code from their modules. If you trust where the file "
+        f"comes from, load it with skmm.load(path, trusted={names!r}), or trusted=True "
+        "(--trust for skmm predict and skmm serve)."
+    )
+
+
+def _load_skops(path, payload, metadata, trusted):
+    import skops.io
+
+    from ._net_state import UntrustedNetError, from_data
+
+    _check_skops_members(path, payload)
+    try:
+        names = skops.io.get_untrusted_types(data=payload)
+        refused = [] if trusted is True else [n for n in _not_allowed(names) if n not in trusted]
+    except Exception as exc:
+        raise _damaged(path, PAYLOAD_NAME, exc) from None
+    if refused:
+        raise _untrusted(path, refused)
+    try:
+        return from_data(skops.io.loads(payload, trusted=names), trusted=trusted)
+    except UntrustedNetError as exc:
+        raise _untrusted(path, [exc.name]) from None
+    except Exception as exc:
+        raise ModelFileError(
+            f"{str(path)!r} could not be loaded ({type(exc).__name__}: {str(exc):.300}); it needs "
+            f"the libraries it was saved with: {metadata['versions']}."
+        ) from None
+
+
+def _load_pickle(path, payload, metadata, trusted):
+    if trusted is not True:
+        raise ModelFileError(
+            f"{str(path)!r} was written by skmm {metadata['versions'].get('skmm')} as a pickle "
+            f"({PICKLE_PAYLOAD_NAME}, model file format version 1), which can run arbitrary code "
+            "when loaded. If you trust where the file comes from, load it with "
+            "skmm.load(path, trusted=True) (--trust for skmm predict and skmm serve), then save "
+            "it again with skmm.save to get a file that loads safely."
+        )
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:
+        raise ModelFileError(
+            f"{str(path)!r} could not be unpickled ({type(exc).__name__}: {str(exc):.300}); it "
+            f"needs the libraries it was saved with: {metadata['versions']}."
+        ) from None
+
+
+def _check_estimator(path, estimator):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    what = f"a {type(estimator).__module__}.{type(estimator).__name__}"
+    if isinstance(estimator, type) or not hasattr(estimator, "fit") or not any(
+        hasattr(estimator, method) for method in ("predict", "predict_proba", "transform")
+    ):
+        raise ModelFileError(
+            f"{str(path)!r} holds {what}, not a fitted scikit-learn estimator; a model file "
+            "written by skmm.save holds one."
+        )
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError) as exc:
+        raise ModelFileError(
+            f"{str(path)!r} holds {what} that is not fitted ({exc}); save a fitted estimator."
+        ) from None
+
+
+def load(path, *, trusted=False, return_metadata=False):
     """Load a model written by :func:`save`.
 
     The file must come from the same skmm major.minor version, and its payload
-    must match the recorded sha256. Nothing is downloaded: encoders reload their
-    models lazily, from the installed packages or the local Hugging Face cache.
+    must match the recorded size and sha256. Nothing is downloaded: encoders
+    reload their models lazily, from the installed packages or the local
+    Hugging Face cache.
+
+    Loading a file runs no code from it: only objects of allow-listed types are
+    created (scikit-learn's estimators, numpy arrays and builtins, skmm's own
+    estimators and what they hold; see :func:`untrusted_types`), and anything
+    else is refused unless you trust the file.
 
     Parameters
     ----------
     path : str or path-like
+    trusted : bool or list of str, default=False
+        ``False``: load only allow-listed types. A list of type names (as the
+        error message or :func:`skops.io.get_untrusted_types` gives them):
+        allow these too. ``True``: trust the file entirely, which also opens
+        files written by skmm 0.1 (a pickle, which can run arbitrary code).
+        Only trust files whose source you trust.
     return_metadata : bool, default=False
         Also return the file's metadata (as :func:`read_metadata` gives it),
         read from the same opening of the file.
@@ -353,17 +725,14 @@ def load(path, *, return_metadata=False):
     Raises
     ------
     ModelFileError
-        Not an skmm model file, written by an incompatible skmm version, or
-        damaged (checksum mismatch). A subclass of ``ValueError``.
+        Not an skmm model file, written by an incompatible skmm version, damaged
+        (checksum mismatch, broken archive, member too large), holding types
+        that are not trusted, or not holding a fitted estimator. A subclass of
+        ``ValueError``.
 
     See Also
     --------
     save, read_metadata
-
-    Notes
-    -----
-    Loading unpickles the model, which can run arbitrary code: only load files
-    you trust.
 
     Examples
     --------
@@ -378,38 +747,14 @@ def load(path, *, return_metadata=False):
     >>> type(model).__name__, metadata["input_columns"]
     ('LogisticRegression', ['x'])
     """
-    from ._version import __version__
-
+    trusted = _trusted_names(trusted)
     path, archive, metadata = _open(path)
     with archive:
-        saved_format = metadata.get("format_version")
-        if not isinstance(saved_format, int) or saved_format > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{str(path)!r} uses model file format version {saved_format!r}; this skmm "
-                f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade skmm."
-            )
-        saved = (metadata.get("versions") or {}).get("skmm")
-        if saved is None or _major_minor(saved) != _major_minor(__version__):
-            wanted = ".".join(_major_minor(__version__))
-            raise ModelFileError(
-                f"{str(path)!r} was saved by skmm {saved}, this is skmm {__version__}: model files "
-                f"are read by the skmm version that wrote them (same major.minor, here {wanted}.x). "
-                f"Install skmm=={saved} to load it, or re-fit and save the model with this version."
-            )
-        payload = archive.read(PAYLOAD_NAME)
-    expected = (metadata.get("payload") or {}).get("sha256")
-    found = hashlib.sha256(payload).hexdigest()
-    if found != expected:
-        raise ModelFileError(
-            f"{str(path)!r} is damaged: {PAYLOAD_NAME} has sha256 {found}, the metadata expects "
-            f"{expected}. The file was changed after skmm.save wrote it; save the model again."
-        )
-    try:
-        estimator = pickle.loads(payload)
-    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
-        raise ModelFileError(
-            f"{str(path)!r} could not be unpickled ({type(exc).__name__}: {exc}); it needs the "
-            f"libraries it was saved with: {metadata.get('versions')}."
-        ) from None
+        _check_versions(path, metadata)
+        payload = _read_payload(path, archive, metadata)
+    if metadata["format_version"] == 1:
+        estimator = _load_pickle(path, payload, metadata, trusted)
+    else:
+        estimator = _load_skops(path, payload, metadata, trusted)
+    _check_estimator(path, estimator)
     return (estimator, metadata) if return_metadata else estimator
-

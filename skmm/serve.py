@@ -361,18 +361,6 @@ def _served_kinds(pipeline, recorded):
     return kinds
 
 
-def load_model(path, *, trusted=False):
-    """``(pipeline, metadata)`` of a model file, loaded with :func:`skmm.load`'s ``trusted``."""
-    import inspect
-
-    from .persistence import load
-
-    if "trusted" not in inspect.signature(load).parameters:  # pragma: no cover
-        # TODO(lead): dead once the harden-store branch (safe model files) is merged; delete.
-        return load(path, return_metadata=True)
-    return load(path, trusted=trusted, return_metadata=True)
-
-
 # --------------------------------------------------------------------------- app
 
 
@@ -400,9 +388,10 @@ def create_app(
         A longer string in a text (or any non-file) column is refused with 422.
     warm_up : bool, default=True
         Load the encoders' models before the first request.
-    trusted : bool, default=False
-        Passed to :func:`skmm.load` for a model file: only a file you wrote or
-        trust may be loaded with ``trusted=True`` (it may run code).
+    trusted : bool or list of str, default=False
+        Passed to :func:`skmm.load` for a model file: by default only types
+        skmm knows to be safe are loaded; ``True`` loads anything, which may
+        run code: only for files you wrote or trust. See :func:`skmm.load`.
 
     Returns
     -------
@@ -426,10 +415,10 @@ def create_app(
     flask = _import_flask()
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-    from .persistence import build_metadata
+    from .persistence import build_metadata, load
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
-        pipeline, metadata = load_model(pipeline_or_path, trusted=trusted)
+        pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
         pipeline = _quiet(pipeline)
         source = str(pipeline_or_path)
     else:
@@ -552,9 +541,10 @@ def serve(
         accepting new ones; slow or idle clients hold one each.
     channel_timeout : int, default=30
         Seconds after which an inactive connection is closed.
-    trusted : bool, default=False
-        Passed to :func:`skmm.load`: only a file you wrote or trust may be
-        loaded with ``trusted=True`` (it may run code).
+    trusted : bool or list of str, default=False
+        Passed to :func:`skmm.load`: by default only types skmm knows to be
+        safe are loaded; ``True`` loads anything, which may run code: only for
+        files you wrote or trust.
     """
     try:
         import waitress

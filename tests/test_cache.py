@@ -1,5 +1,6 @@
 """The shared embedding cache: hits, misses, invalidation, bounds, disk store, concurrency, sharing."""
 
+import errno
 import hashlib
 import multiprocessing
 import os
@@ -433,3 +434,142 @@ def test_grid_search_with_cache_none_encodes_every_fold(bert_a, table, encoded):
     GridSearchCV(pipe, {"clf__lr": [1e-3]}, cv=2).fit(X, y)
     n_unique = X["text"].nunique()
     assert len(encoded["text"]) > 2 * n_unique  # every fit and score encodes again
+
+
+# --------------------------------------------------------------------------- a cache that cannot lie or stop work
+
+
+def _entry_key(i):
+    return f"{i:02x}" + "0" * 38
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.ones(3, dtype=np.float32),  # another width
+        np.array([1.0, np.nan, 0.0, 1.0], dtype=np.float32),
+        np.array([1.0, np.inf, 0.0, 1.0], dtype=np.float32),
+        np.ones(4, dtype=np.float64),
+        np.ones((2, 2), dtype=np.float32),
+    ],
+    ids=["width", "nan", "inf", "float64", "2-d"],
+)
+def test_bad_disk_entries_are_dropped_when_read(tmp_path, bad):
+    store = DiskCache(tmp_path)
+    good = np.arange(4, dtype=np.float32)
+    store.put_many({_entry_key(0): good})
+    path = store._path(_entry_key(1))
+    path.parent.mkdir(exist_ok=True)
+    np.save(path, bad)  # planted or left by an older skmm: never trusted as it is
+    found = store.get_many([_entry_key(0), _entry_key(1)], width=4)
+    assert list(found) == [_entry_key(0)]
+    np.testing.assert_array_equal(found[_entry_key(0)], good)
+    assert not path.exists()  # dropped, so that it is computed and written again
+
+
+def test_memory_store_drops_entries_of_another_width():
+    store = MemoryCache()
+    store.put_many({"a": np.ones(3, dtype=np.float32), "b": np.ones(4, dtype=np.float32),
+                    "nan": np.full(4, np.nan, dtype=np.float32)})
+    assert sorted(store.get_many(["a", "b", "nan"], width=4)) == ["b"]
+    assert sorted(store.get_many(["a", "b", "nan"])) == ["b"]  # "a" is gone, "nan" was never stored
+    assert store._size == 16
+
+
+def test_planted_non_finite_disk_entries_do_not_change_results(bert_a, tmp_path, encoded):
+    expected = text_encoder(bert_a, cache=None).fit_transform(TEXTS)
+    text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
+    for path in tmp_path.glob("*/*.npy"):
+        np.save(path, np.full(np.load(path).shape, np.nan, dtype=np.float32))
+    clear_memory_cache()
+    encoded["text"].clear()
+    again = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
+    np.testing.assert_allclose(again, expected, rtol=1e-5, atol=1e-6)
+    assert len(encoded["text"]) == len(TEXTS)  # every planted entry was recomputed
+    assert all(np.isfinite(np.load(path)).all() for path in tmp_path.glob("*/*.npy"))
+
+
+@pytest.mark.parametrize("error", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    PermissionError(errno.EACCES, "Permission denied"),
+    OSError(errno.EROFS, "Read-only file system"),
+])
+def test_unwritable_disk_store_warns_once_and_goes_on(bert_a, tmp_path, monkeypatch, error):
+    expected = text_encoder(bert_a, cache=None).fit_transform(TEXTS)
+    folder = tmp_path / "cache"
+    DiskCache(folder).put_many({_entry_key(0): np.ones(4, dtype=np.float32)})
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(skmm.cache.tempfile, "mkstemp", fail)
+    with pytest.warns(skmm.cache.CacheWarning) as caught:
+        first = text_encoder(bert_a, cache=folder).fit_transform(TEXTS)
+        clear_memory_cache()
+        second = text_encoder(bert_a, cache=folder).fit_transform(TEXTS[::-1])
+    messages = [str(w.message) for w in caught if issubclass(w.category, skmm.cache.CacheWarning)]
+    assert len(messages) == 1
+    assert str(folder) in messages[0] and "cannot be written" in messages[0]
+    assert "cache=" in messages[0] and "SKMM_CACHE_DIR" in messages[0]
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(second, expected[::-1], rtol=1e-5, atol=1e-6)
+    # reading goes on: what was stored before is still served
+    assert list(skmm.cache._disk(folder).get_many([_entry_key(0)], width=4)) == [_entry_key(0)]
+
+
+def _refused(folder):
+    with pytest.warns(skmm.cache.CacheWarning, match="does not use the cache folder") as caught:
+        store = resolve_cache(folder)
+    return store, str(caught[0].message)
+
+
+def test_folder_that_others_can_write_is_refused(bert_a, tmp_path, encoded):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    store, message = _refused(folder)
+    assert store is skmm.cache._MEMORY  # memory only: the folder is neither read nor written
+    assert "other users can write to it (mode 0o777)" in message and "chmod 700" in message
+    Z = text_encoder(bert_a, cache=folder).fit_transform(TEXTS)
+    np.testing.assert_allclose(Z, text_encoder(bert_a, cache=None).fit_transform(TEXTS), rtol=1e-5)
+    assert list(folder.iterdir()) == []
+
+
+def test_group_writable_skmm_cache_dir_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "group"
+    folder.mkdir()
+    folder.chmod(0o770)
+    monkeypatch.setenv("SKMM_CACHE_DIR", str(folder))
+    store, message = _refused("memory")
+    assert store is skmm.cache._MEMORY and "mode 0o770" in message
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a folder away")
+def test_folder_of_another_user_is_refused(tmp_path):
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 4242, 4242)
+    store, message = _refused(folder)
+    assert store is skmm.cache._MEMORY and "belongs to another user (uid 4242" in message
+
+
+def test_new_cache_folders_are_private(tmp_path):
+    folder = tmp_path / "new" / "cache"
+    store = resolve_cache(folder)
+    store.put_many({_entry_key(7): np.ones(4, dtype=np.float32)})
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(sub.stat().st_mode & 0o777 == 0o700 for sub in folder.iterdir())
+
+
+def test_an_entry_of_the_wrong_width_is_recomputed_not_broadcast(tmp_path):
+    from skmm import AudioMFCC
+
+    clip = [(np.sin(np.arange(1600) / 5.0), 16000)]
+    encoder = AudioMFCC(n_mfcc=4, n_mels=8, cache=str(tmp_path), verbose=0).fit(clip)
+    expected = encoder.transform(clip)
+    folder = next(tmp_path.glob("*/*.npy"))
+    np.save(folder, np.ones(3, dtype=np.float32))  # planted: wrong length
+    from skmm.cache import clear_memory_cache
+
+    clear_memory_cache()
+    np.testing.assert_array_equal(encoder.transform(clip), expected)

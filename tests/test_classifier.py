@@ -346,3 +346,32 @@ def test_bad_parameters_are_named(params, message, split):
 def test_labels_unseen_at_fit_never_predicted(split, fitted):
     _, X_test, _, _ = split
     assert set(fitted["late"].predict(X_test)) <= set(fitted["late"].classes_)
+
+
+def _two_blocks(n=40, seed=0):
+    rng = np.random.RandomState(seed)
+    return pd.DataFrame({"a__x": rng.randn(n), "b__y": rng.randn(n)})
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "boolean"])
+def test_nullable_labels_keep_their_dtype(dtype):
+    labels = [1, 2] if dtype == "Int64" else [True, False]
+    y = pd.Series(labels * 20, dtype=dtype)
+    clf = MultimodalClassifier(max_epochs=2, random_state=0).fit(_two_blocks(), y)
+    assert clf.classes_.tolist() == sorted(labels)
+    assert clf.predict(_two_blocks(3, seed=1)).dtype.kind == ("i" if dtype == "Int64" else "b")
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba(split):
+    X_train, X_test, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=3, random_state=0).fit(X_train, y_train)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X_test)), clf.predict_proba(X_test))
+
+
+def test_early_stopping_on_a_tiny_fold_says_what_to_change():
+    y = np.array(["a", "b"] * 3)
+    clf = MultimodalClassifier(max_epochs=2, early_stopping=True, random_state=0)
+    with pytest.raises(ValueError, match=r"validation_fraction=0.1 of the 6 training rows.*at least 0.33"):
+        clf.fit(_two_blocks(6), y)
+    clf.set_params(validation_fraction=0.34).fit(_two_blocks(6), y)
+    assert clf.n_iter_ >= 1

@@ -280,7 +280,9 @@ def test_a_fitted_toy_pipeline_serves_uploads(toy_kind, tmp_path):
     X, y = toy_frame()
     pipe = Pipeline([("fusion", infer_modalities(X)), ("clf", LogisticRegression())]).fit(X, y)
     path = skmm.save(pipe, tmp_path / "toy.skmm")
-    client = create_app(path, warm_up=False).test_client()
+    with pytest.raises(skmm.persistence.ModelFileError, match="test_kinds.ToyEncoder"):
+        create_app(path, warm_up=False)  # a type from outside skmm needs the user's trust
+    client = create_app(path, warm_up=False, trusted=["test_kinds.ToyEncoder"]).test_client()
     assert client.get("/metadata").get_json()["kinds"] == {"blob": "toy", "x": "numeric"}
 
     rows = [{"blob": base64.b64encode(X["blob"][i]).decode(), "x": float(X["x"][i])} for i in range(4)]
@@ -324,7 +326,8 @@ def test_cli_fit_accepts_the_toy_kind(toy_kind, tmp_path, monkeypatch, capsys):
     assert status == 0, capsys.readouterr().err
     assert "  blob  toy\n" in capsys.readouterr().out
     assert skmm.persistence.read_metadata(model)["kinds"] == {"blob": "toy", "x": "numeric"}
-    encoder = skmm.load(model).named_steps["fusion"].named_transformers_["blob"]
+    fitted = skmm.load(model, trusted=["test_kinds.ToyEncoder"])  # the toy type lives outside skmm
+    encoder = fitted.named_steps["fusion"].named_transformers_["blob"]
     assert isinstance(encoder, ToyEncoder)
 
     unregister_kind("toy")

@@ -1,9 +1,11 @@
 """skmm.save / skmm.load / read_metadata: round trip, metadata, atomic writes, refusals."""
 
+import hashlib
 import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,7 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X), atol=1e-6)
 
     meta = read_metadata(path)
-    assert meta["format"] == "skmm-model" and meta["format_version"] == 1
+    assert meta["format"] == "skmm-model" and meta["format_version"] == 2
     assert meta["versions"]["skmm"] == skmm.__version__
     import sklearn
     import torch
@@ -72,10 +74,11 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
                                   "categorical": ["colour"]}
     assert meta["classes"] == ["no", "yes"]
     with zipfile.ZipFile(path) as archive:
-        payload = archive.read("model.pkl")
+        payload = archive.read("model.skops")
     import hashlib
 
-    assert meta["payload"]["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert meta["payload"] == {"name": "model.skops", "size": len(payload),
+                               "sha256": hashlib.sha256(payload).hexdigest()}
 
 
 def test_load_returns_metadata_from_one_opening(fitted, data, tmp_path, monkeypatch):
@@ -145,12 +148,12 @@ def test_save_refuses_unfitted_and_bad_paths(fitted, tmp_path):
 def rewrite(path, target, metadata=None, payload=None):
     with zipfile.ZipFile(path) as archive:
         meta = json.loads(archive.read("metadata.json"))
-        body = archive.read("model.pkl")
+        body = archive.read("model.skops")
     if metadata is not None:
         metadata(meta)
     with zipfile.ZipFile(target, "w") as archive:
         archive.writestr("metadata.json", json.dumps(meta))
-        archive.writestr("model.pkl", body if payload is None else payload(body))
+        archive.writestr("model.skops", body if payload is None else payload(body))
     return target
 
 
@@ -218,3 +221,277 @@ def test_loading_does_not_touch_the_network(fitted, tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert skmm.load(path).classes_.tolist() == ["no", "yes"]
+
+
+# --------------------------------------------------------------------------- files that cannot run code
+
+
+def craft(target, payload, *, name="model.skops", format_version=2):
+    """A model file with a valid checksum around any payload: what an attacker can write."""
+    metadata = {
+        "format": "skmm-model", "format_version": format_version, "created": "2026-01-01T00:00:00",
+        "estimator": "Pipeline", "versions": {"skmm": skmm.__version__}, "input_columns": [],
+        "kinds": {}, "modalities": {}, "classes": None,
+        "payload": {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()},
+    }
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr(name, payload)
+    return target
+
+
+class UnpicklingWritesMarker:
+    """Unpickling this touches a file: a stand-in for any code an attacker would run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path(self.marker).touch, ())
+
+
+class SetstateWritesMarker:
+    """Creating this from its state touches a file."""
+
+    def __setstate__(self, state):
+        Path(state["marker"]).touch()
+
+
+def test_pickle_payload_does_not_run_without_trust(tmp_path):
+    marker = tmp_path / "marker"
+    path = craft(tmp_path / "evil.skmm", pickle.dumps(UnpicklingWritesMarker(marker)),
+                 name="model.pkl", format_version=1)
+    with pytest.raises(ModelFileError, match=r"as a pickle.*arbitrary code.*skmm.load\(path, trusted=True\)"):
+        skmm.load(path)
+    with pytest.raises(ModelFileError, match="as a pickle"):
+        skmm.load(path, trusted=["pathlib.PosixPath"])  # naming types does not make a pickle safe
+    assert not marker.exists()
+
+
+def test_skops_payload_with_an_unknown_type_is_refused(tmp_path):
+    import skops.io
+
+    marker = tmp_path / "marker"
+    state = SetstateWritesMarker()
+    state.__dict__["marker"] = str(marker)
+    path = craft(tmp_path / "evil.skmm", skops.io.dumps(state))
+    name = f"{__name__}.SetstateWritesMarker"
+    with pytest.raises(ModelFileError, match=rf"holds types .*'{name}'.*trusted=\['{name}'\]"):
+        skmm.load(path)
+    assert not marker.exists()
+    with pytest.raises(ModelFileError, match="not a fitted scikit-learn estimator"):
+        skmm.load(path, trusted=[name])  # the user's explicit trust lets the type load
+    assert marker.exists()
+
+
+def test_a_skorch_net_stored_by_skops_itself_is_refused(fitted, tmp_path):
+    """skorch's own __setstate__ unpickles with torch.load: skops must never create a net."""
+    import skops.io
+
+    path = craft(tmp_path / "raw.skmm", skops.io.dumps(fitted))
+    with pytest.raises(ModelFileError, match=r"holds types .*skorch\.classifier\.NeuralNetClassifier"):
+        skmm.load(path)
+
+
+def test_skmm_0_1_pickle_files_load_when_trusted(fitted, data, tmp_path):
+    path = craft(tmp_path / "old.skmm", pickle.dumps(fitted), name="model.pkl", format_version=1)
+    with pytest.raises(ModelFileError, match="then save it again"):
+        skmm.load(path)
+    loaded = skmm.load(path, trusted=True)
+    np.testing.assert_array_equal(loaded.predict_proba(data[0]), fitted.predict_proba(data[0]))
+    again = skmm.load(skmm.save(loaded, tmp_path / "new.skmm"))  # saved again: no trust needed
+    np.testing.assert_array_equal(again.predict_proba(data[0]), fitted.predict_proba(data[0]))
+
+
+@pytest.mark.parametrize("format_version", [1, 2])
+def test_a_file_holding_no_fitted_estimator_is_refused(tmp_path, format_version):
+    import skops.io
+
+    dump = pickle.dumps if format_version == 1 else skops.io.dumps
+    name = "model.pkl" if format_version == 1 else "model.skops"
+    number = craft(tmp_path / "int.skmm", dump(3), name=name, format_version=format_version)
+    with pytest.raises(ModelFileError, match="holds a builtins.int, not a fitted scikit-learn estimator"):
+        skmm.load(number, trusted=True)
+    unfitted = craft(tmp_path / "unfitted.skmm", dump(LogisticRegression()), name=name,
+                     format_version=format_version)
+    with pytest.raises(ModelFileError, match="LogisticRegression that is not fitted"):
+        skmm.load(unfitted, trusted=True)
+
+
+def test_trusted_must_be_a_bool_or_type_names(fitted, tmp_path):
+    path = skmm.save(fitted, tmp_path / "model.skmm")
+    with pytest.raises(TypeError, match="trusted must be False, True or a list of type names"):
+        skmm.load(path, trusted="yes")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    from tiny_models import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("bert"), seed=0)
+
+
+def test_skmm_pipeline_round_trips_exactly_without_trust(tiny_bert, tmp_path):
+    import skops.io
+
+    from skmm import MultimodalFusion, TextEncoder
+
+    rng = np.random.default_rng(1)
+    y = np.array(["cat", "dog", "bird"] * 8)
+    X = pd.DataFrame({"text": [f"a {label} number {i}" for i, label in enumerate(y)],
+                      "x": rng.normal(size=len(y))})
+    fusion = MultimodalFusion([("text", TextEncoder(model=tiny_bert, verbose=0), "text"),
+                               ("numbers", "passthrough", ["x"])])
+    clf = MultimodalClassifier(fusion="attention", loss="focal", class_weight="balanced",
+                               optimizer="adamw", early_stopping=True, max_epochs=4,
+                               random_state=0, device="cpu")
+    pipe = Pipeline([("fusion", fusion), ("clf", clf)]).fit(X, y)
+    path = skmm.save(pipe, tmp_path / "model.skmm")
+    with zipfile.ZipFile(path) as archive:
+        payload = archive.read("model.skops")
+    assert skmm.persistence.untrusted_types(payload) == []
+    loaded = skmm.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
+    clf_loaded = loaded.named_steps["clf"]
+    assert clf_loaded.history_ is clf_loaded.net_.history
+    assert clf_loaded.history_[:, "train_loss"] == pipe.named_steps["clf"].history_[:, "train_loss"]
+    # the rebuilt net trains on as the original would: same weights, optimizer state and history
+    original = pickle.loads(pickle.dumps(pipe))
+    for model in (original, loaded):
+        model.set_params(clf__warm_start=True).fit(X, y)
+    assert len(loaded.named_steps["clf"].history_) == len(original.named_steps["clf"].history_) > 4
+    np.testing.assert_allclose(loaded.predict_proba(X), original.predict_proba(X), atol=1e-6)
+    assert skops.io.get_untrusted_types(data=payload)  # skops alone would refuse: skmm's list decides
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def flip_byte(path, target, offset):
+    content = bytearray(path.read_bytes())
+    content[offset] ^= 0xFF
+    target.write_bytes(bytes(content))
+    return target
+
+
+def test_every_flipped_byte_gives_model_file_error(tmp_path):
+    model = LogisticRegression().fit(pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]}), [0, 1, 0, 1])
+    path = skmm.save(model, tmp_path / "model.skmm")
+    size = path.stat().st_size
+    failures = []
+    for offset in range(0, size, max(1, size // 400)):
+        damaged = flip_byte(path, tmp_path / "damaged.skmm", offset)
+        try:
+            skmm.load(damaged)
+        except (ModelFileError, FileNotFoundError):
+            continue
+        except Exception as exc:  # anything else escaped
+            failures.append((offset, repr(exc)))
+    assert failures == []
+
+
+def test_odd_metadata_types_give_model_file_error(fitted, tmp_path):
+    path = skmm.save(fitted, tmp_path / "model.skmm")
+    odd = {
+        "versions": lambda m: m.update(versions=["skmm", "0.1.0"]),
+        "payload": lambda m: m.update(payload="model.skops"),
+        "format_version": lambda m: m.update(format_version="2"),
+        "kinds": lambda m: m.update(kinds=["photo"]),
+        "payload.size": lambda m: m["payload"].update(size="big"),
+        "payload.name": lambda m: m["payload"].update(name="../../etc/passwd"),
+        "input_columns": lambda m: m.update(input_columns=[1, 2]),
+    }
+    for field, change in odd.items():
+        damaged = rewrite(path, tmp_path / "odd.skmm", metadata=change)
+        with pytest.raises(ModelFileError, match=rf"damaged: in metadata.json, {field} should be"):
+            skmm.load(damaged)
+        with pytest.raises(ModelFileError):
+            read_metadata(damaged)
+
+
+def test_metadata_that_inflates_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(skmm.persistence, "MAX_METADATA_BYTES", 10_000)
+    path = tmp_path / "bomb.skmm"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"format": "skmm-model", "pad": " " * 100_000}))
+        archive.writestr("model.skops", b"")
+    assert path.stat().st_size < 2_000
+    reads = []
+    original = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **k: reads.append(a) or original(self, *a, **k))
+    with pytest.raises(ModelFileError, match=r"'metadata.json' inflates to 1000\d\d bytes, more than the limit of 10000"):
+        read_metadata(path)
+    assert reads == []  # refused from the declared size, nothing inflated
+
+
+def test_member_that_lies_about_its_size_is_damaged(fitted, tmp_path):
+    path = skmm.save(fitted, tmp_path / "model.skmm")
+    content = bytearray(path.read_bytes())
+    entry = content.index(b"PK\x01\x02")  # central directory entry of metadata.json (written first)
+    size = int.from_bytes(content[entry + 24: entry + 28], "little")
+    content[entry + 24: entry + 28] = (size // 2).to_bytes(4, "little")  # claims half its size
+    liar = tmp_path / "liar.skmm"
+    liar.write_bytes(bytes(content))
+    with pytest.raises(ModelFileError, match="damaged"):
+        skmm.load(liar)
+
+
+def test_zip_bomb_payload_is_refused_quickly(tmp_path, monkeypatch):
+    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 10 * 1024**2)
+    bomb = b"\0" * (20 * 1024**2)  # 20 MiB of zeros deflate to about 20 kB
+    path = craft(tmp_path / "bomb.skmm", bomb)
+    with pytest.raises(ModelFileError, match="inflates to 20971520 bytes, more than the limit"):
+        skmm.load(path)
+    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 1024**3)
+    with pytest.raises(ModelFileError, match=r"inflates \d+ bytes to 20971520 \(more than 200 times\)"):
+        skmm.load(path)
+
+
+def test_zip_bomb_inside_the_skops_payload_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 1024**2)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (4 * 1024**2))
+    path = craft(tmp_path / "inner.skmm", inner.getvalue())
+    with pytest.raises(ModelFileError, match="'schema.json' inflates to 4194304 bytes"):
+        skmm.load(path)
+
+
+def test_a_net_trained_on_cuda_loads_on_the_cpu(fitted, data, tmp_path, monkeypatch):
+    import skops.io
+    import torch
+
+    from skmm._net_state import to_data
+
+    state = to_data(fitted)
+    state.named_steps["clf"].net_.params["device"] = "cuda"  # as if saved on a GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = craft(tmp_path / "gpu.skmm", skops.io.dumps(state))
+    with pytest.warns(UserWarning, match="trained on 'cuda'.*loaded on the CPU"):
+        loaded = skmm.load(path)
+    assert loaded.named_steps["clf"].net_.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(data[0]), fitted.predict_proba(data[0]))
+    assert fitted.named_steps["clf"].net_.device == "cpu"  # saving never changes the estimator
+
+
+def _zip_of(**members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name.replace("_", "."), content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("payload", [
+    b"not a zip at all",
+    _zip_of(other_txt=b"x"),
+    _zip_of(schema_json=b"{not json"),
+    _zip_of(schema_json=b"[" * 100_000 + b"]" * 100_000),
+    _zip_of(schema_json=json.dumps({"__class__": "int", "__module__": "builtins",
+                                    "__loader__": "NoSuchNode", "protocol": 2})),
+], ids=["not-zip", "no-schema", "bad-json", "deep-json", "unknown-node"])
+def test_payloads_that_are_not_skops_give_model_file_error(tmp_path, payload):
+    path = craft(tmp_path / "odd.skmm", payload)  # a valid checksum: only the content is wrong
+    with pytest.raises(ModelFileError, match="damaged|could not be loaded"):
+        skmm.load(path)

@@ -56,7 +56,9 @@ class ColumnEncoding:
         output = np.full((len(self.values), encoder.n_features_out_), np.nan, dtype=np.float32)
         self.read_rows()
         store = resolve_cache(encoder.cache)
-        found = store.get_many(list(self.rows_of_key)) if store is not None else {}
+        found = {}
+        if store is not None:  # the store drops entries of another width, dtype or with NaN
+            found = store.get_many(list(self.rows_of_key), width=encoder.n_features_out_)
         computed = self.compute([key for key in self.rows_of_key if key not in found])
         if store is not None and computed:
             store.put_many(computed)
