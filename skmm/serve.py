@@ -26,7 +26,9 @@ import base64
 import binascii
 import logging
 import math
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -420,7 +422,7 @@ def create_app(
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
         pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
         pipeline = _quiet(pipeline)
-        source = str(pipeline_or_path)
+        source = Path(os.fsdecode(pipeline_or_path)).name  # the file name, not where it lives
     else:
         pipeline = pipeline_or_path
         metadata = build_metadata(pipeline)

@@ -206,6 +206,8 @@ def test_health_and_metadata(server, model):
         "photo": "image", "review": "text", "price": "numeric", "colour": "categorical"
     }
     assert meta["classes"] == ["cat", "dog"]
+    assert meta["model"] == "model.skmm"  # the file name only: where it lives is not shown
+    assert str(path.parent) not in json.dumps(meta)
     assert meta["versions"]["skmm"] == skmm.__version__
     assert {"scikit-learn", "torch"} <= set(meta["versions"])
 

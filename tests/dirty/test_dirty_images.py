@@ -1,5 +1,6 @@
 """Bad images never crash ImageEncoder silently or lose a row: a clear error or an explicit NaN row."""
 
+import re
 import resource
 import time
 import tracemalloc
@@ -256,3 +257,14 @@ def test_exif_orientation_is_applied(image_encoder, orientation, turned):
     assert np.abs(np.asarray(upright, float) - np.asarray(expected, float)).mean() < 8  # JPEG noise
     encoder = image_encoder()
     np.testing.assert_allclose(encoder.transform([data]), encoder.transform([expected]), atol=1e-2)
+
+
+def test_error_messages_show_no_memory_addresses(image_encoder):
+    with pytest.raises(skmm.InputError) as error:
+        image_encoder(max_pixels=100).transform([Image.new("RGB", (20, 20))])
+    assert "<PIL.Image.Image image mode=RGB size=20x20>" in str(error.value)
+    assert not re.search(r"0x[0-9a-fA-F]{6,}", str(error.value))
+    with pytest.raises(skmm.InputError) as error:
+        image_encoder().transform([object()])
+    assert "<object object>" in str(error.value)
+    assert not re.search(r"0x[0-9a-fA-F]{6,}", str(error.value))
