@@ -125,7 +125,9 @@ def _fail(column, found, way_out=None):
     raise InferenceError(f"cannot tell what column {column!r} holds: {found}; {way_out}.")
 
 
-def _kind_of_strings(column, values, n_rows, base_dir):
+def _kind_of_strings(column, values, n_rows, base_dir, n_unique):
+    """The kind of a column of strings from a sample of its ``values``; ``n_unique`` counts the
+    distinct values of the whole column (a sample of 50 cannot tell an identifier)."""
     suffixes = [
         Path(v.strip()).suffix.lower() if len(v) < 4096 and "\n" not in v else "" for v in values
     ]
@@ -155,7 +157,6 @@ def _kind_of_strings(column, values, n_rows, base_dir):
             return kind
 
     distinct = pd.unique(pd.Series(values, dtype=object))
-    n_unique = len(distinct)
     words = np.mean([len(str(v).split()) for v in distinct])
     unique_ratio = n_unique / max(n_rows, 1)
     sentences = words >= 5 or (words >= 3 and unique_ratio > 0.5)
@@ -198,9 +199,11 @@ def _kind_of_column(column, series, base_dir):
     values = [v for v in series.tolist() if not is_missing(v)]
     if not values:
         _fail(column, "every value is missing", f"drop it with overrides={{{column!r}: 'drop'}}")
-    values = _sample(values, SAMPLE_SIZE)
-    if all(isinstance(v, str) for v in values):
-        return _kind_of_strings(column, values, len(series), base_dir)
+    sample = _sample(values, SAMPLE_SIZE)
+    if all(isinstance(v, str) for v in sample):
+        n_unique = len(set(values)) if all(isinstance(v, str) for v in values) else len(sample)
+        return _kind_of_strings(column, sample, len(series), base_dir, n_unique)
+    values = sample
     if all(isinstance(v, (bytes, bytearray, memoryview)) for v in values):
         sniffed = [sniff_bytes(v) for v in values]
         kind = _same_kind(sniffed)

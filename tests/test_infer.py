@@ -258,3 +258,12 @@ def test_a_column_reaching_a_file_encoder_anywhere_is_of_its_kind():
     assert kinds_reached(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == ["text", "image"]
     assert kind_of_transformer(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == "image"
     assert kind_of_transformer(FunctionTransformer()) is None
+
+
+@pytest.mark.parametrize("n_rows", [40, 100, 150, 1000])
+def test_a_unique_identifier_is_refused_however_long_the_table(n_rows):
+    df = pd.DataFrame({"user": [f"user{i}" for i in range(n_rows)], "x": np.arange(n_rows, dtype=float)})
+    with pytest.raises(InferenceError, match=rf"'user'.*{n_rows} distinct single-word values in {n_rows} rows"):
+        infer_modalities(df)
+    many = pd.DataFrame({"colour": [f"c{i % 10}" for i in range(n_rows)]})
+    assert column_kinds(many) == {"colour": "categorical"}  # repeated values are categories
