@@ -339,6 +339,12 @@ DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
 
 
+def _version():
+    from ._version import __version__
+
+    return __version__
+
+
 def build_parser():
     """The argument parser of the ``skmm`` command."""
     from .nn import FUSIONS
@@ -347,6 +353,7 @@ def build_parser():
         prog="skmm",
         description="Multimodal classification (images, text, audio, tabular) from a CSV file.",
     )
+    parser.add_argument("--version", action="version", version=f"skmm {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     fit = commands.add_parser(

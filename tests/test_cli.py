@@ -435,3 +435,10 @@ def test_on_error_option(fitted_model, tmp_path, capsys):
         assert main(["predict", str(root / "model.skmm"), str(root / "data" / "broken.csv"),
                      "--on-error", "missing", "--out", str(out)]) == 0
     assert len(pd.read_csv(out)) == 6
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skmm {skmm.__version__}"
