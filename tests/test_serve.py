@@ -542,3 +542,21 @@ def test_skmm_serve_passes_its_limits_and_trust_to_waitress(monkeypatch, model):
     assert seen["connection_limit"] == 11 and seen["channel_timeout"] == 13
     assert seen["asyncore_use_poll"] is True
     assert main(["serve", str(model[0]), "--max-rows", "0"]) == 1
+
+
+def test_an_empty_multipart_field_is_null(model):
+    _, pipe, X = model
+    client = in_process_app(pipe)
+    row = X.iloc[[1]].copy()
+    row["price"] = np.nan
+    row["review"] = ""  # what an empty text is to this model's TfidfVectorizer
+    fields = {"review": "", "price": "", "colour": row["colour"].iloc[0]}
+    body, content_type = encode_multipart(fields, {"photo": ("x.png", row["photo"].iloc[0])})
+    answer = client.post("/predict", data=body, content_type=content_type)
+    assert answer.status_code == 200, answer.get_json()
+    assert_same(answer.get_json()["predictions"], *expected(pipe, row), pipe.classes_)
+    body, content_type = encode_multipart({**fields, "photo": ""}, {})  # an empty photo too
+    answer = client.post("/predict", data=body, content_type=content_type)
+    assert answer.status_code == 200, answer.get_json()
+    row["photo"] = None
+    assert_same(answer.get_json()["predictions"], *expected(pipe, row), pipe.classes_)
