@@ -203,6 +203,9 @@ def _load_transformers(name, device):
     import torch
     from transformers import AutoImageProcessor, AutoModel
 
+    from ._text import check_model_folder
+
+    check_model_folder(name)
     with quiet_transformers():
         processor = AutoImageProcessor.from_pretrained(name, backend="pil")
         network = AutoModel.from_pretrained(name).eval().to(device)

@@ -2,6 +2,7 @@
 
 import os
 from numbers import Integral
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,6 +20,31 @@ DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: for a longer word): texts are cut to ``max_length`` times this before tokenising, so a
 #: 10 MB text costs no more than the part of it the model can see
 CHARS_PER_TOKEN = 100
+
+
+def check_model_folder(name):
+    """Refuse, with a clear message, a model named by a path to a folder that does not exist.
+
+    A name that can only be a path (absolute, ``./``, ``../``, ``~``, more than
+    one ``/``, a backslash) must be an existing folder; ``"org/name"`` may be a
+    Hugging Face model id and is left to transformers.
+    """
+    name = str(name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(
+                f"model={name!r} is a file; give the folder holding the model (config.json, weights)."
+            )
+        return
+    looks_like_path = (
+        path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
+    )
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"model folder not found: {name!r}; give an existing folder holding a transformers "
+            "model (config.json, weights), or a Hugging Face model id such as 'org/name'."
+        )
 
 
 def resolve_text_model(name):
@@ -175,6 +201,7 @@ class TextEncoder(BaseEncoder):
 def _load_text_model(name, device):
     from transformers import AutoModel, AutoTokenizer
 
+    check_model_folder(name)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(name)
         network = AutoModel.from_pretrained(name).eval().to(device)

@@ -67,6 +67,17 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path):
         TextEncoder(str(tmp_path / "no-such-model")).fit(TEXTS)
 
 
+@pytest.mark.parametrize("name", ["{tmp}/no-such-model", "./no-such-model", "models/a/b"])
+def test_a_missing_model_folder_says_folder_not_found(tmp_path, name):
+    from skmm import ImageEncoder
+
+    name = name.format(tmp=tmp_path)
+    for encoder in (TextEncoder(name, verbose=0), ImageEncoder(name, verbose=0)):
+        with pytest.raises(FileNotFoundError, match=r"model folder not found: .*no-such-model|model folder not found: 'models/a/b'") as error:
+            encoder.fit([None])
+        assert "Repo id" not in str(error.value)
+
+
 def test_a_huge_text_is_cut_before_it_is_tokenised(tiny_text_model, monkeypatch):
     from skmm.encoders._text import CHARS_PER_TOKEN
 
