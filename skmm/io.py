@@ -176,7 +176,9 @@ def _upright(image):
     from PIL import ImageOps
 
     try:
-        return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like
+            return ImageOps.exif_transpose(image)
     except _PILLOW_ERRORS:  # a damaged EXIF block: the pixels are still good
         return image
 

@@ -268,3 +268,20 @@ def test_error_messages_show_no_memory_addresses(image_encoder):
         image_encoder().transform([object()])
     assert "<object object>" in str(error.value)
     assert not re.search(r"0x[0-9a-fA-F]{6,}", str(error.value))
+
+
+def test_the_warning_points_at_the_users_line_and_is_not_repeated(image_encoder):
+    from sklearn.compose import ColumnTransformer
+
+    encoder = image_encoder(on_error="missing")
+    columns = ColumnTransformer([("photo", encoder, "photo")])
+    frame = pd.DataFrame({"photo": [b"not an image", image_bytes(noise_image())]})
+    with pytest.warns(skmm.InputWarning):
+        columns.fit(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            columns.transform(frame)  # the same line, three times
+    found = [w for w in caught if issubclass(w.category, skmm.InputWarning)]
+    assert len(found) == 1
+    assert found[0].filename == __file__  # this test's line, not scikit-learn's internals
