@@ -16,10 +16,15 @@ Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
 
 A file column is one whose kind, in the registry :mod:`skmm.kinds`, reads
 files or checks uploads (``"image"``, ``"audio"`` and any kind registered with
-extensions, a sniff or a ``check_upload``). Its values only ever reach the
-pipeline as ``bytes`` decoded from the request, checked by the kind's
-``check_upload``: a string is base64, never a path, so a request cannot make
-the server read its own files.
+extensions, a sniff or a ``check_upload``), as the model's metadata says or as
+any encoder the column reaches inside the pipeline says. Its values only ever
+reach the pipeline as ``bytes`` decoded from the request, checked by the kind's
+``check_upload``: a string is base64, never a path; and every prediction runs
+inside :func:`skmm.io.paths_refused`, so a request cannot make the server read
+its own files.
+
+Limits (rows per request, characters per text, body size; connections and
+their timeout for :func:`serve`) bound the work one client can cause.
 """
 
 import base64
