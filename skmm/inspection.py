@@ -254,7 +254,9 @@ def modality_shap_values(estimator, X):
         predictions : ndarray of shape (n_samples, n_classes)
             Predicted probabilities of the rows.
         modalities : list of str
+            Modality names, in the order of ``shap_values``' second axis.
         classes : ndarray of shape (n_classes,)
+            Class labels, in the order of the last axis.
         index : Index
             The index of ``X``.
 
@@ -284,7 +286,7 @@ def modality_shap_values(estimator, X):
 
     absent_where_masked.shape = (1, len(modalities))
     positions = np.repeat(np.arange(len(raw))[:, None], len(modalities), axis=1)
-    explanation = shap.explainers.Exact(predict, absent_where_masked)(positions)
+    explanation = shap.explainers.Exact(predict, absent_where_masked)(positions, silent=True)
     values = np.asarray(explanation.values, dtype=float)
     if values.ndim == 2:  # shap drops the class axis of a single output
         values = values[:, :, None]

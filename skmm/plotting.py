@@ -283,6 +283,9 @@ class ModalityContributionDisplay:
         for position, start, value in zip(positions, starts, self.contributions):
             ax.annotate(f"{value:+.3f}", (start + value, position), xytext=(3 if value >= 0 else -3, 0),
                         textcoords="offset points", va="center", ha="left" if value >= 0 else "right")
+        edges = np.concatenate([starts, starts + self.contributions, [self.base_value, self.prediction]])
+        padding = 0.12 * max(np.ptp(edges), 0.05)
+        ax.set_xlim(edges.min() - padding, edges.max() + padding)
         ax.axvline(self.base_value, color="grey", linestyle=":", label="every modality absent")
         ax.axvline(self.prediction, color="black", linestyle="--", label="prediction")
         ax.set_yticks(positions, self.modalities)
