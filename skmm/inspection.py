@@ -82,6 +82,8 @@ def modality_columns(estimator, X):
 def _find_fusion(estimator):
     if isinstance(estimator, MultimodalFusion):
         return estimator
+    if hasattr(estimator, "best_estimator_"):  # a fitted search
+        return _find_fusion(estimator.best_estimator_)
     for _, step in getattr(estimator, "steps", []):
         if isinstance(step, MultimodalFusion):
             return step
@@ -144,7 +146,10 @@ def modality_importance(estimator, X, y, *, scoring=None, n_repeats=5, random_st
       asks "how much does the model rely on this modality's information?".
 
     A value near zero means the model does not need the modality on this data;
-    a negative value means the score improved without it.
+    a negative value means the score improved without it. The columns are the
+    raw input columns, so two modalities that read the same column (say a
+    ``TextEncoder`` and a ``TfidfVectorizer`` on one review) are taken away
+    together.
 
     Parameters
     ----------

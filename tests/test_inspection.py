@@ -44,6 +44,14 @@ def test_importance_takes_a_scorer_and_is_reproducible(fitted):
     assert first.permutation_importances_mean[0] > 0.3
 
 
+def test_importance_of_a_fitted_search_reads_its_best_pipeline(fitted):
+    from sklearn.model_selection import GridSearchCV
+
+    pipe, X, y = fitted
+    search = GridSearchCV(pipe, {"clf__max_epochs": [20]}, cv=2).fit(X, y)
+    assert modality_columns(search, X) == {"image": ["photo"], "tabular": ["price"]}
+
+
 def test_importance_on_a_classifier_fitted_on_fused_columns():
     rng = np.random.RandomState(0)
     y = np.repeat(["a", "b"], 60)

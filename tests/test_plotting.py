@@ -2,7 +2,6 @@
 
 import sys
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +10,7 @@ from skmm import MultimodalClassifier
 from skmm.inspection import modality_importance
 from skmm.plotting import ModalityContributionDisplay, ModalityImportanceDisplay, TrainingCurveDisplay
 
+matplotlib = pytest.importorskip("matplotlib", reason='the plots need matplotlib: pip install "skmm[plot]"')
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 

@@ -17,6 +17,8 @@ from skmm import AudioMFCC, ImageEncoder, MultimodalClassifier, MultimodalFusion
 from skmm.datasets import make_multimodal_classification
 from skmm.report import report_html, write_report
 
+pytest.importorskip("matplotlib", reason='the report needs matplotlib: pip install "skmm[plot]"')
+
 FIGURE = re.compile(r'<img class="figure" alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
 
