@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skmm import AudioMFCC, ImageEncoder, MultimodalClassifier, MultimodalFusion, TextEncoder
 from skmm.datasets import make_multimodal_classification
-from skmm.inspection import modality_shap_values
+from skmm.inspection import modality_contributions, modality_shap_values
 from skmm.plotting import ModalityContributionDisplay, ModalityImportanceDisplay, TrainingCurveDisplay
 
 torch.set_num_threads(1)
@@ -81,8 +81,13 @@ ModalityContributionDisplay.from_shap_values(explanation, ax=ax)
 fig.tight_layout()
 
 # %%
-# The attention weights of the fusion layer for the same row: where the network
-# looked, which need not be what changed its prediction.
-fused = pipe.named_steps["fusion"].transform(row)
-print(pipe.named_steps["clf"].modality_weights(fused).round(3).to_string())
+# The same for a few rows as a table (what each modality added to the
+# predicted class's probability), next to the attention weights of the fusion
+# layer: where the network looked, which need not be what changed its
+# prediction.
+rows = X_test.head(5)
+print("SHAP contributions to the predicted class:")
+print(modality_contributions(pipe, rows).round(3).to_string())
+print("attention weights:")
+print(pipe.named_steps["clf"].modality_weights(pipe.named_steps["fusion"].transform(rows)).round(3).to_string())
 print(f"done in {time.perf_counter() - start:.0f} s")

@@ -26,7 +26,7 @@ from sklearn.utils import Bunch, check_random_state
 from .exceptions import InputWarning
 from .fusion import MultimodalFusion, modality_of_columns
 
-__all__ = ["modality_importance", "modality_shap_values", "modality_columns", "make_absent"]
+__all__ = ["modality_importance", "modality_shap_values", "modality_contributions", "modality_columns", "make_absent"]
 
 
 def modality_columns(estimator, X):
@@ -230,7 +230,7 @@ def modality_importance(estimator, X, y, *, scoring=None, n_repeats=5, random_st
     )
 
 
-def modality_shap_values(estimator, X):
+def modality_shap_values(estimator, X, *, per_column=()):
     """Shapley values of each modality for each row's predicted probabilities.
 
     The players are the modalities; a coalition is predicted with the other
@@ -248,6 +248,12 @@ def modality_shap_values(estimator, X):
         A fitted pipeline or classifier with ``predict_proba``.
     X : DataFrame of shape (n_samples, n_columns)
         The raw rows to explain.
+    per_column : list of str, default=()
+        Modalities (typically tabular ones) whose input columns are
+        attributed one by one, as players named ``"<modality>:<column>"``.
+        A column taken out while the rest of its modality stays is missing
+        (NaN) inside a present block, which the classifier fills with the
+        column's training mean.
 
     Returns
     -------
@@ -259,7 +265,8 @@ def modality_shap_values(estimator, X):
         predictions : ndarray of shape (n_samples, n_classes)
             Predicted probabilities of the rows.
         modalities : list of str
-            Modality names, in the order of ``shap_values``' second axis.
+            The players: modality names (and ``"<modality>:<column>"`` for
+            ``per_column``), in the order of ``shap_values``' second axis.
         classes : ndarray of shape (n_classes,)
             Class labels, in the order of the last axis.
         index : Index
@@ -271,7 +278,7 @@ def modality_shap_values(estimator, X):
     skmm.plotting.ModalityContributionDisplay : draws one row's values.
     """
     shap = _import_shap()
-    mapping = modality_columns(estimator, X)
+    mapping = _players(modality_columns(estimator, X), per_column)
     modalities = list(mapping)
     raw = X.reset_index(drop=True)
 
@@ -303,6 +310,51 @@ def modality_shap_values(estimator, X):
         classes=np.asarray(estimator.classes_),
         index=X.index,
     )
+
+
+def modality_contributions(estimator, X, *, per_column=()):
+    """What each modality added to the probability of each row's predicted class.
+
+    The SHAP values of :func:`modality_shap_values` for the predicted class,
+    as a table: for every row, the values add up to the predicted class's
+    probability minus its probability with every modality absent. Needs
+    ``pip install "skmm[explain]"``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted pipeline or classifier with ``predict_proba``.
+    X : DataFrame of shape (n_samples, n_columns)
+        The raw rows to explain.
+    per_column : list of str, default=()
+        As for :func:`modality_shap_values`.
+
+    Returns
+    -------
+    DataFrame of shape (n_samples, n_modalities)
+        Indexed like ``X``, one column per modality.
+
+    See Also
+    --------
+    skmm.MultimodalClassifier.modality_weights : the fusion layer's own weights.
+    """
+    result = modality_shap_values(estimator, X, per_column=per_column)
+    predicted = result.predictions.argmax(axis=1)
+    values = result.shap_values[np.arange(len(predicted)), :, predicted]
+    return pd.DataFrame(values, columns=result.modalities, index=result.index)
+
+
+def _players(mapping, per_column):
+    unknown = sorted(set(per_column) - set(mapping))
+    if unknown:
+        raise ValueError(f"per_column names unknown modalities {unknown}; the modalities are {list(mapping)}.")
+    players = {}
+    for name, columns in mapping.items():
+        if name in per_column:
+            players.update({f"{name}:{column}": [column] for column in columns})
+        else:
+            players[name] = columns
+    return players
 
 
 def _import_shap():

@@ -35,7 +35,8 @@ EXPECTED = {
     "plot_explain_prediction.py": [
         r"accuracy\s+0\.[6-9]\d{2}\s+120",
         r"true label: (cat|dog|bird) - predicted: (cat|dog|bird)",
-        r"image\s+text\s+audio\s+number",
+        r"SHAP contributions to the predicted class:\n\s+image\s+text\s+audio\s+number",
+        r"attention weights:\n\s+image\s+text\s+audio\s+number",
     ],
     "plot_serving.py": [
         r"GET /health -> \{'status': 'ok'\}",

@@ -6,7 +6,13 @@ import pytest
 
 from signal_task import make_signal_pipeline, make_signal_task
 from skmm import InputWarning, MultimodalClassifier
-from skmm.inspection import make_absent, modality_columns, modality_importance, modality_shap_values
+from skmm.inspection import (
+    make_absent,
+    modality_columns,
+    modality_contributions,
+    modality_importance,
+    modality_shap_values,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +101,10 @@ def test_shap_values_sum_to_prediction_minus_all_absent_baseline(fitted):
     contribution = result.shap_values[np.arange(6), :, predicted]
     assert (np.abs(contribution[:, 0]) > np.abs(contribution[:, 1])).all()
 
+    table = modality_contributions(pipe, rows)
+    assert list(table.columns) == ["image", "tabular"] and table.index.equals(rows.index)
+    np.testing.assert_allclose(table.to_numpy(), contribution, atol=1e-9)
+
 
 def test_shap_without_the_library_names_the_extra(fitted, monkeypatch):
     import sys
@@ -103,3 +113,19 @@ def test_shap_without_the_library_names_the_extra(fitted, monkeypatch):
     pipe, X, _ = fitted
     with pytest.raises(ImportError, match=r'pip install "skmm\[explain\]"'):
         modality_shap_values(pipe, X.iloc[:2])
+
+
+def test_shap_values_per_tabular_column():
+    pytest.importorskip("shap")
+    rng = np.random.RandomState(0)
+    y = np.repeat(["a", "b"], 60)
+    X = pd.DataFrame({"image__f0": rng.randn(120), "tabular__signal": rng.randn(120) + 4 * (y == "b"),
+                      "tabular__noise": rng.randn(120)})
+    clf = MultimodalClassifier(max_epochs=30, lr=3e-3, random_state=0).fit(X, y)
+    result = modality_shap_values(clf, X.iloc[[0, 100]], per_column=["tabular"])
+    assert result.modalities == ["image", "tabular:tabular__signal", "tabular:tabular__noise"]
+    np.testing.assert_allclose(result.shap_values.sum(axis=1), result.predictions - result.base_values, atol=1e-5)
+    signal, noise = np.abs(result.shap_values[:, 1, 1]), np.abs(result.shap_values[:, 2, 1])
+    assert (signal > noise).all()
+    with pytest.raises(ValueError, match=r"per_column names unknown modalities \['audio'\]"):
+        modality_shap_values(clf, X.iloc[:1], per_column=["audio"])
