@@ -17,6 +17,7 @@ the encoders turn that into a NaN block and the classifier masks it out.
 """
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -202,7 +203,7 @@ def modality_importance(estimator, X, y, *, scoring=None, n_repeats=5, random_st
     >>> bool(result.permutation_importances_mean[0] > 0.3 > abs(result.permutation_importances_mean[1]))
     True
     """
-    if not (isinstance(n_repeats, int) and n_repeats >= 1):
+    if not (isinstance(n_repeats, Integral) and n_repeats >= 1):
         raise ValueError(f"n_repeats must be an int >= 1, got {n_repeats!r}.")
     mapping = modality_columns(estimator, X)
     y = np.asarray(y)

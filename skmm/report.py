@@ -325,10 +325,9 @@ def _column_kinds(model, X):
     kinds = {}
     if fusion is None:
         return kinds
-    for _, transformer, columns in fusion.transformers_:
-        kind = kind_of_transformer(transformer)
-        for column in [columns] if isinstance(columns, str) else list(columns) if isinstance(columns, list) else []:
-            kinds[column] = kind
+    for name, transformer, _ in fusion.transformers_:
+        for column in fusion.modalities_.get(name, []):
+            kinds[column] = kind_of_transformer(transformer)
     return kinds
 
 
