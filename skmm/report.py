@@ -120,9 +120,10 @@ def report_html(estimator, X, y, *, test_size=0.25, cv=None, n_repeats=5, n_wors
     _check_matplotlib()
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"X must be a pandas DataFrame (the raw table), got {type(X).__name__}.")
-    y = pd.Series(np.asarray(y), index=X.index, name="label")
+    y = np.asarray(y)
     if len(y) != len(X):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels; give one label per row.")
+    y = pd.Series(y, index=X.index, name="label")
 
     sections = []
     cv_section = _cross_validation_section(estimator, X, y, cv, random_state) if cv is not None else None

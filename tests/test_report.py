@@ -99,6 +99,12 @@ def test_report_on_a_fitted_model_uses_the_rows_given(data, pipeline):
     assert "Cross-validated scores" not in text
 
 
+def test_report_wants_one_label_per_row(data, pipeline):
+    X, y = data
+    with pytest.raises(ValueError, match="X has 90 rows but y has 89 labels"):
+        report_html(pipeline, X, y.iloc[1:])
+
+
 def test_report_without_matplotlib_names_the_extra(data, pipeline, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     X, y = data
