@@ -19,6 +19,8 @@ file of that kind (reading only the header), and ``is_*_value(value)`` says
 whether an in-memory Python value holds that kind of media.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import os
@@ -43,8 +45,30 @@ __all__ = [
 
 _WHITE = (255, 255, 255, 255)
 
+#: set while paths must not be opened (the server predicting a request)
+_PATHS_REFUSED = contextvars.ContextVar("skmm_paths_refused", default=False)
+
+
+@contextlib.contextmanager
+def paths_refused():
+    """Within this block, reading an image or audio *path* fails instead of opening the file.
+
+    The server predicts every request inside it, so that no value of a request
+    can make it open a file of its own, whatever the pipeline looks like.
+    """
+    token = _PATHS_REFUSED.set(True)
+    try:
+        yield
+    finally:
+        _PATHS_REFUSED.reset(token)
+
 
 def _read_file(path, kind):
+    if _PATHS_REFUSED.get():
+        raise ValueError(
+            f"a path was given where {kind} file's bytes were expected; this server never "
+            "opens paths: send the file itself"
+        )
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
         raise ValueError(f"file not found: '{path}'")
@@ -95,7 +119,9 @@ def read_image_source(value):
 
 
 def decode_image(raw, *, max_pixels=None, draft_size=None):
-    """Decode ``raw`` (bytes, PIL image or array) into an RGB PIL image.
+    """Decode ``raw`` (bytes, PIL image or array) into an upright RGB PIL image.
+
+    An EXIF orientation tag (a phone photo stored rotated) is applied.
 
     Parameters
     ----------
@@ -109,10 +135,12 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
     from PIL import Image
 
     if isinstance(raw, np.ndarray):
-        return _array_to_image(raw)
+        image = _array_to_image(raw)
+        _check_pixels(image.size, None)
+        return image
     if isinstance(raw, Image.Image):
         _check_pixels(raw.size, max_pixels)
-        return _to_rgb(raw)
+        return _to_rgb(_upright(raw))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -131,11 +159,32 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         if draft_size and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
         image.load()
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
     except _PILLOW_ERRORS as exc:
         raise ValueError(
             f"not a readable image: corrupt or truncated {image.format} data ({_reason(exc)})"
         ) from None
-    return _to_rgb(image)
+    try:
+        return _to_rgb(_upright(image))
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
+
+
+def _upright(image):
+    """``image`` turned as its EXIF orientation tag says (phone photos are stored rotated)."""
+    from PIL import ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like
+            return ImageOps.exif_transpose(image)
+    except _PILLOW_ERRORS:  # a damaged EXIF block: the pixels are still good
+        return image
+
+
+def _too_big(image):
+    return f"image of {image.size[0]}x{image.size[1]} pixels does not fit in memory"
 
 
 #: what Pillow's decoders raise on malformed data (besides UnidentifiedImageError)
@@ -149,10 +198,19 @@ def _reason(exc):
     return str(exc) or type(exc).__name__
 
 
+#: images longer than this many times their width (or wider than their height) are refused
+MAX_ASPECT_RATIO = 100
+
+
 def _check_pixels(size, max_pixels):
     width, height = size
     if width < 1 or height < 1:
         raise ValueError(f"image is empty ({width}x{height} pixels)")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ValueError(
+            f"image is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT_RATIO}:1; "
+            "crop it to the region of interest first"
+        )
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(
             f"image is {width}x{height} = {width * height:,} pixels, over "
@@ -240,7 +298,8 @@ def check_image_header(data):
 
     Only the header is parsed (no pixels are decoded); an image claiming far
     more pixels than Pillow's ``MAX_IMAGE_PIXELS`` is refused as a
-    decompression bomb.
+    decompression bomb, one more than :data:`MAX_ASPECT_RATIO` times longer
+    than wide (or wider than high) as an absurd shape.
 
     Parameters
     ----------
@@ -258,10 +317,11 @@ def check_image_header(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image.size  # noqa: B018 - the header was parsed
+                size = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
+    _check_pixels(size, None)
 
 
 def is_image_value(value):

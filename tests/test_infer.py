@@ -241,3 +241,29 @@ def test_old_names_still_import():
     assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
     assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
     assert isinstance(default_transformer("image"), ImageEncoder)
+
+
+def test_a_column_reaching_a_file_encoder_anywhere_is_of_its_kind():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skmm.infer import kinds_reached
+
+    union = FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))])
+    assert kind_of_transformer(union) == "image"
+    assert kind_of_transformer(Pipeline([("f", FunctionTransformer()), ("e", AudioMFCC())])) == "audio"
+    nested = ColumnTransformer([("inner", Pipeline([("u", union)]), ["photo"])])
+    assert kind_of_transformer(nested) == "image"
+    assert kinds_reached(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == ["text", "image"]
+    assert kind_of_transformer(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == "image"
+    assert kind_of_transformer(FunctionTransformer()) is None
+
+
+@pytest.mark.parametrize("n_rows", [40, 100, 150, 1000])
+def test_a_unique_identifier_is_refused_however_long_the_table(n_rows):
+    df = pd.DataFrame({"user": [f"user{i}" for i in range(n_rows)], "x": np.arange(n_rows, dtype=float)})
+    with pytest.raises(InferenceError, match=rf"'user'.*{n_rows} distinct single-word values in {n_rows} rows"):
+        infer_modalities(df)
+    many = pd.DataFrame({"colour": [f"c{i % 10}" for i in range(n_rows)]})
+    assert column_kinds(many) == {"colour": "categorical"}  # repeated values are categories
