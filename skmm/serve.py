@@ -11,6 +11,10 @@ Routes
     values (image, audio) as base64 strings; or ``multipart/form-data`` with
     one row: files for file columns, form fields for the others. Answers
     ``{"predictions": [{"label": ..., "probabilities": {class: p, ...}}, ...]}``.
+    With ``?explain=true``, each prediction also carries ``"contributions"``:
+    ``{modality: value}``, how much each modality added to the predicted class's
+    probability against the all-absent baseline (Shapley values; needs the
+    ``explain`` extra on the server, else 501).
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
 
@@ -328,6 +332,30 @@ def _predictions(pipeline, frame):
     ]
 
 
+def _explain(pipeline, frame):
+    """Each row's modality contributions to its predicted class (Shapley values, absent-modality baseline)."""
+    from .exceptions import InputError
+    from .io import paths_refused
+
+    try:
+        from .inspection import modality_contributions
+
+        with paths_refused():
+            table = modality_contributions(pipeline, frame)
+    except ImportError as exc:
+        raise RequestError(501, f"explain=true is not available on this server: {exc}.") from None
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        # e.g. a TfidfVectorizer cannot take the missing values that make its modality absent
+        raise RequestError(
+            501, "explain=true needs every modality of the model to accept missing values, "
+            f"and one does not ({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
+    rows = table.to_dict(orient="records")
+    return [{str(name): round(float(value), 6) for name, value in row.items()} for row in rows]
+
+
 def _quiet(pipeline):
     """Turn off the encoders' progress bars in a pipeline this module loaded itself."""
     from .encoders import BaseEncoder
@@ -508,7 +536,11 @@ def create_app(
                 "multipart/form-data.",
             )
         frame = decoder.frame(rows)
-        return {"predictions": _predict(pipeline, frame)}
+        predictions = _predict(pipeline, frame)
+        if request.args.get("explain", "").lower() in ("1", "true", "yes"):
+            for prediction, contributions in zip(predictions, _explain(pipeline, frame)):
+                prediction["contributions"] = contributions
+        return {"predictions": predictions}
 
     return app
 

@@ -161,7 +161,7 @@ def test_serve_round_trip(fitted_model):
 # --------------------------------------------------------------------------- help and errors
 
 
-@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["report"], ["demo"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -442,3 +442,25 @@ def test_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"skmm {skmm.__version__}"
+
+
+def test_fit_report_and_report_command_write_pages_with_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    y = np.array(["p", "q"] * 20)
+    df = pd.DataFrame({"x": rng.normal(size=40) + 2 * (y == "q"), "tag": ["a", "b"] * 20, "y": y})
+    df.to_csv(tmp_path / "train.csv", index=False)
+    model, page = tmp_path / "m.skmm", tmp_path / "fit.html"
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--max-epochs", "3",
+                 "--out", str(model), "--report", str(page)]) == 0
+    assert f"Report written to {page}" in capsys.readouterr().out
+    assert page.read_text().count("data:image/png;base64,") >= 2
+
+    again = tmp_path / "report.html"
+    assert main(["report", str(model), str(tmp_path / "train.csv"), "--target", "y",
+                 "--out", str(again)]) == 0
+    assert "Report on 40 rows" in capsys.readouterr().out
+    html = again.read_text()
+    assert "data:image/png;base64," in html and "confusion" in html.lower()
+    assert main(["report", str(model), str(tmp_path / "train.csv"), "--target", "nope"]) == 1
+    assert "--target 'nope' is not a column" in capsys.readouterr().err

@@ -560,3 +560,50 @@ def test_an_empty_multipart_field_is_null(model):
     assert answer.status_code == 200, answer.get_json()
     row["photo"] = None
     assert_same(answer.get_json()["predictions"], *expected(pipe, row), pipe.classes_)
+
+
+def test_explain_adds_each_rows_modality_contributions(model):
+    pytest.importorskip("shap")
+    X, y = make_frame()
+    X = X[["price", "colour"]]
+    pipe = Pipeline([("fusion", infer_modalities(X)),
+                     ("clf", MultimodalClassifier(max_epochs=5, random_state=0))]).fit(X, y)
+    client = in_process_app(pipe)
+    rows = [good_row(X), {**good_row(X), "price": None}]
+    plain = client.post("/predict", json={"rows": rows}).get_json()["predictions"]
+    answer = client.post("/predict?explain=true", json={"rows": rows})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    explained = answer.get_json()["predictions"]
+    modalities = set(pipe.named_steps["fusion"].modalities_)
+    for before, after in zip(plain, explained):
+        assert after["label"] == before["label"]
+        assert set(after["contributions"]) == modalities
+    # the contributions add up to the predicted probability minus the all-absent baseline
+    from skmm.inspection import make_absent
+
+    classes = list(pipe.classes_)
+    frame = pd.DataFrame([X.iloc[0]])
+    predicted = classes.index(explained[0]["label"])
+    full = pipe.predict_proba(frame)[0, predicted]
+    with pytest.warns(skmm.InputWarning):
+        baseline = pipe.predict_proba(make_absent(frame, list(X.columns)))[0, predicted]
+    assert sum(explained[0]["contributions"].values()) == pytest.approx(full - baseline, abs=1e-4)
+
+
+def test_explain_without_shap_is_a_501_naming_the_extra(model, monkeypatch):
+    import skmm.inspection
+
+    def missing(*args, **kwargs):
+        raise ImportError('modality contributions need shap: pip install "skmm[explain]"')
+
+    monkeypatch.setattr(skmm.inspection, "modality_contributions", missing)
+    _, pipe, X = model
+    answer = in_process_app(pipe).post("/predict?explain=1", json={"row": good_row(X)})
+    assert answer.status_code == 501 and "skmm[explain]" in answer.get_json()["error"]
+
+
+def test_explain_on_a_model_that_cannot_make_a_modality_absent_is_a_501(model):
+    pytest.importorskip("shap")
+    _, pipe, X = model  # its TfidfVectorizer fails on a missing review
+    answer = in_process_app(pipe).post("/predict?explain=true", json={"row": good_row(X)})
+    assert answer.status_code == 501 and "accept missing values" in answer.get_json()["error"]
