@@ -265,9 +265,9 @@ def check_image_header(data):
 
 
 def is_image_value(value):
-    """Whether ``value`` is an image held in memory: a PIL image or a numpy array."""
+    """Whether ``value`` is an image held in memory: a PIL image or an array (H, W) or (H, W, 1|3|4)."""
     if isinstance(value, np.ndarray):
-        return True
+        return value.ndim == 2 or (value.ndim == 3 and value.shape[-1] in (1, 3, 4))
     from PIL import Image
 
     return isinstance(value, Image.Image)

@@ -40,7 +40,7 @@ from skmm.kinds import (
     unregister_kind,
 )
 
-BUILT_IN = ["image", "audio", "text", "numeric", "categorical"]
+BUILT_IN = ["image", "audio", "video", "text", "numeric", "categorical"]
 
 
 def png():
