@@ -504,13 +504,14 @@ def _moving_square(cls, k, rng):
 
 
 def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="mp4", codec="libx264",
-                keyframe_interval=None, rotation=None):
+                keyframe_interval=None, rotation=None, bit_rate=None):
     """Encode RGB ``frames`` ``(T, H, W, 3)`` (and a mono ``sound`` at ``sr`` Hz) into a video file.
 
     ``target`` is a path or a writable binary file. ``container`` / ``codec``:
     ``"mp4"`` / ``"libx264"`` (AAC sound), ``"webm"`` / ``"libvpx-vp9"`` (Opus
     sound at 48 kHz), ``"avi"`` / ``"mpeg4"``; ``rotation`` (degrees,
-    counter-clockwise) is written as a display matrix.
+    counter-clockwise) is written as a display matrix; ``bit_rate`` (bits per
+    second) sets the quality of codecs without a constant-quality default.
     """
     from .io import _import_av
 
@@ -522,6 +523,8 @@ def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="m
         stream = output.add_stream(codec, rate=fps, options=options)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         if rotation:
             stream.set_display_rotation(rotation)
         if sound is not None:

@@ -676,10 +676,23 @@ def _sample_by_seeking(container, stream, targets):
             last = frame
             if _time_of(frame) >= target - _TIME_SLACK:
                 break
-        if last is None:
-            raise ValueError("video has no frames (zero-length or truncated)")
+        else:
+            _check_not_truncated(last, target, stream)
         picked.append(last)
     return picked
+
+
+def _check_not_truncated(last, target, stream):
+    """At the end of the frames before ``target``: refuse a clip whose frames stop well before its header's end."""
+    if last is None:
+        raise ValueError("video has no frames (zero-length or truncated)")
+    rate = stream.average_rate or stream.guessed_rate
+    slack = max(0.5, 2 / float(rate)) if rate else 0.5
+    if _time_of(last) + slack < target:
+        raise ValueError(
+            f"truncated video: its frames stop at {_time_of(last):.2f} s, but its header says "
+            f"it goes on past {target:.2f} s"
+        )
 
 
 def _worth_seeking(keyframes, position, target):
@@ -825,7 +838,10 @@ def check_video_header(data, *, max_pixels=None):
             stream = _video_stream(container, max_pixels)
             _clip_span(container, stream)
     except ValueError as exc:
-        raise ValueError(f"not a readable video ({exc})") from None
+        reason = str(exc)
+        raise ValueError(
+            reason if reason.startswith("not a readable video") else f"not a readable video ({reason})"
+        ) from None
 
 
 def is_video_value(value):
