@@ -456,6 +456,10 @@ _NOT_VIDEO_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avi
                      b"M4A ", b"M4B ", b"M4P ")
 
 
+#: FFmpeg demuxers of still images (besides the "<codec>_pipe" ones): images, not video
+_IMAGE_DEMUXERS = ("image2", "gif", "apng", "ico")
+
+
 def _import_av():
     try:
         import av
@@ -511,6 +515,9 @@ def _av_reason(exc):
 
 def _video_stream(container, max_pixels=None):
     """The first video stream, its sizes checked against ``max_pixels`` before anything is decoded."""
+    demuxer = container.format.name
+    if demuxer.endswith("_pipe") or demuxer in _IMAGE_DEMUXERS:
+        raise ValueError(f"an image ({demuxer.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         found = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise ValueError(f"no video stream in the file (found {found})")

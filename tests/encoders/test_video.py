@@ -185,6 +185,15 @@ def test_non_video_bytes_are_refused(data, match):
         check_video_header(data)
 
 
+def test_an_image_is_not_a_video():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    with pytest.raises(ValueError, match=r"an image \(png\), not a video"):
+        decode_video_frames(buffer.getvalue(), frames=2)
+
+
 def test_truncated_mp4_is_refused():
     data = clip_bytes()
     with pytest.raises(ValueError, match="not a readable video"):
