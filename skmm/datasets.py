@@ -208,10 +208,11 @@ def make_multimodal_classification(
         ``videos/``. A cue is a square in the class colour moving in the
         class's direction (cat: right, dog: down, bird: left, ...) over a grey
         background; a clip without cue shows a grey square wandering at
-        random. Three clips in four carry a sound track (a tone in the class's
-        pitch band when the clip shows the cue, noise otherwise); the others
-        are silent. The other columns are the same as without ``video``
-        (missing values of ``video`` are drawn apart).
+        random. Three clips in four carry a sound track (1 s, the ``audio``
+        column's kind of sound: the class's when the clip shows the cue,
+        noise otherwise); the others are silent. The other columns are the
+        same as without ``video`` (missing values of ``video`` are drawn
+        apart).
 
     Returns
     -------
@@ -517,7 +518,9 @@ def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="m
 
     av = _import_av()
     frames = np.asarray(frames, dtype=np.uint8)
-    options = {} if keyframe_interval is None else {"g": str(keyframe_interval)}
+    options = {"threads": "1"}  # encoder threads make the bytes differ from run to run
+    if keyframe_interval is not None:
+        options["g"] = str(keyframe_interval)
     with av.open(str(target) if isinstance(target, (str, os.PathLike)) else target, "w",
                  format=container) as output:
         stream = output.add_stream(codec, rate=fps, options=options)
@@ -531,7 +534,9 @@ def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="m
             audio_codec, audio_sr = ("libopus", 48000) if container == "webm" else ("aac", sr)
             audio = output.add_stream(audio_codec, rate=audio_sr)
         for picture in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+            # converted here, not by the encoder: PyAV's implicit conversion is not reproducible
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            for packet in stream.encode(frame):
                 output.mux(packet)
         for packet in stream.encode():
             output.mux(packet)
