@@ -670,15 +670,16 @@ def _sample_by_seeking(container, stream, targets):
     """For each target time, the first frame at or after it (the last frame past the end)."""
     keyframes = _keyframe_times(stream)
     base = stream.time_base
-    decoded, last, picked = None, None, []
+    decoded, last, picked, goal = None, None, [], [0.0]
     for target in targets:
         position = -np.inf if last is None else _time_of(last)
         if last is not None and position >= target - _TIME_SLACK:
             picked.append(last)  # several samples fall on one frame (short clip)
             continue
+        goal[0] = target
         if decoded is None or _worth_seeking(keyframes, position, target):
             container.seek(max(0, int(target / base)), stream=stream, backward=True)
-            decoded = container.decode(stream)
+            decoded = _decode_forward(container, stream, goal)
         for frame in decoded:
             last = frame
             if _time_of(frame) >= target - _TIME_SLACK:
@@ -687,6 +688,19 @@ def _sample_by_seeking(container, stream, targets):
             _check_not_truncated(last, target, stream)
         picked.append(last)
     return picked
+
+
+def _decode_forward(container, stream, goal):
+    """Frames from the container's position on; non-reference frames before ``goal[0]`` s are skipped.
+
+    No frame depends on a non-reference frame, so the frames at and after the
+    goal decode exactly as they would from a full decode.
+    """
+    codec, base = stream.codec_context, stream.time_base
+    for packet in container.demux(stream):
+        early = packet.pts is not None and float(packet.pts * base) < goal[0] - _TIME_SLACK
+        codec.skip_frame = "NONREF" if early else "DEFAULT"
+        yield from packet.decode()
 
 
 def _check_not_truncated(last, target, stream):

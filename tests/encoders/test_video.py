@@ -85,19 +85,19 @@ def test_max_duration_samples_the_beginning_only():
 
 
 class CountingContainer:
-    """A PyAV container that counts the frames it decodes and the seeks it makes."""
+    """A PyAV container that counts the packets it reads and the seeks it makes."""
 
     def __init__(self, container):
-        self.container, self.decoded, self.seeks = container, 0, 0
+        self.container, self.packets, self.seeks = container, 0, 0
 
     def seek(self, *args, **kwargs):
         self.seeks += 1
         return self.container.seek(*args, **kwargs)
 
-    def decode(self, *args, **kwargs):
-        for frame in self.container.decode(*args, **kwargs):
-            self.decoded += 1
-            yield frame
+    def demux(self, *args, **kwargs):
+        for packet in self.container.demux(*args, **kwargs):
+            self.packets += 1
+            yield packet
 
 
 def test_sampling_seeks_instead_of_decoding_the_whole_clip():
@@ -107,7 +107,7 @@ def test_sampling_seeks_instead_of_decoding_the_whole_clip():
         counting = CountingContainer(container)
         picked = _sample_by_seeking(counting, container.streams.video[0], np.array([1.25, 5.0, 8.75]))
         assert [round(frame.time, 2) for frame in picked] == [1.28, 5.0, 8.76]
-        assert counting.seeks == 3 and counting.decoded <= 3 * 10 + 3  # not 250
+        assert counting.seeks == 3 and counting.packets <= 3 * (10 + 5)  # not 250
 
 
 def test_without_keyframes_in_between_decoding_goes_on_without_seeking():
@@ -115,7 +115,16 @@ def test_without_keyframes_in_between_decoding_goes_on_without_seeking():
     with av.open(io.BytesIO(data)) as container:
         counting = CountingContainer(container)
         _sample_by_seeking(counting, container.streams.video[0], sample_times(2.0, frames=5))
-        assert counting.seeks == 1 and counting.decoded <= 50
+        assert counting.seeks == 1 and counting.packets <= 50
+
+
+def test_skipping_frames_before_a_sample_gives_the_frames_of_a_full_decode():
+    data = clip_bytes(keyframe_interval=250)  # B-frames (libx264's default), one keyframe
+    with av.open(io.BytesIO(data)) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    sampled = decode_video_frames(data, frames=5)
+    for picture, index in zip(sampled, [5, 15, 25, 35, 45]):
+        np.testing.assert_array_equal(picture, every[index])
 
 
 def test_variable_frame_rate_is_sampled_by_time():
