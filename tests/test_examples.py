@@ -21,7 +21,15 @@ EXPECTED = {
         r"clf__fusion\s+fusion__audio__n_mfcc\s+mean accuracy\s+std",
         r"best: \{.*'clf__fusion': '(concat|gated)'.*\}\s+accuracy 0\.\d{3}",
     ],
+    "video.py": [
+        r"labels: \{'bird': 20, 'cat': 20, 'dog': 20\}",
+        r"features: 1280 frames_\* \+ 40 audio_\*; clips without sound: [1-9]\d*",
+        r"cross-validated accuracy: 0\.\d{3} ± 0\.\d{3}",
+        r"modalities: \['clip_frames', 'clip_audio'\]",
+    ],
 }
+#: the optional package a script needs (its test is skipped without it)
+NEEDS = {"video.py": "av"}
 TIMEOUT = 900
 
 
@@ -32,6 +40,8 @@ def test_every_example_is_checked():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[script.name for script in SCRIPTS])
 def test_example_runs(script, tmp_path):
+    if script.name in NEEDS:
+        pytest.importorskip(NEEDS[script.name])
     # the examples train small networks: one thread is faster on a shared, busy CPU
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(
