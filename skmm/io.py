@@ -444,6 +444,7 @@ __all__ += [
     "read_video_source",
     "decode_video_frames",
     "decode_video_audio",
+    "sample_times",
     "looks_like_video",
     "check_video_header",
     "is_video_value",
@@ -454,8 +455,6 @@ MAX_VIDEO_SECONDS = 1e6
 #: ISO-BMFF brands that are still images (HEIF/AVIF) or sound (M4A/M4B), not video
 _NOT_VIDEO_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis",
                      b"M4A ", b"M4B ", b"M4P ")
-
-
 #: FFmpeg demuxers of still images (besides the "<codec>_pipe" ones): images, not video
 _IMAGE_DEMUXERS = ("image2", "gif", "apng", "ico")
 

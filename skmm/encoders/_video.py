@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..io import decode_video_audio, decode_video_frames, read_video_source
+from ._audio import FEATURES_VERSION as AUDIO_FEATURES_VERSION
 from ._audio import AudioMFCC
 from ._base import BaseEncoder
 from ._image import DEFAULT_IMAGE_MODEL, ImageEncoder
@@ -173,8 +174,9 @@ class VideoEncoder(BaseEncoder):
                 "part='audio' outputs the sound track's features, but audio=False leaves sound "
                 "out; pass audio=True (or an AudioMFCC), or part='frames'."
             )
-        if self._sound() is not None:
-            self._sound()._check_params()
+        sound = self._sound()
+        if sound is not None:
+            sound._check_params()
 
     # ------------------------------------------------------------------ the two blocks
 
@@ -232,7 +234,7 @@ class VideoEncoder(BaseEncoder):
 
     def _model_identity(self, bundle):
         image = f"{self.image_model}@{bundle.image.fingerprint}" if bundle.image is not None else "-"
-        return f"{FEATURES_VERSION}|{image}"
+        return f"{FEATURES_VERSION}|{image}|{AUDIO_FEATURES_VERSION}"
 
     def _output_dim(self, bundle):
         self._image_dim = bundle.image.dim if bundle.image is not None else 0
