@@ -659,8 +659,6 @@ def _keyframe_times(stream):
         return np.array([])
 
 
-#: without a keyframe index, seek when the next sample is this many seconds ahead
-SEEK_GAP_WITHOUT_INDEX = 2.0
 #: frames within half a millisecond of a timestamp count as at it
 _TIME_SLACK = 5e-4
 
@@ -677,7 +675,8 @@ def _sample_by_seeking(container, stream, targets):
             continue
         goal[0] = target
         if decoded is None or _worth_seeking(keyframes, position, target):
-            container.seek(max(0, int(target / base)), stream=stream, backward=True)
+            if len(keyframes):  # without an index (MPEG-TS), a seek can land between keyframes
+                container.seek(max(0, int(target / base)), stream=stream, backward=True)
             decoded = _decode_forward(container, stream, goal)
         for frame in decoded:
             last = frame
@@ -716,9 +715,7 @@ def _check_not_truncated(last, target, stream):
 
 
 def _worth_seeking(keyframes, position, target):
-    """Whether a keyframe lies after ``position`` and at or before ``target``."""
-    if len(keyframes) == 0:
-        return target - position > SEEK_GAP_WITHOUT_INDEX
+    """Whether a keyframe lies after ``position`` and at or before ``target`` (False without an index)."""
     after = np.searchsorted(keyframes, position, side="right")
     return after < len(keyframes) and keyframes[after] <= target
 
@@ -728,20 +725,29 @@ def _time_of(frame):
 
 
 def _sample_by_decoding(container, stream, start, frames, fps, max_duration):
-    """Sample a clip whose headers give no duration: decode it (up to ``max_duration``), then pick."""
-    kept = []
-    for frame in container.decode(stream):
-        offset = _time_of(frame) - start
-        if max_duration is not None and offset > max_duration:
+    """Sample a clip whose headers give no duration (a raw stream): decode it, then pick.
+
+    Decoding stops after ``max_duration`` seconds; at most ``4 * frames``
+    frames are kept, evenly spaced (every ``stride``-th decoded frame, the
+    stride doubling whenever the list fills up). Frames without timestamps
+    are picked by position among those kept: uniform within one stride.
+    """
+    kept, stride = [], 1
+    for number, frame in enumerate(container.decode(stream)):
+        if max_duration is not None and _time_of(frame) - start > max_duration:
             break
+        if number % stride:
+            continue
         kept.append(frame)
-        if len(kept) > 4 * frames:  # bounded memory: keep every other frame
-            kept = kept[::2]
+        if len(kept) > 4 * frames:  # bounded memory
+            kept, stride = kept[::2], stride * 2
     if not kept:
         raise ValueError("video has no frames (zero-length or truncated)")
-    span = max(_time_of(kept[-1]) - start, 0.0) + 1e-6
-    times = np.array([_time_of(f) - start for f in kept])
-    targets = sample_times(span, frames=frames, fps=fps)
+    times = np.array([_time_of(frame) for frame in kept]) - start
+    if not np.isfinite(times).all():  # no timestamps: by position
+        index = ((np.arange(frames) + 0.5) * len(kept) / frames).astype(int)
+        return [kept[i] for i in index]
+    targets = sample_times(times[-1] + 1e-6, frames=frames, fps=fps)
     index = np.minimum(np.searchsorted(times, targets - _TIME_SLACK), len(kept) - 1)
     return [kept[i] for i in index]
 

@@ -151,6 +151,18 @@ def test_variable_frame_rate_is_sampled_by_time():
     assert expected != [2, 7, 12, 17]
 
 
+@pytest.mark.parametrize("container", ["matroska", "mpegts"])
+def test_containers_without_a_stream_duration_or_an_index_are_sampled(container):
+    # Matroska gives only the container's duration; MPEG-TS has no keyframe index to seek with
+    frames = decode_video_frames(clip_bytes(container=container, keyframe_interval=250), frames=5)
+    assert index_of(frames) == [5, 15, 25, 35, 45]
+
+
+def test_a_raw_stream_without_timestamps_is_sampled_by_position():
+    picked = index_of(decode_video_frames(clip_bytes(container="h264"), frames=5))
+    assert picked == sorted(picked) and picked[0] < 10 and picked[-1] > 40  # within one stride of uniform
+
+
 def test_rotation_metadata_is_applied():
     frames = np.zeros((10, 32, 64, 3), dtype=np.uint8)
     frames[:, :, :32] = (255, 0, 0)  # left half red
