@@ -30,6 +30,7 @@ from .io import (
     looks_like_audio,
     looks_like_image,
 )
+from .io import check_video_header, is_video_value, looks_like_video
 
 __all__ = [
     "COLUMN_KINDS",
@@ -233,7 +234,7 @@ def kind_names():
     --------
     >>> from skmm.kinds import kind_names
     >>> kind_names()
-    ('image', 'audio', 'text', 'numeric', 'categorical', 'drop')
+    ('image', 'audio', 'video', 'text', 'numeric', 'categorical', 'drop')
     """
     return (*COLUMN_KINDS, "drop")
 
@@ -276,7 +277,7 @@ def register_kind(kind, *, replace=False):
     >>> from skmm.kinds import ColumnKind, kind_names, register_kind, unregister_kind
     >>> _ = register_kind(ColumnKind("toy", FunctionTransformer, extensions={".toy"}))
     >>> kind_names()
-    ('image', 'audio', 'text', 'numeric', 'categorical', 'toy', 'drop')
+    ('image', 'audio', 'video', 'text', 'numeric', 'categorical', 'toy', 'drop')
     >>> unregister_kind("toy").name
     'toy'
     """
@@ -302,3 +303,35 @@ def unregister_kind(name):
     kind = get_kind(name)
     del COLUMN_KINDS[name]
     return kind
+
+
+# --------------------------------------------------------------------------- video (issue 11)
+
+
+def _video_encoder():
+    from .encoders import VideoEncoder
+
+    return VideoEncoder()
+
+
+def _insert_kind(kind, *, after):
+    """Register ``kind`` right after the kind named ``after`` (inference tries kinds in order)."""
+    entries = list(COLUMN_KINDS.values())
+    position = [entry.name for entry in entries].index(after) + 1
+    COLUMN_KINDS.clear()
+    COLUMN_KINDS.update((entry.name, entry) for entry in [*entries[:position], kind, *entries[position:]])
+
+
+# after audio: .ogg/.opus stay audio (the extensions differ); Matroska/WebM and MP4 headers
+# sniff as video, and a Matroska file holding only sound is refused by check_video_header
+_insert_kind(
+    ColumnKind(
+        "video",
+        _video_encoder,
+        extensions=".mp4 .m4v .mov .webm .mkv .avi".split(),
+        sniff=looks_like_video,
+        check_upload=check_video_header,
+        accepts_value=is_video_value,
+    ),
+    after="audio",
+)

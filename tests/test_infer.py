@@ -223,8 +223,8 @@ def test_fusion_from_kinds_is_infer_modalities_in_two_steps():
 
 
 def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
-    with pytest.raises(InferenceError, match="'clip' has kind 'video', which is not registered"):
-        fusion_from_kinds({"clip": "video", "x": "numeric"})
+    with pytest.raises(InferenceError, match="'clip' has kind 'hologram', which is not registered"):
+        fusion_from_kinds({"clip": "hologram", "x": "numeric"})
     with pytest.raises(InferenceError, match=r"overrides names column\(s\) \['nope'\]"):
         fusion_from_kinds({"x": "numeric"}, overrides={"nope": StandardScaler()})
     with pytest.raises(InferenceError, match="no input column left"):
@@ -237,7 +237,7 @@ def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
 def test_old_names_still_import():
     from skmm.infer import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, KINDS, default_transformer
 
-    assert KINDS == ("image", "audio", "text", "numeric", "categorical", "drop")
+    assert KINDS == ("image", "audio", "video", "text", "numeric", "categorical", "drop")
     assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
     assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
     assert isinstance(default_transformer("image"), ImageEncoder)

@@ -202,7 +202,7 @@ class ColumnEncoding:
         vectors = np.asarray(self.encoder._encode_batch(items, self.bundle), dtype=np.float32)
         computed = {}
         for key, vector in zip(keys, vectors):
-            if np.isfinite(vector).all():
+            if self.encoder._is_usable(vector):
                 computed[key] = vector
             else:
                 reason = "encoding gave NaN or infinite features (values out of range?)"
