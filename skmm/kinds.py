@@ -25,12 +25,14 @@ import numpy as np
 from .io import (
     check_audio_header,
     check_image_header,
+    check_video_header,
     is_audio_value,
     is_image_value,
+    is_video_value,
     looks_like_audio,
     looks_like_image,
+    looks_like_video,
 )
-from .io import check_video_header, is_video_value, looks_like_video
 
 __all__ = [
     "COLUMN_KINDS",
@@ -165,6 +167,12 @@ def _audio_encoder():
     return AudioMFCC()
 
 
+def _video_encoder():
+    from .encoders import VideoEncoder
+
+    return VideoEncoder()
+
+
 def _text_encoder():
     from .encoders import TextEncoder
 
@@ -215,6 +223,16 @@ COLUMN_KINDS = {
             sniff=looks_like_audio,
             check_upload=check_audio_header,
             accepts_value=is_audio_value,
+        ),
+        # after audio: .ogg/.opus stay audio; Matroska/WebM and MP4 headers sniff as video, and a
+        # Matroska file holding only sound is refused by check_video_header
+        ColumnKind(
+            "video",
+            _video_encoder,
+            extensions=".mp4 .m4v .mov .webm .mkv .avi".split(),
+            sniff=looks_like_video,
+            check_upload=check_video_header,
+            accepts_value=is_video_value,
         ),
         ColumnKind("text", _text_encoder),
         ColumnKind("numeric", _numeric_transformer, accepts_value=_is_number, grouped=True),
@@ -303,35 +321,3 @@ def unregister_kind(name):
     kind = get_kind(name)
     del COLUMN_KINDS[name]
     return kind
-
-
-# --------------------------------------------------------------------------- video (issue 11)
-
-
-def _video_encoder():
-    from .encoders import VideoEncoder
-
-    return VideoEncoder()
-
-
-def _insert_kind(kind, *, after):
-    """Register ``kind`` right after the kind named ``after`` (inference tries kinds in order)."""
-    entries = list(COLUMN_KINDS.values())
-    position = [entry.name for entry in entries].index(after) + 1
-    COLUMN_KINDS.clear()
-    COLUMN_KINDS.update((entry.name, entry) for entry in [*entries[:position], kind, *entries[position:]])
-
-
-# after audio: .ogg/.opus stay audio (the extensions differ); Matroska/WebM and MP4 headers
-# sniff as video, and a Matroska file holding only sound is refused by check_video_header
-_insert_kind(
-    ColumnKind(
-        "video",
-        _video_encoder,
-        extensions=".mp4 .m4v .mov .webm .mkv .avi".split(),
-        sniff=looks_like_video,
-        check_upload=check_video_header,
-        accepts_value=is_video_value,
-    ),
-    after="audio",
-)
