@@ -78,10 +78,12 @@ class ColumnEncoding:
         store = resolve_cache(encoder.cache)
         found = {}
         if store is not None:  # the store drops entries of another width, dtype or with NaN
-            found = store.get_many(list(self.rows_of_key), width=encoder.n_features_out_)
+            found = store.get_many(
+                list(self.rows_of_key), width=encoder.n_features_out_, usable=encoder._is_usable
+            )
         computed = self.compute([key for key in self.rows_of_key if key not in found])
         if store is not None and computed:
-            store.put_many(computed)
+            store.put_many(computed, usable=encoder._is_usable)
         for vectors in (found, computed):
             for key, vector in vectors.items():
                 output[self.rows_of_key[key]] = vector
