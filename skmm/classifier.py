@@ -24,7 +24,9 @@ __all__ = ["MultimodalClassifier"]
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 
 #: parameters handed to :class:`skmm.nn.FusionNetwork` unchanged, as skorch's ``module__<name>``
-_MODULE_PARAMS = ("fusion", "shared_dim", "hidden_dims", "dropout", "attention_heads", "modality_dropout")
+_MODULE_PARAMS = (
+    "fusion", "shared_dim", "hidden_dims", "dropout", "attention_heads", "modality_dropout", "unimodal_loss"
+)
 
 
 def _softmax(logits):
@@ -77,6 +79,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     modality_dropout : float, default=0.0
         Probability of dropping each modality of a training row (at least one
         kept), so the model learns to predict when modalities are absent.
+    unimodal_loss : float, default=0.0
+        Weight of the unimodal auxiliary losses: every modality also predicts
+        the class on its own (``fusion="late"``: its own head; otherwise a
+        linear head on its projection), scored on the rows where it is present,
+        and the mean of these losses, times this weight, is added to the loss of
+        the fused prediction. Every modality then learns something useful by
+        itself instead of leaning on the strongest one.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss; ``"balanced"`` is computed from the
         ``y`` of each fit (so it is right inside every cross-validation fold).
@@ -178,6 +187,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "attention_heads": [Interval(Integral, 1, None, closed="left")],
         "modality_dropout": [Interval(Real, 0, 1, closed="left")],
+        "unimodal_loss": [Interval(Real, 0, None, closed="left")],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "loss": [StrOptions({"cross_entropy", "focal"})],
         "focal_gamma": [Interval(Real, 0, None, closed="left")],
@@ -206,6 +216,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.1,
         attention_heads=4,
         modality_dropout=0.0,
+        unimodal_loss=0.0,
         class_weight=None,
         loss="cross_entropy",
         focal_gamma=2.0,
@@ -230,6 +241,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.attention_heads = attention_heads
         self.modality_dropout = modality_dropout
+        self.unimodal_loss = unimodal_loss
         self.class_weight = class_weight
         self.loss = loss
         self.focal_gamma = focal_gamma
@@ -359,15 +371,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         from skorch.callbacks import EarlyStopping
         from skorch.dataset import ValidSplit
 
-        from .nn import FocalLoss, FusionNetwork
+        from .nn import FusionLoss, FusionNetwork
         from .nn._training import TensorBatches, TrainingProgress
 
         counts = np.bincount(y_encoded, minlength=len(self.classes_))
         class_weight = self._class_weights(y_encoded)
-        criterion = FocalLoss if self.loss == "focal" else torch.nn.CrossEntropyLoss
-        criterion_params = {"criterion__weight": None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)}
-        if self.loss == "focal":
-            criterion_params["criterion__gamma"] = self.focal_gamma
         callbacks, train_split = [("progress", TrainingProgress(disable=not self.verbose))], None
         if self.early_stopping:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
@@ -379,8 +387,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             module__block_sizes=self.modality_sizes_,
             module__n_classes=len(self.classes_),
             module__class_log_prior=torch.log(torch.tensor(counts / counts.sum(), dtype=torch.float32)),
-            criterion=criterion,
-            **criterion_params,
+            criterion=FusionLoss,
+            criterion__loss=self.loss,
+            criterion__weight=None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32),
+            criterion__gamma=self.focal_gamma,
+            criterion__unimodal_loss=self.unimodal_loss,
             optimizer=getattr(torch.optim, _OPTIMIZERS[self.optimizer]),
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr,

@@ -30,10 +30,11 @@ class LateFusion(FusionStrategy):
         self.modality_scores = nn.Parameter(torch.zeros(n_modalities))
         self.heads = nn.ModuleList(mlp(shared_dim, hidden_dims, n_classes, dropout) for _ in range(n_modalities))
 
+    def unimodal_logits(self, projected):
+        """Each modality's own class logits, ``(batch, n_modalities, n_classes)``."""
+        return torch.stack([head(projected[:, index]) for index, head in enumerate(self.heads)], dim=1)
+
     def forward(self, projected, present):
-        log_probs = torch.stack(
-            [torch.log_softmax(head(projected[:, index]), dim=-1) for index, head in enumerate(self.heads)],
-            dim=1,
-        )  # (batch, modalities, classes)
+        log_probs = torch.log_softmax(self.unimodal_logits(projected), dim=-1)  # (batch, modalities, classes)
         weights = masked_softmax(self.modality_scores.expand(present.shape), present)
         return (weights.unsqueeze(-1) * log_probs).sum(1), weights
