@@ -328,12 +328,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_validation_split(self, y_encoded):
         """Early stopping holds out a stratified share: it needs a row of every class on each side."""
-        if not self.early_stopping:
-            return
-        n_rows, n_classes = len(y_encoded), len(self.classes_)
-        n_valid = int(np.ceil(self.validation_fraction * n_rows))
-        smallest = int(np.bincount(y_encoded).min())
-        if n_valid < n_classes or n_rows - n_valid < n_classes or smallest < 2:
+        if self.early_stopping and not self._can_hold_out(y_encoded):
+            n_rows, n_classes = len(y_encoded), len(self.classes_)
+            n_valid = int(np.ceil(self.validation_fraction * n_rows))
+            smallest = int(np.bincount(y_encoded).min())
             needed = min(0.5, n_classes / n_rows)
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} of the "
@@ -342,6 +340,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 f"class has {smallest} rows). Raise validation_fraction (to at least {needed:.2f}), "
                 "train on more rows, or set early_stopping=False."
             )
+
+    def _can_hold_out(self, y_encoded):
+        """Whether a stratified share of ``validation_fraction`` has a row of every class on each side."""
+        n_rows, n_classes = len(y_encoded), len(self.classes_)
+        n_valid = int(np.ceil(self.validation_fraction * n_rows))
+        smallest = int(np.bincount(y_encoded).min())
+        return n_valid >= n_classes and n_rows - n_valid >= n_classes and smallest >= 2
 
     def _set_blocks(self, n_features, columns):
         names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
@@ -372,14 +377,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         from skorch.dataset import ValidSplit
 
         from .nn import FusionLoss, FusionNetwork
-        from .nn._training import TensorBatches, TrainingProgress
+        from .nn._base import resolve_strategy
+        from .nn._training import FitCombinationWeights, TensorBatches, TrainingProgress
 
         counts = np.bincount(y_encoded, minlength=len(self.classes_))
         class_weight = self._class_weights(y_encoded)
         callbacks, train_split = [("progress", TrainingProgress(disable=not self.verbose))], None
-        if self.early_stopping:
+        # late fusion learns how to combine its heads on rows they did not train on
+        learns_combination = hasattr(resolve_strategy(self.fusion), "fit_weights") and self._can_hold_out(y_encoded)
+        if self.early_stopping or learns_combination:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+        if self.early_stopping:
             callbacks.append(EarlyStopping(patience=self.patience, load_best=True))
+        if learns_combination:
+            callbacks.append(("combination", FitCombinationWeights()))
         callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
         return NeuralNetClassifier(
             FusionNetwork,

@@ -456,3 +456,22 @@ def test_verbose_0_is_silent_and_verbose_2_prints_skorchs_table(split, capsys):
     assert captured.err == "" and captured.out == ""
     MultimodalClassifier(max_epochs=2, verbose=2).fit(X_train, y_train)
     assert "train_loss" in capsys.readouterr().out
+
+
+def _signal_and_noise(n_samples, random_state):
+    """A weak 4-feature signal modality next to a 200-feature modality of pure noise."""
+    rng = np.random.RandomState(random_state)
+    y = rng.randint(0, 3, n_samples)
+    signal = np.random.RandomState(0).randn(3, 4)[y] + rng.randn(n_samples, 4)
+    columns = [f"signal__{i}" for i in range(4)] + [f"noise__{i}" for i in range(200)]
+    return pd.DataFrame(np.hstack([signal, rng.randn(n_samples, 200)]).astype(np.float32), columns=columns), y
+
+
+def test_late_fusion_ignores_a_noise_modality_that_concatenation_overfits():
+    X, y = _signal_and_noise(300, random_state=1)
+    X_test, y_test = _signal_and_noise(600, random_state=2)
+    late = MultimodalClassifier(fusion="late", max_epochs=30, random_state=0, verbose=0).fit(X, y)
+    concat = MultimodalClassifier(fusion="concat", max_epochs=30, random_state=0, verbose=0).fit(X, y)
+    assert late.score(X_test, y_test) > concat.score(X_test, y_test) + 0.03
+    weights = late.modality_weights(X_test).mean()
+    assert weights["signal"] > 0.6  # learned on rows the heads did not train on

@@ -14,6 +14,10 @@ class LateFusion(FusionStrategy):
 
     The weights (a softmax of one learned score per modality over the
     modalities present in each row) are the modality weights returned.
+    :meth:`fit_weights` learns them from the heads' predictions on rows held
+    out of training (what :class:`skmm.MultimodalClassifier` does), as classic
+    late fusion learns its combination out of fold: weights learned on the
+    training rows would favour the modality that memorises them best.
 
     Parameters
     ----------
@@ -36,5 +40,41 @@ class LateFusion(FusionStrategy):
 
     def forward(self, projected, present):
         log_probs = torch.log_softmax(self.unimodal_logits(projected), dim=-1)  # (batch, modalities, classes)
-        weights = masked_softmax(self.modality_scores.expand(present.shape), present)
+        return self._combine(self.modality_scores, log_probs, present)
+
+    @staticmethod
+    def _combine(scores, log_probs, present):
+        weights = masked_softmax(scores.expand(present.shape), present)
         return (weights.unsqueeze(-1) * log_probs).sum(1), weights
+
+    def fit_weights(self, projected, present, target, steps=50):
+        """Set the combination weights that best predict ``target`` from the heads' predictions.
+
+        Parameters
+        ----------
+        projected : tensor of shape (batch, n_modalities, shared_dim)
+            Projections of rows the heads were not trained on.
+        present : bool tensor of shape (batch, n_modalities)
+        target : int tensor of shape (batch,)
+            Class indices.
+        steps : int, default=50
+            L-BFGS iterations.
+        """
+        rows = present.any(dim=1)
+        with torch.no_grad():
+            log_probs = torch.log_softmax(self.unimodal_logits(projected[rows]), dim=-1)
+        present, target = present[rows], target[rows]
+        if not len(target):
+            return
+        scores = torch.zeros_like(self.modality_scores, requires_grad=True)
+        optimizer = torch.optim.LBFGS([scores], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def loss():
+            optimizer.zero_grad()
+            value = nn.functional.cross_entropy(self._combine(scores, log_probs, present)[0], target)
+            value.backward()
+            return value
+
+        optimizer.step(loss)
+        with torch.no_grad():
+            self.modality_scores.copy_(scores)

@@ -99,15 +99,7 @@ class FusionNetwork(nn.Module):
         is ``(logits, unimodal_logits, present)`` instead, with
         ``unimodal_logits`` of shape ``(batch, n_modalities, n_classes)``.
         """
-        blocks = torch.split(X.float(), self.block_sizes, dim=1)
-        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
-        if self.training and self.modality_dropout > 0:
-            present = self._drop_modalities(present)
-        projected = torch.stack(
-            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
-            dim=1,
-        )  # (batch, modalities, shared_dim)
-        projected = projected * present.unsqueeze(-1)
+        projected, present = self.project(X)
         fused = self.strategy(projected, present)
         if not (isinstance(fused, tuple) and len(fused) == 2):
             raise TypeError(
@@ -120,6 +112,18 @@ class FusionNetwork(nn.Module):
         if self.training and self.unimodal_loss > 0 and not return_weights:
             return logits, self._unimodal_logits(projected), present
         return (logits, weights) if return_weights else logits
+
+    def project(self, X):
+        """The projections ``(batch, n_modalities, shared_dim)``, zero where absent, and the presence mask."""
+        blocks = torch.split(X.float(), self.block_sizes, dim=1)
+        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
+        if self.training and self.modality_dropout > 0:
+            present = self._drop_modalities(present)
+        projected = torch.stack(
+            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
+            dim=1,
+        )
+        return projected * present.unsqueeze(-1), present
 
     def _unimodal_logits(self, projected):
         if hasattr(self.strategy, "unimodal_logits"):

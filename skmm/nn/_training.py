@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["TensorBatches", "TrainingProgress"]
+__all__ = ["FitCombinationWeights", "TensorBatches", "TrainingProgress"]
 
 
 def _arrays(dataset):
@@ -103,3 +103,31 @@ class TrainingProgress(Callback):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.bar_.close()
         del self.bar_  # a fitted net keeps no open bar (and pickles)
+
+
+class FitCombinationWeights(Callback):
+    """At the end of training, fit a late-fusion strategy's combination weights on the held-out rows.
+
+    The strategy's ``fit_weights(projected, present, target)`` gets the
+    projections of the validation rows (skorch's ``train_split``), which the
+    heads never trained on. Without a validation split nothing changes.
+    """
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        self.valid_ = dataset_valid
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        valid = self.__dict__.pop("valid_", None)
+        arrays = None if valid is None else _arrays(valid)
+        if arrays is None or arrays[1] is None:
+            return
+        X_valid, y_valid, rows = arrays
+        module = net.module_
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                projected, present = module.project(X_valid[rows].to(net.device))
+            module.strategy.fit_weights(projected, present, y_valid[rows].to(net.device).long())
+        finally:
+            module.train(was_training)
