@@ -93,9 +93,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Training loss.
     focal_gamma : float, default=2.0
         Focusing parameter of the focal loss.
-    max_epochs : int, default=50
+    max_epochs : int, default=30
         Passes over the training data.
-    lr : float, default=1e-3
+    lr : float, default=2e-3
         Learning rate.
     batch_size : int, default=64
         Rows per training step.
@@ -220,8 +220,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         class_weight=None,
         loss="cross_entropy",
         focal_gamma=2.0,
-        max_epochs=50,
-        lr=1e-3,
+        max_epochs=30,
+        lr=2e-3,
         batch_size=64,
         weight_decay=0.0,
         optimizer="adam",

@@ -23,13 +23,18 @@ def _arrays(dataset):
     return torch.as_tensor(X), None if y is None else torch.as_tensor(y), torch.as_tensor(indices)
 
 
+def _draw_seed():
+    return int(torch.empty((), dtype=torch.int64).random_().item())
+
+
 class TensorBatches:
     """Mini-batches cut from whole tensors, for skorch's ``iterator_train`` and ``iterator_valid``.
 
     skorch's default ``DataLoader`` fetches every row on its own and collates
     them, which costs more than the step itself for small networks on
-    embeddings. This iterator indexes the whole arrays once per batch. The
-    shuffle order comes from torch's global generator, so a seeded fit repeats.
+    embeddings. This iterator indexes the whole arrays once per batch, in
+    the order a ``DataLoader`` would give (the same draws from torch's global
+    generator), so a seeded fit repeats and matches skorch's default loader.
     Datasets it does not know (not a skorch ``Dataset`` of arrays) go to a
     ``DataLoader`` as usual.
 
@@ -61,8 +66,12 @@ class TensorBatches:
             yield from loader
             return
         X, y, indices = self._arrays
+        # torch's global generator is drawn from as by a DataLoader (its base seed, then its
+        # RandomSampler's seed), so a seeded fit gives the same model as with skorch's default loader
+        _draw_seed()
         if self.shuffle:
-            indices = indices[torch.randperm(len(indices))]
+            generator = torch.Generator().manual_seed(_draw_seed())
+            indices = indices[torch.randperm(len(indices), generator=generator)]
         for start in range(0, len(indices), self.batch_size):
             rows = indices[start : start + self.batch_size]
             yield X[rows], torch.zeros(len(rows)) if y is None else y[rows]
