@@ -110,7 +110,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     patience : int, default=5
         Epochs without improvement before stopping.
     validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping.
+        Share of the training data held out (stratified) for early stopping,
+        and for learning how to combine the modalities with ``fusion="late"``
+        (when every class has a row on both sides; else it trains on all rows).
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Extra skorch callbacks for training, next to skmm's own (early
         stopping). Each ``fit`` trains with clones of them, so the objects
