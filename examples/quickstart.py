@@ -1,4 +1,6 @@
-"""skmm quickstart: one scikit-learn Pipeline for images, texts, audio and numbers.
+"""
+Quickstart: one scikit-learn Pipeline for images, texts, audio and numbers
+==========================================================================
 
 Run it with ``python examples/quickstart.py``. It works offline and takes a
 minute or two on a laptop CPU. It shows:

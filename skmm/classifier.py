@@ -307,7 +307,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             else:
                 self.scaler_ = _fit_scaler(X)
                 self.net_ = self._build_net(y_encoded, seed)
-            X = self.scaler_.transform(X)[:, self._column_order]
+            X = _clip(self.scaler_.transform(X))[:, self._column_order]
             self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
@@ -458,8 +458,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X):
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, dtype=np.float32, ensure_all_finite="allow-nan", reset=False)
-        return self.scaler_.transform(X)[:, self._column_order]
+        # float64 first: a large finite value (1e300) must be clipped, not overflow float32
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        X = self.scaler_.transform(X)
+        far = np.abs(X) > CLIP_STD
+        if far.any():
+            warnings.warn(
+                f"{int(far.any(axis=1).sum())} row(s) have features more than {CLIP_STD:g} standard "
+                "deviations from the training data (first at row "
+                f"{int(np.flatnonzero(far.any(axis=1))[0])}); they are clipped to that range. "
+                "Check those inputs.",
+                InputWarning,
+                stacklevel=3,
+            )
+        return _clip(X)[:, self._column_order]
 
     def _warn_if_nothing_present(self, X):
         present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
@@ -583,6 +595,17 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+#: standardised features are clipped to +-CLIP_STD: far beyond any training value (at most one
+#: value in a million lies 1000 standard deviations out), yet small enough that no float32 layer
+#: of the network overflows into inf/NaN probabilities whatever finite number comes in.
+CLIP_STD = 1000.0
+
+
+def _clip(X):
+    """Standardised ``X`` clipped to ``[-CLIP_STD, CLIP_STD]`` (NaN kept), as float32."""
+    return np.clip(X, -CLIP_STD, CLIP_STD).astype(np.float32)
 
 
 def _fit_scaler(X):

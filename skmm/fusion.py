@@ -207,7 +207,35 @@ class MultimodalFusion(ColumnTransformer):
         if sp.issparse(output):
             output = output.toarray()
         index = X.index if isinstance(X, pd.DataFrame) else None
-        return pd.DataFrame(np.asarray(output), columns=self.get_feature_names_out(), index=index)
+        frame = pd.DataFrame(np.asarray(output), columns=self.get_feature_names_out(), index=index)
+        return self._empty_rows_absent(frame, X)
+
+    def _empty_rows_absent(self, frame, X):
+        """Rows whose every input value is missing: NaN in every modality, so nothing is made up.
+
+        Imputers and one-hot encoders would turn such a row into ordinary-looking
+        features; as NaN, :class:`~skmm.MultimodalClassifier` sees every modality
+        absent and answers the class prior, with a warning.
+        """
+        from ._utils import is_missing
+
+        if not isinstance(X, pd.DataFrame):
+            return frame
+        columns = []
+        for _, transformer, names in self.transformers_:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            names = _as_list(names)
+            if not all(isinstance(name, str) and name in X.columns for name in names):
+                return frame  # columns given by position, mask or callable: left as they are
+            columns.extend(names)
+        if not columns:
+            return frame
+        empty = X[list(dict.fromkeys(columns))].map(is_missing).all(axis=1).to_numpy()
+        if empty.any():
+            frame = frame.astype(float)
+            frame.loc[empty, :] = np.nan
+        return frame
 
 
 def _as_list(columns):
