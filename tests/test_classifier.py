@@ -475,3 +475,15 @@ def test_late_fusion_ignores_a_noise_modality_that_concatenation_overfits():
     assert late.score(X_test, y_test) > concat.score(X_test, y_test) + 0.03
     weights = late.modality_weights(X_test).mean()
     assert weights["signal"] > 0.6  # learned on rows the heads did not train on
+
+
+def test_unimodal_loss_trains_every_modality_to_predict_on_its_own(split):
+    X_train, X_test, y_train, y_test = split
+    clf = MultimodalClassifier(unimodal_loss=1.0, verbose=0, **FAST).fit(X_train, y_train)
+    module = clf.net_.module_.eval()
+    with torch.no_grad():
+        projected, _ = module.project(torch.as_tensor(clf._prepare(X_test)))
+        own = module._unimodal_logits(projected).argmax(dim=-1).numpy()  # (rows, modalities)
+    truth = np.searchsorted(clf.classes_, y_test)
+    assert min((own[:, m] == truth).mean() for m in range(3)) > 0.45  # chance is 1/3
+    assert clf.score(X_test, y_test) >= 0.75
