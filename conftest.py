@@ -22,5 +22,5 @@ torch.set_num_threads(1)
 
 
 # Doctests of modules that need an optional extra run only where the extra is installed.
-_EXTRAS = {"skmm/plotting.py": "matplotlib", "skmm/report.py": "matplotlib"}
+_EXTRAS = {"skmm/plotting.py": "matplotlib", "skmm/report.py": "matplotlib", "skmm/parallel.py": "dask"}
 collect_ignore = [path for path, module in _EXTRAS.items() if importlib.util.find_spec(module) is None]

@@ -1,6 +1,7 @@
 """Parallel and distributed search: same results as serial, each unique row encoded once across workers."""
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,3 +102,72 @@ def test_dask_cluster_of_two_worker_processes(tmp_path, salt, reference):
     _same_results(search, reference)
     rows, _ = encoded_rows(counter)
     assert sorted(rows) == sorted(set(X["text"]))  # once across both workers
+
+
+def _fitted_fusion(counter, salt):
+    X, _ = _data()
+    fusion = MultimodalFusion([
+        ("text", CountingEncoder(dim=6, salt=salt, counter=str(counter)), "text"),
+        ("tabular", StandardScaler(), ["number"]),
+    ])
+    fusion.fit(X.iloc[:4])
+    clear_memory_cache()  # cold caches: the encoding starts from nothing
+    DiskCache(default_folder()).clear()
+    return fusion, X
+
+
+def test_encode_partitions_writes_parquet_and_resumes(tmp_path, salt):
+    dd = pytest.importorskip("dask.dataframe")
+    from skmm.parallel import encode_partitions
+
+    counter = tmp_path / "count.txt"
+    fusion, X = _fitted_fusion(counter, salt)
+    counter.write_text("")
+    files = encode_partitions(fusion, dd.from_pandas(X, npartitions=3), tmp_path / "out", progress=False)
+    assert [Path(f).name for f in files] == [f"part-0000{i}.parquet" for i in range(3)]
+    written = pd.read_parquet(tmp_path / "out")
+    pd.testing.assert_frame_equal(written, fusion.transform(X), check_dtype=False)
+    assert sorted(encoded_rows(counter)[0]) == sorted(set(X["text"]))
+
+    # an interrupted run: one partition is missing; it is written again from the cache
+    Path(files[1]).unlink()
+    clear_memory_cache()
+    counter.write_text("")
+    encode_partitions(fusion, dd.from_pandas(X, npartitions=3), tmp_path / "out", progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out"), written)
+    assert encoded_rows(counter)[0] == []  # nothing encoded again
+
+
+def test_encode_partitions_on_a_cluster(tmp_path, salt):
+    dd = pytest.importorskip("dask.dataframe")
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+
+    from skmm.parallel import encode_partitions
+
+    counter = tmp_path / "count.txt"
+    fusion, X = _fitted_fusion(counter, salt)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster):
+        encode_partitions(fusion, dd.from_pandas(X, npartitions=4), tmp_path / "out", progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out"), fusion.transform(X),
+                                  check_dtype=False)
+
+
+def test_encode_partitions_without_dask_names_the_extra(monkeypatch):
+    import sys
+
+    from skmm.parallel import encode_partitions
+
+    monkeypatch.setitem(sys.modules, "dask", None)
+    with pytest.raises(ImportError, match=r'pip install "skmm\[dask\]"'):
+        encode_partitions(None, None, "unused")
+
+
+def test_encode_partitions_refuses_a_pandas_frame(tmp_path):
+    pytest.importorskip("dask.dataframe")
+    from skmm.parallel import encode_partitions
+
+    fusion, X = _fitted_fusion(tmp_path / "count.txt", "x")
+    with pytest.raises(TypeError, match="dask.dataframe.from_pandas"):
+        encode_partitions(fusion, X, tmp_path / "out")
