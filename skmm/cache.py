@@ -264,23 +264,30 @@ class DiskCache:
         there is no ``fcntl`` (Windows) or the lock file cannot be opened, the
         work is done unlocked (rows may then be encoded twice, never wrongly).
         """
-        try:
-            import fcntl
-        except ImportError:  # Windows
+        handle = self._open_lock(name)
+        if handle is None:
             yield
             return
-        try:
-            locks = self.folder / "locks"
-            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handle = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            yield
-            return
+        import fcntl
+
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
         finally:
             os.close(handle)  # releases the lock
+
+    def _open_lock(self, name):
+        """A descriptor of the lock file ``name``, or None where no lock can be had."""
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:  # Windows
+            return None
+        try:
+            locks = self.folder / "locks"
+            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
 
 
 def check_folder(folder):
