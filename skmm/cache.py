@@ -7,10 +7,15 @@ gives a new key: the cache can never return a stale embedding.
 
 Encoders choose a store with their ``cache`` parameter:
 
-* ``"memory"`` (default): a process-wide, size-bounded LRU store in memory.
-  When the environment variable ``SKMM_CACHE_DIR`` is set, a disk store in that
-  folder backs it, so that embeddings survive the process and are shared with
-  worker processes (``n_jobs > 1``).
+* ``"memory"`` (default): a process-wide, size-bounded LRU store in memory,
+  backed by a per-user disk store in the platform's cache folder
+  (:func:`default_folder`: ``$SKMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/skmm``,
+  else ``~/.cache/skmm``; ``~/Library/Caches/skmm`` on macOS,
+  ``%LOCALAPPDATA%\\skmm\\cache`` on Windows). Embeddings thus survive the
+  process and are shared with the worker processes of a parallel or
+  distributed search (joblib's loky, Dask on one machine): each unique row is
+  encoded once per encoder setting across all of them. ``SKMM_CACHE_DIR=""``
+  (empty) keeps the store in memory only.
 * a folder path: a disk store in that folder (plus the memory store in front).
 * ``None``: no caching.
 
@@ -37,8 +42,10 @@ Examples
 array([1., 1., 1., 1.], dtype=float32)
 """
 
+import contextlib
 import hashlib
 import os
+import sys
 import stat
 import tempfile
 import threading
@@ -49,8 +56,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "CacheWarning", "DiskCache", "MemoryCache", "check_folder", "clear_memory_cache", "resolve_cache",
-    "row_key",
+    "CacheWarning", "DiskCache", "MemoryCache", "check_folder", "clear_memory_cache", "default_folder",
+    "resolve_cache", "row_key",
 ]
 
 DEFAULT_MEMORY_BYTES = int(os.environ.get("SKMM_CACHE_MEMORY_BYTES", 2 * 1024**3))
@@ -132,6 +139,10 @@ class MemoryCache:
 
     def __len__(self):
         return len(self._entries)
+
+    def exclusive(self, name):
+        """No lock: one process's memory is not shared (see :meth:`DiskCache.exclusive`)."""
+        return contextlib.nullcontext()
 
 
 class DiskCache:
@@ -247,6 +258,42 @@ class DiskCache:
         for path in self.folder.glob("*/*.npy"):
             self._drop(path)
 
+    @contextlib.contextmanager
+    def exclusive(self, name):
+        """Hold the folder's lock ``name`` against other processes (and threads) while inside.
+
+        An encoder holds the lock of its identity while it computes what the
+        cache lacks, so that two workers never encode the same rows at once:
+        the second waits, then finds them stored. The lock is an ``flock`` on a
+        file in ``locks/``, released by the system if the holder dies; where
+        there is no ``fcntl`` (Windows) or the lock file cannot be opened, the
+        work is done unlocked (rows may then be encoded twice, never wrongly).
+        """
+        handle = self._open_lock(name)
+        if handle is None:
+            yield
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+
+    def _open_lock(self, name):
+        """A descriptor of the lock file ``name``, or None where no lock can be had."""
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:  # Windows
+            return None
+        try:
+            locks = self.folder / "locks"
+            locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
+
 
 def check_folder(folder):
     """Why ``folder`` must not hold a disk cache, or None when it may; creates it if missing.
@@ -312,6 +359,9 @@ class _TieredCache:
         self.memory.put_many(items, usable)
         self.disk.put_many(items, usable)
 
+    def exclusive(self, name):
+        return self.disk.exclusive(name)
+
 
 _MEMORY = MemoryCache()
 _DISKS = {}
@@ -341,19 +391,54 @@ def _with_disk(folder):
     return _MEMORY if disk is None else _TieredCache(_MEMORY, disk)
 
 
+def default_folder():
+    """The disk folder behind ``cache="memory"``, or None when it is turned off.
+
+    ``$SKMM_CACHE_DIR`` when set (empty: None, memory only); else the
+    platform's per-user cache folder: ``$XDG_CACHE_HOME/skmm`` or
+    ``~/.cache/skmm`` on Linux, ``~/Library/Caches/skmm`` on macOS,
+    ``%LOCALAPPDATA%\\skmm\\cache`` on Windows. The folder is checked by
+    :func:`check_folder` before use (created ``0o700``, refused when others can
+    write to it) and bounded by ``SKMM_CACHE_DISK_BYTES`` (20 GiB by default),
+    least recently used entries pruned first.
+
+    Returns
+    -------
+    folder : pathlib.Path or None
+
+    Examples
+    --------
+    >>> import os
+    >>> from skmm.cache import default_folder
+    >>> os.environ["SKMM_CACHE_DIR"], saved = "", os.environ.get("SKMM_CACHE_DIR")
+    >>> default_folder() is None
+    True
+    >>> os.environ["SKMM_CACHE_DIR"] = saved if saved is not None else ""
+    """
+    folder = os.environ.get("SKMM_CACHE_DIR")
+    if folder is not None:
+        return Path(folder).expanduser() if folder else None
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "skmm" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "skmm"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skmm"
+
+
 def resolve_cache(cache):
     """Return the store for an encoder's ``cache`` parameter (None when off).
 
     A store has ``get_many(keys, width=None, usable=None)``, returning
     ``{key: vector}`` for the keys found (entries of another ``width``, or not
-    ``usable`` — by default not all finite — are dropped), and
-    ``put_many({key: vector}, usable=None)``.
+    ``usable`` — by default not all finite — are dropped),
+    ``put_many({key: vector}, usable=None)`` and ``exclusive(name)``, a context
+    manager holding a lock shared with other processes using the same folder.
     """
     if cache is None:
         return None
     if isinstance(cache, str) and cache == "memory":
-        folder = os.environ.get("SKMM_CACHE_DIR")
-        return _with_disk(folder) if folder else _MEMORY
+        folder = default_folder()
+        return _with_disk(folder) if folder is not None else _MEMORY
     if isinstance(cache, (str, os.PathLike)):
         return _with_disk(cache)
     raise ValueError(

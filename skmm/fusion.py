@@ -1,15 +1,26 @@
 """MultimodalFusion: a ColumnTransformer whose output keeps track of each column's modality."""
 
+import threading
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import _fit_context
 from sklearn.compose import ColumnTransformer
+from sklearn.utils._set_output import _get_container_adapter
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["MultimodalFusion", "modality_of_columns"]
+__all__ = ["ModalityWarning", "MultimodalFusion", "check_modalities", "modality_of_columns"]
 
 SEPARATOR = "__"
+
+#: the last output of a MultimodalFusion in this thread: (number of rows, modality names)
+_LAST_OUTPUT = threading.local()
+
+
+class ModalityWarning(UserWarning):
+    """The ``"<modality>__"`` column names were lost between the fusion and the classifier."""
 
 
 def modality_of_columns(columns):
@@ -26,6 +37,64 @@ def modality_of_columns(columns):
         str(name).split(SEPARATOR, 1)[0] if SEPARATOR in str(name) else "input"
         for name in columns
     ]
+
+
+def check_modalities(X, *, estimator="MultimodalClassifier"):
+    """Modality name of each column of ``X``, warning when the fusion's modalities were lost.
+
+    A step placed between :class:`MultimodalFusion` and the classifier that
+    outputs a plain array (a ``StandardScaler``, a ``VarianceThreshold`` with
+    scikit-learn's default output) drops the ``"<modality>__"`` names: every
+    column then belongs to one modality, ``"input"``. This function gives a
+    :class:`ModalityWarning` when ``X`` has no modality names although the
+    last :class:`MultimodalFusion` output in this thread had several
+    modalities and as many rows as ``X`` (so ``X`` most likely comes from it).
+    The way out it names: ``set_output(transform="pandas")`` on the pipeline,
+    so that such steps keep the column names.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        What the classifier is fitted on.
+    estimator : str, default="MultimodalClassifier"
+        The caller, named in the warning.
+
+    Returns
+    -------
+    modalities : list of str
+        One modality name per column, as :func:`modality_of_columns`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, warnings
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from skmm.fusion import MultimodalFusion, check_modalities
+    >>> df = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    >>> fused = MultimodalFusion([("one", "passthrough", ["a"]), ("two", "passthrough", ["b"])]).fit_transform(df)
+    >>> check_modalities(fused)
+    ['one', 'two']
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_modalities(fused.to_numpy())
+    ['input', 'input']
+    >>> caught[0].category.__name__, 'set_output(transform="pandas")' in str(caught[0].message)
+    ('ModalityWarning', True)
+    """
+    columns = getattr(X, "columns", None)
+    n_rows, n_columns = np.shape(X)[0], (np.shape(X)[1] if np.ndim(X) > 1 else 1)
+    names = modality_of_columns(columns) if columns is not None else ["input"] * n_columns
+    last = getattr(_LAST_OUTPUT, "value", None)
+    if set(names) <= {"input"} and last is not None and last[0] == n_rows and len(last[1]) > 1:
+        warnings.warn(
+            f"{estimator} got {n_columns} columns without '<modality>__' names, so it sees one "
+            f"modality, although the MultimodalFusion before it made {len(last[1])} "
+            f"({', '.join(last[1])}): a step in between (a StandardScaler, a VarianceThreshold...) "
+            "returned a plain array. Call pipeline.set_output(transform=\"pandas\") so that such "
+            "steps keep the column names, or place them inside the fusion, one per modality.",
+            ModalityWarning,
+            stacklevel=3,
+        )
+    return names
 
 
 class MultimodalFusion(ColumnTransformer):
@@ -127,8 +196,8 @@ class MultimodalFusion(ColumnTransformer):
 
     def _check_columns_present(self, X):
         """A missing column is named with the columns that are present (ColumnTransformer names only the former)."""
-        if not isinstance(X, pd.DataFrame):
-            return
+        if not hasattr(X, "columns") or isinstance(X, np.ndarray):
+            return  # an array: columns are positions
         wanted = []
         for _, _, columns in self.transformers:
             if isinstance(columns, str):
@@ -139,7 +208,7 @@ class MultimodalFusion(ColumnTransformer):
         if missing:
             raise ValueError(
                 f"MultimodalFusion: column(s) {missing} are not in the data. Columns present: "
-                f"{list(X.columns)}. Rename the data's columns or change the fusion's column lists."
+                f"{list(map(str, X.columns))}. Rename the data's columns or change the fusion's column lists."
             )
 
     @_fit_context(prefer_skip_nested_validation=False)  # the modalities' transformers validate when fitted
@@ -168,6 +237,35 @@ class MultimodalFusion(ColumnTransformer):
             if not (isinstance(transformer, str) and transformer == "drop") and len(_as_list(columns))
         }
         return self._as_frame(output, X)
+
+    def _get_feature_name_out_for_transformer(self, name, trans, feature_names_in):
+        """A transformer without ``get_feature_names_out`` gets ``x0, x1, ...`` (as a FunctionTransformer)."""
+        if hasattr(trans, "get_feature_names_out") or hasattr(self, "_transformers_feature_names_out"):
+            return super()._get_feature_name_out_for_transformer(name, trans, feature_names_in)
+        block = self.output_indices_[name]
+        return np.asarray([f"x{i}" for i in range(block.stop - block.start)], dtype=object)
+
+    def _hstack(self, Xs, *, n_samples):
+        """Join dense array blocks into a DataFrame block by block, so each block keeps its dtype.
+
+        ``ColumnTransformer`` joins arrays with ``np.hstack``, which turns the
+        encoders' float32 into float64 as soon as one block is float64. With
+        scikit-learn's pandas or polars output, or a sparse result, its own
+        joining is kept.
+        """
+        if self.sparse_output_ or _get_container_adapter("transform", self) is not None:
+            return super()._hstack(Xs, n_samples=n_samples)
+        blocks = [X.toarray() if sp.issparse(X) else X for X in Xs]
+        if not all(isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf" for X in blocks):
+            return super()._hstack(Xs, n_samples=n_samples)
+        names = self.get_feature_names_out()
+        frames, start = [], 0
+        for block in blocks:
+            frames.append(pd.DataFrame(block, columns=names[start : start + block.shape[1]], copy=False))
+            start += block.shape[1]
+        if not frames:
+            return super()._hstack(Xs, n_samples=n_samples)
+        return pd.concat(frames, axis=1) if len(frames) > 1 else frames[0]
 
     def fit(self, X, y=None, **params):
         """Fit every modality's transformer.
@@ -202,13 +300,16 @@ class MultimodalFusion(ColumnTransformer):
         return self._as_frame(super().transform(X, **params), X)
 
     def _as_frame(self, output, X):
-        if isinstance(output, pd.DataFrame):
-            return output
+        """The output as a DataFrame (pandas, or polars as ``set_output`` asks), indexed as ``X``."""
         if sp.issparse(output):
             output = output.toarray()
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        frame = pd.DataFrame(np.asarray(output), columns=self.get_feature_names_out(), index=index)
-        return self._empty_rows_absent(frame, X)
+        if not isinstance(output, pd.DataFrame) and not hasattr(output, "columns"):
+            output = pd.DataFrame(np.asarray(output), columns=self.get_feature_names_out())
+        if isinstance(output, pd.DataFrame) and isinstance(X, pd.DataFrame):
+            output.index = X.index
+            output = self._empty_rows_absent(output, X)
+        _LAST_OUTPUT.value = (output.shape[0], tuple(dict.fromkeys(modality_of_columns(output.columns))))
+        return output
 
     def _empty_rows_absent(self, frame, X):
         """Rows whose every input value is missing: NaN in every modality, so nothing is made up.

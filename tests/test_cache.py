@@ -35,8 +35,8 @@ def bert_b(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch):
-    """Every test starts with an empty process-wide store and no SKMM_CACHE_DIR."""
-    monkeypatch.delenv("SKMM_CACHE_DIR", raising=False)
+    """Every test starts with an empty process-wide store and no disk folder behind it."""
+    monkeypatch.setenv("SKMM_CACHE_DIR", "")
     clear_memory_cache()
     yield
     clear_memory_cache()
@@ -573,3 +573,39 @@ def test_an_entry_of_the_wrong_width_is_recomputed_not_broadcast(tmp_path):
 
     clear_memory_cache()
     np.testing.assert_array_equal(encoder.transform(clip), expected)
+
+
+def test_default_folder_is_the_users_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKMM_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        assert skmm.cache.default_folder() == tmp_path / "xdg" / "skmm"
+    monkeypatch.setenv("SKMM_CACHE_DIR", str(tmp_path / "mine"))
+    assert skmm.cache.default_folder() == tmp_path / "mine"
+    monkeypatch.setenv("SKMM_CACHE_DIR", "")
+    assert skmm.cache.default_folder() is None and resolve_cache("memory") is skmm.cache._MEMORY
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the lock is an flock (none on Windows)")
+def test_the_encoding_lock_is_held_by_one_process_at_a_time(tmp_path):
+    store = resolve_cache(tmp_path)
+    with store.exclusive("setting"):
+        other = multiprocessing.get_context("spawn").Process(target=_try_lock, args=(str(tmp_path),))
+        other.start()
+        other.join(30)
+        assert other.exitcode == 3  # the lock was busy
+    other = multiprocessing.get_context("spawn").Process(target=_try_lock, args=(str(tmp_path),))
+    other.start()
+    other.join(30)
+    assert other.exitcode == 0
+
+
+def _try_lock(folder):
+    import fcntl
+
+    handle = os.open(os.path.join(folder, "locks", "setting.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os._exit(3)
+    os._exit(0)

@@ -1,5 +1,7 @@
 """MultimodalFusion: a ColumnTransformer whose output names every column's modality."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,94 @@ def test_clone_and_nested_params(frame, tiny_text_model):
     twin = clone(fusion)
     assert twin.get_params()["text__max_length"] == 8
     assert twin.transformers[0][1] is not fusion.transformers[0][1]
+
+
+# ---------------------------------------------------------------------- gaps: FunctionTransformer,
+# dtypes, modalities lost on the way to the classifier, polars
+
+
+def _counting_fusion():
+    from counting_encoder import CountingEncoder
+
+    return MultimodalFusion([
+        ("text", CountingEncoder(dim=3), "review"),
+        ("tabular", StandardScaler(), ["price"]),
+    ])
+
+
+def test_function_transformer_without_feature_names_out(frame):
+    from sklearn.preprocessing import FunctionTransformer
+
+    fusion = MultimodalFusion([
+        ("log", FunctionTransformer(np.log1p), ["price", "unused"]),
+        ("tabular", StandardScaler(), ["price"]),
+    ])
+    out = fusion.fit_transform(frame)
+    assert list(out.columns) == ["log__x0", "log__x1", "tabular__price"]
+    np.testing.assert_allclose(out["log__x0"], np.log1p(frame["price"]))
+    assert list(fusion.get_feature_names_out()) == list(out.columns)
+    assert list(fusion.transform(frame).columns) == list(out.columns)
+
+
+def test_each_block_keeps_its_dtype(frame):
+    fusion = _counting_fusion()
+    out = fusion.fit_transform(frame)
+    assert out.dtypes.to_dict() == {
+        "text__h0": np.float32, "text__h1": np.float32, "text__h2": np.float32,
+        "tabular__price": np.float64,
+    }
+    assert list(out.index) == [10, 11, 12, 13]
+    text_only = MultimodalFusion([("text", fusion.transformers[0][1], "review")]).fit(frame)
+    assert set(text_only.transform(frame).dtypes) == {np.dtype(np.float32)}
+
+
+def test_a_step_dropping_the_modality_names_is_warned_about(frame):
+    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.pipeline import make_pipeline
+
+    from skmm.fusion import ModalityWarning, check_modalities
+
+    for step in (StandardScaler(), VarianceThreshold()):
+        between = make_pipeline(_counting_fusion(), step).fit_transform(frame)
+        with pytest.warns(ModalityWarning, match=r"made 2 \(text, tabular\).*set_output"):
+            assert set(check_modalities(between)) == {"input"}
+        kept = make_pipeline(_counting_fusion(), step).set_output(transform="pandas").fit_transform(frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ModalityWarning)
+            assert check_modalities(kept) == ["text"] * 3 + ["tabular"]
+
+
+def test_polars_in_polars_out(frame):
+    pl = pytest.importorskip("polars")
+    from counting_encoder import CountingEncoder
+
+    data = frame.reset_index(drop=True)[["review", "price"]]
+    polars_data = pl.from_pandas(data) if _has_pyarrow() else pl.DataFrame(data.to_dict("list"))
+    expected = _counting_fusion().fit_transform(data)
+
+    out = _counting_fusion().fit_transform(polars_data)
+    pd.testing.assert_frame_equal(out, expected)
+
+    fusion = _counting_fusion().set_output(transform="polars")
+    polars_out = fusion.fit_transform(polars_data)
+    assert isinstance(polars_out, pl.DataFrame) and polars_out.columns == list(expected.columns)
+    np.testing.assert_allclose(polars_out.to_numpy(), expected.to_numpy(), equal_nan=True)
+
+    encoder = CountingEncoder(dim=3).fit(polars_data.select("review"))
+    assert list(encoder.feature_names_in_) == ["review"]
+    np.testing.assert_array_equal(encoder.transform(polars_data["review"]), expected.iloc[:, :3])
+    with pytest.raises(ValueError, match="review"):
+        encoder.transform(polars_data.select(pl.col("review").alias("other")))
+
+
+def test_pyarrow_backed_pandas_columns(frame):
+    pytest.importorskip("pyarrow")
+    expected = _counting_fusion().fit_transform(frame)
+    arrow = frame.astype({"review": "string[pyarrow]", "price": "double[pyarrow]"})
+    pd.testing.assert_frame_equal(_counting_fusion().fit_transform(arrow), expected)
+
+
+def _has_pyarrow():
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None

@@ -29,8 +29,9 @@ __all__ = ["BaseEncoder", "shared_bundle", "weights_fingerprint"]
 class BaseEncoder(TransformerMixin, BaseEstimator):
     """Base class of the skmm encoders; not meant to be used directly.
 
-    An encoder takes one column: a pandas Series, a one-column DataFrame, a
-    list, a 1-D array or an ``(n, 1)`` array. Fitted on a DataFrame, it
+    An encoder takes one column: a pandas or polars Series, a one-column
+    DataFrame (pandas or polars), a list, a 1-D array or an ``(n, 1)`` array.
+    Fitted on a DataFrame, it
     remembers the column's name (``feature_names_in_``) and refuses another
     column at transform. An encoder whose ``_matrix_rows`` names what a row
     of numbers is (``"waveform"`` for the audio encoders) also takes a 2-D
@@ -174,6 +175,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _validate_column(self, X, *, reset):
         """Check ``X`` against what ``fit`` saw (set it when ``reset``); return it as an array if array-like."""
         name = type(self).__name__
+        X = _from_polars(X)
         if not isinstance(X, (pd.DataFrame, pd.Series, list, tuple, np.ndarray)) and hasattr(
             X, "__array__"
         ):
@@ -246,3 +248,16 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         payload = {"encoder": type(self).__name__, "model": self._model_identity(bundle)}
         payload["params"] = {key: repr(value) for key, value in sorted(params.items())}
         return json.dumps(payload, sort_keys=True).encode()
+
+
+def _from_polars(X):
+    """A polars Series or DataFrame as its pandas counterpart, names kept; anything else unchanged.
+
+    Built from Python values (no pyarrow needed): a row's content, hence its
+    cache key, is the same as from pandas.
+    """
+    if not type(X).__module__.startswith("polars"):
+        return X
+    if hasattr(X, "get_columns"):  # a DataFrame
+        return pd.DataFrame({column: X[column].to_list() for column in X.columns})
+    return pd.Series(X.to_list(), name=X.name)

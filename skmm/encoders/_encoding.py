@@ -1,5 +1,6 @@
 """One transform call of an encoder: read the rows, consult the cache, decode and encode the rest."""
 
+import hashlib
 import os
 import sys
 import warnings
@@ -74,24 +75,42 @@ class ColumnEncoding:
         """Encode every row: a float32 array ``(n_rows, n_features_out_)``, NaN where missing."""
         encoder = self.encoder
         output = np.full((len(self.values), encoder.n_features_out_), np.nan, dtype=np.float32)
-        self.read_rows()
+        identity = self.read_rows()
         store = resolve_cache(encoder.cache)
-        found = {}
-        if store is not None:  # the store drops entries of another width, dtype or with NaN
-            found = store.get_many(
-                list(self.rows_of_key), width=encoder.n_features_out_, usable=encoder._is_usable
-            )
-        computed = self.compute([key for key in self.rows_of_key if key not in found])
-        if store is not None and computed:
-            store.put_many(computed, usable=encoder._is_usable)
+        if store is None:
+            found, computed = {}, self.compute(list(self.rows_of_key))
+        else:
+            found, computed = self.cached_or_computed(store, identity)
         for vectors in (found, computed):
             for key, vector in vectors.items():
                 output[self.rows_of_key[key]] = vector
         self.warn_failures()
         return output
 
+    def cached_or_computed(self, store, identity):
+        """``(found, computed)``: the rows' vectors from the store, and those it lacked, encoded and stored.
+
+        The rows the store lacks are encoded under the store's lock for this
+        encoder setting: a worker process of a parallel search that needs the
+        same rows waits, then finds them stored, so each row is encoded once
+        across all the workers sharing the cache folder.
+        """
+        width = self.encoder.n_features_out_
+        # the store drops entries of another width, dtype or with NaN
+        usable = self.encoder._is_usable  # e.g. a video's sound block may be all NaN
+        found = store.get_many(list(self.rows_of_key), width=width, usable=usable)
+        missing = [key for key in self.rows_of_key if key not in found]
+        if not missing:
+            return found, {}
+        with store.exclusive(hashlib.sha256(identity).hexdigest()[:32]):
+            found.update(store.get_many(missing, width=width, usable=usable))  # stored meanwhile
+            computed = self.compute([key for key in missing if key not in found])
+            if computed:
+                store.put_many(computed, usable=usable)
+        return found, computed
+
     def read_rows(self):
-        """Read every present row (cheap) and group the rows by cache key."""
+        """Read every present row (cheap), group the rows by cache key; return the encoder's identity."""
         identity = self.encoder._identity(self.bundle)
         for position, value in enumerate(self.values):
             if is_missing(value):
@@ -104,6 +123,7 @@ class ColumnEncoding:
             key = row_key(identity, content)
             self.rows_of_key.setdefault(key, []).append(position)
             self.raw_of_key.setdefault(key, raw)
+        return identity
 
     def compute(self, keys):
         """Decode and encode the rows of ``keys`` in batches; ``{key: vector}`` of those that worked."""
