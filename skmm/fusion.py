@@ -334,7 +334,8 @@ class MultimodalFusion(ColumnTransformer):
             return frame
         empty = X[list(dict.fromkeys(columns))].map(is_missing).all(axis=1).to_numpy()
         if empty.any():
-            frame = frame.astype(float)
+            exact = [name for name in frame.columns if not pd.api.types.is_float_dtype(frame[name])]
+            frame = frame.astype({name: float for name in exact})  # float32 blocks stay float32
             frame.loc[empty, :] = np.nan
         return frame
 
