@@ -1,4 +1,6 @@
-"""skmm and video: one column of clips as two modalities, picture and sound.
+"""
+Video: one column of clips as two modalities, picture and sound
+===============================================================
 
 Run it with ``python examples/video.py`` (needs ``pip install "skmm[video]"``). It works offline
 and takes a minute or so on a laptop CPU. It shows:
