@@ -199,6 +199,8 @@ def main():
         rows.append({"model": name, "accuracy": f"{mean[0]:.3f} ± {std[0]:.3f}",
                      "macro F1": f"{mean[1]:.3f} ± {std[1]:.3f}", "fit s": f"{mean[2]:.1f}"})
         print(rows[-1], file=sys.stderr, flush=True)
+    if not rows:
+        return
     table = pd.DataFrame(rows).set_index("model")
     variant = "noisy (each modality wrong or absent in 30% of rows)" if args.noisy else "clean"
     print(f"\n{args.cv}-fold cross-validation, {len(X)} Debian apps, {variant}")
