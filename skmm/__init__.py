@@ -15,6 +15,7 @@ _LAZY = {
     "AudioMFCC": "encoders",
     "ImageEncoder": "encoders",
     "TextEncoder": "encoders",
+    "VideoEncoder": "encoders",
     "MultimodalClassifier": "classifier",
     "MultimodalFusion": "fusion",
     "infer_modalities": "infer",

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 
 import numpy as np
 
@@ -42,6 +43,9 @@ def is_missing(value):
         return False
 
 
+_HEAP_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def describe_value(value, limit=200):
     """A short, printable description of a row value for error messages.
 
@@ -55,6 +59,7 @@ def describe_value(value, limit=200):
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], np.ndarray):
         return f"<waveform shape={value[0].shape} sr={value[1]!r}>"
     text = repr(os.fspath(value)) if isinstance(value, os.PathLike) else repr(value)
+    text = _HEAP_ADDRESS.sub("", text)  # "<PIL.Image.Image ... at 0x7f...>": no memory layout shown
     if len(text) <= limit:
         return text
     half = (limit - 5) // 2

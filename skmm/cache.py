@@ -68,14 +68,19 @@ class CacheWarning(UserWarning):
     """A cache folder is refused or cannot be written; results are unchanged, only slower."""
 
 
-def _valid(vector, width):
-    """Whether ``vector`` is what an encoder stores: a finite 1-D float32 array of ``width``."""
+def _all_finite(vector):
+    return bool(np.isfinite(vector).all())
+
+
+def _valid(vector, width, usable=None):
+    """Whether ``vector`` is what an encoder stores: a 1-D float32 array of ``width`` that is
+    ``usable`` (by default: all finite; an encoder with an optional block may allow it all NaN)."""
     return (
         isinstance(vector, np.ndarray)
         and vector.dtype == np.float32
         and vector.ndim == 1
         and (width is None or vector.shape[0] == width)
-        and bool(np.isfinite(vector).all())
+        and (usable or _all_finite)(vector)
     )
 
 
@@ -95,7 +100,7 @@ class MemoryCache:
         self._size = 0
         self._lock = threading.Lock()
 
-    def get_many(self, keys, width=None):
+    def get_many(self, keys, width=None, usable=None):
         """The stored vectors of ``keys`` (those found), dropping any not ``width`` long."""
         found = {}
         with self._lock:
@@ -111,14 +116,14 @@ class MemoryCache:
                 found[key] = vector
         return found
 
-    def put_many(self, items):
-        """Store ``{key: vector}``; vectors that are not finite and 1-D are not stored."""
+    def put_many(self, items, usable=None):
+        """Store ``{key: vector}``; vectors that are not 1-D and ``usable`` (finite) are not stored."""
         with self._lock:
             for key, vector in items.items():
                 if key in self._entries:
                     continue
                 vector = np.array(vector, dtype=np.float32)
-                if not _valid(vector, None):
+                if not _valid(vector, None, usable):
                     continue
                 vector.setflags(write=False)
                 self._entries[key] = vector
@@ -163,7 +168,7 @@ class DiskCache:
     def _path(self, key):
         return self.folder / key[:2] / f"{key}.npy"
 
-    def get_many(self, keys, width=None):
+    def get_many(self, keys, width=None, usable=None):
         """The stored vectors of ``keys`` (those found); damaged or wrong entries are dropped."""
         found = {}
         for key in keys:
@@ -174,7 +179,7 @@ class DiskCache:
                 continue
             except (ValueError, OSError, EOFError):
                 vector = None  # damaged from outside (disk full, crash, a copy)
-            if not _valid(vector, width):
+            if not _valid(vector, width, usable):
                 self._drop(path)  # so that it is written again
                 continue
             try:
@@ -190,14 +195,14 @@ class DiskCache:
         except OSError:
             pass
 
-    def put_many(self, items):
+    def put_many(self, items, usable=None):
         """Store ``{key: vector}``, unless the folder cannot be written (then warn once)."""
         for key, vector in items.items():
             if not self._writable:
                 return
             vector = np.asarray(vector, dtype=np.float32)
             path = self._path(key)
-            if path.exists() or not _valid(vector, None):
+            if path.exists() or not _valid(vector, None, usable):
                 continue
             try:
                 self._write(path, vector)
@@ -341,18 +346,18 @@ class _TieredCache:
     def __init__(self, memory, disk):
         self.memory, self.disk = memory, disk
 
-    def get_many(self, keys, width=None):
-        found = self.memory.get_many(keys, width)
+    def get_many(self, keys, width=None, usable=None):
+        found = self.memory.get_many(keys, width, usable)
         missing = [key for key in keys if key not in found]
         if missing:
-            from_disk = self.disk.get_many(missing, width)
-            self.memory.put_many(from_disk)
+            from_disk = self.disk.get_many(missing, width, usable)
+            self.memory.put_many(from_disk, usable)
             found.update(from_disk)
         return found
 
-    def put_many(self, items):
-        self.memory.put_many(items)
-        self.disk.put_many(items)
+    def put_many(self, items, usable=None):
+        self.memory.put_many(items, usable)
+        self.disk.put_many(items, usable)
 
     def exclusive(self, name):
         return self.disk.exclusive(name)
@@ -423,10 +428,11 @@ def default_folder():
 def resolve_cache(cache):
     """Return the store for an encoder's ``cache`` parameter (None when off).
 
-    A store has ``get_many(keys, width=None)``, returning ``{key: vector}`` for
-    the keys found (with ``width``, entries of another width are dropped),
-    ``put_many({key: vector})`` and ``exclusive(name)``, a context manager
-    holding a lock shared with other processes using the same folder.
+    A store has ``get_many(keys, width=None, usable=None)``, returning
+    ``{key: vector}`` for the keys found (entries of another ``width``, or not
+    ``usable`` — by default not all finite — are dropped),
+    ``put_many({key: vector}, usable=None)`` and ``exclusive(name)``, a context
+    manager holding a lock shared with other processes using the same folder.
     """
     if cache is None:
         return None

@@ -8,11 +8,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._threads import torch_threads
 from ._utils import resolve_device
 from .exceptions import InputWarning
 from .fusion import modality_of_columns
@@ -23,7 +24,9 @@ __all__ = ["MultimodalClassifier"]
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 
 #: parameters handed to :class:`skmm.nn.FusionNetwork` unchanged, as skorch's ``module__<name>``
-_MODULE_PARAMS = ("fusion", "shared_dim", "hidden_dims", "dropout", "attention_heads", "modality_dropout")
+_MODULE_PARAMS = (
+    "fusion", "shared_dim", "hidden_dims", "dropout", "attention_heads", "modality_dropout", "unimodal_loss"
+)
 
 
 def _softmax(logits):
@@ -76,6 +79,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     modality_dropout : float, default=0.0
         Probability of dropping each modality of a training row (at least one
         kept), so the model learns to predict when modalities are absent.
+    unimodal_loss : float, default=0.0
+        Weight of the unimodal auxiliary losses: every modality also predicts
+        the class on its own (``fusion="late"``: its own head; otherwise a
+        linear head on its projection), scored on the rows where it is present,
+        and the mean of these losses, times this weight, is added to the loss of
+        the fused prediction. Every modality then learns something useful by
+        itself instead of leaning on the strongest one.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss; ``"balanced"`` is computed from the
         ``y`` of each fit (so it is right inside every cross-validation fold).
@@ -83,9 +93,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Training loss.
     focal_gamma : float, default=2.0
         Focusing parameter of the focal loss.
-    max_epochs : int, default=50
+    max_epochs : int, default=30
         Passes over the training data.
-    lr : float, default=1e-3
+    lr : float, default=2e-3
         Learning rate.
     batch_size : int, default=64
         Rows per training step.
@@ -100,7 +110,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     patience : int, default=5
         Epochs without improvement before stopping.
     validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping.
+        Share of the training data held out (stratified) for early stopping,
+        and for learning how to combine the modalities with ``fusion="late"``
+        (when every class has a row on both sides; else it trains on all rows).
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Extra skorch callbacks for training, next to skmm's own (early
         stopping). Each ``fit`` trains with clones of them, so the objects
@@ -111,11 +123,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         are unchanged.
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available, else CPU.
+    n_threads : int or None, default=1
+        torch CPU threads used by ``fit``, ``predict*`` and ``modality_weights``,
+        set for the call and restored after it (the caller's setting is left as
+        it was). One thread is fastest for these small networks, and much
+        faster on a busy CPU or when scikit-learn runs fits in parallel
+        (``n_jobs``); -1 uses every available CPU, None keeps torch's setting.
     random_state : int, RandomState or None, default=None
         Seed for initialisation, shuffling and dropout; an int gives the same
         model on CPU every time.
-    verbose : int, default=0
-        Print skorch's per-epoch table.
+    verbose : int, default=1
+        0: silent. 1: a progress bar on stderr (epochs, loss, time left) for a
+        fit that lasts more than a second, removed when training ends. 2: also
+        skorch's per-epoch table.
 
     Attributes
     ----------
@@ -169,6 +189,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "attention_heads": [Interval(Integral, 1, None, closed="left")],
         "modality_dropout": [Interval(Real, 0, 1, closed="left")],
+        "unimodal_loss": [Interval(Real, 0, None, closed="left")],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "loss": [StrOptions({"cross_entropy", "focal"})],
         "focal_gamma": [Interval(Real, 0, None, closed="left")],
@@ -183,6 +204,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
         "device": [str],
+        "n_threads": [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -196,11 +218,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.1,
         attention_heads=4,
         modality_dropout=0.0,
+        unimodal_loss=0.0,
         class_weight=None,
         loss="cross_entropy",
         focal_gamma=2.0,
-        max_epochs=50,
-        lr=1e-3,
+        max_epochs=30,
+        lr=2e-3,
         batch_size=64,
         weight_decay=0.0,
         optimizer="adam",
@@ -210,8 +233,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         callbacks=None,
         warm_start=False,
         device="auto",
+        n_threads=1,
         random_state=None,
-        verbose=0,
+        verbose=1,
     ):
         self.fusion = fusion
         self.shared_dim = shared_dim
@@ -219,6 +243,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.attention_heads = attention_heads
         self.modality_dropout = modality_dropout
+        self.unimodal_loss = unimodal_loss
         self.class_weight = class_weight
         self.loss = loss
         self.focal_gamma = focal_gamma
@@ -233,6 +258,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -275,13 +301,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         seed = self._seed()
 
-        if previous == (self.n_features_in_, list(self.classes_)):
-            self.net_.set_params(warm_start=True)  # skorch trains on from the fitted weights
-        else:
-            self.scaler_ = _fit_scaler(X)
-            self.net_ = self._build_net(y_encoded, seed)
-        X = self.scaler_.transform(X)[:, self._column_order]
-        self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
+        with torch_threads(self.n_threads):
+            if previous == (self.n_features_in_, list(self.classes_)):
+                self.net_.set_params(warm_start=True)  # skorch trains on from the fitted weights
+            else:
+                self.scaler_ = _fit_scaler(X)
+                self.net_ = self._build_net(y_encoded, seed)
+            X = _clip(self.scaler_.transform(X))[:, self._column_order]
+            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
         if self.device_.startswith("cuda"):
@@ -303,12 +330,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_validation_split(self, y_encoded):
         """Early stopping holds out a stratified share: it needs a row of every class on each side."""
-        if not self.early_stopping:
-            return
-        n_rows, n_classes = len(y_encoded), len(self.classes_)
-        n_valid = int(np.ceil(self.validation_fraction * n_rows))
-        smallest = int(np.bincount(y_encoded).min())
-        if n_valid < n_classes or n_rows - n_valid < n_classes or smallest < 2:
+        if self.early_stopping and not self._can_hold_out(y_encoded):
+            n_rows, n_classes = len(y_encoded), len(self.classes_)
+            n_valid = int(np.ceil(self.validation_fraction * n_rows))
+            smallest = int(np.bincount(y_encoded).min())
             needed = min(0.5, n_classes / n_rows)
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} of the "
@@ -317,6 +342,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 f"class has {smallest} rows). Raise validation_fraction (to at least {needed:.2f}), "
                 "train on more rows, or set early_stopping=False."
             )
+
+    def _can_hold_out(self, y_encoded):
+        """Whether a stratified share of ``validation_fraction`` has a row of every class on each side."""
+        n_rows, n_classes = len(y_encoded), len(self.classes_)
+        n_valid = int(np.ceil(self.validation_fraction * n_rows))
+        smallest = int(np.bincount(y_encoded).min())
+        return n_valid >= n_classes and n_rows - n_valid >= n_classes and smallest >= 2
 
     def _set_blocks(self, n_features, columns):
         names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
@@ -346,18 +378,21 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         from skorch.callbacks import EarlyStopping
         from skorch.dataset import ValidSplit
 
-        from .nn import FocalLoss, FusionNetwork
+        from .nn import FusionLoss, FusionNetwork
+        from .nn._base import resolve_strategy
+        from .nn._training import FitCombinationWeights, TensorBatches, TrainingProgress
 
         counts = np.bincount(y_encoded, minlength=len(self.classes_))
         class_weight = self._class_weights(y_encoded)
-        criterion = FocalLoss if self.loss == "focal" else torch.nn.CrossEntropyLoss
-        criterion_params = {"criterion__weight": None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)}
-        if self.loss == "focal":
-            criterion_params["criterion__gamma"] = self.focal_gamma
-        callbacks, train_split = [], None
-        if self.early_stopping:
+        callbacks, train_split = [("progress", TrainingProgress(disable=not self.verbose))], None
+        # late fusion learns how to combine its heads on rows they did not train on
+        learns_combination = hasattr(resolve_strategy(self.fusion), "fit_weights") and self._can_hold_out(y_encoded)
+        if self.early_stopping or learns_combination:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+        if self.early_stopping:
             callbacks.append(EarlyStopping(patience=self.patience, load_best=True))
+        if learns_combination:
+            callbacks.append(("combination", FitCombinationWeights()))
         callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
         return NeuralNetClassifier(
             FusionNetwork,
@@ -365,13 +400,18 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             module__block_sizes=self.modality_sizes_,
             module__n_classes=len(self.classes_),
             module__class_log_prior=torch.log(torch.tensor(counts / counts.sum(), dtype=torch.float32)),
-            criterion=criterion,
-            **criterion_params,
+            criterion=FusionLoss,
+            criterion__loss=self.loss,
+            criterion__weight=None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32),
+            criterion__gamma=self.focal_gamma,
+            criterion__unimodal_loss=self.unimodal_loss,
             optimizer=getattr(torch.optim, _OPTIMIZERS[self.optimizer]),
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
+            iterator_train=TensorBatches,
+            iterator_valid=TensorBatches,
             iterator_train__shuffle=True,
             train_split=train_split,
             callbacks=callbacks,
@@ -379,7 +419,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             classes=list(range(len(self.classes_))),
             predict_nonlinearity=_softmax,
             device=self.device_,
-            verbose=self.verbose,
+            verbose=int(self.verbose >= 2),
+            # skorch's epoch table is formatted every epoch even when it is not printed
+            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
         )
 
     def _class_weights(self, y_encoded):
@@ -416,8 +458,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X):
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, dtype=np.float32, ensure_all_finite="allow-nan", reset=False)
-        return self.scaler_.transform(X)[:, self._column_order]
+        # float64 first: a large finite value (1e300) must be clipped, not overflow float32
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        X = self.scaler_.transform(X)
+        far = np.abs(X) > CLIP_STD
+        if far.any():
+            warnings.warn(
+                f"{int(far.any(axis=1).sum())} row(s) have features more than {CLIP_STD:g} standard "
+                "deviations from the training data (first at row "
+                f"{int(np.flatnonzero(far.any(axis=1))[0])}); they are clipped to that range. "
+                "Check those inputs.",
+                InputWarning,
+                stacklevel=3,
+            )
+        return _clip(X)[:, self._column_order]
 
     def _warn_if_nothing_present(self, X):
         present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
@@ -443,7 +497,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """
         X = self._prepare(X)
         self._warn_if_nothing_present(X)
-        proba = self.net_.predict_proba(X).astype(np.float64)
+        with torch_threads(self.n_threads):
+            proba = self.net_.predict_proba(X).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
@@ -495,9 +550,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """
         index = X.index if isinstance(X, pd.DataFrame) else None
         X = self._prepare(X)
-        weights = self._strategy_weights(X)
-        if weights is None:
-            weights = self._ablation_weights(X)
+        with torch_threads(self.n_threads):
+            weights = self._strategy_weights(X)
+            if weights is None:
+                weights = self._ablation_weights(X)
         return pd.DataFrame(weights, columns=self.modalities_, index=index)
 
     def _strategy_weights(self, X):
@@ -539,6 +595,17 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+#: standardised features are clipped to +-CLIP_STD: far beyond any training value (at most one
+#: value in a million lies 1000 standard deviations out), yet small enough that no float32 layer
+#: of the network overflows into inf/NaN probabilities whatever finite number comes in.
+CLIP_STD = 1000.0
+
+
+def _clip(X):
+    """Standardised ``X`` clipped to ``[-CLIP_STD, CLIP_STD]`` (NaN kept), as float32."""
+    return np.clip(X, -CLIP_STD, CLIP_STD).astype(np.float32)
 
 
 def _fit_scaler(X):

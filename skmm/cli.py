@@ -5,6 +5,7 @@
     skmm fit data.csv --target label --cv 5 --out model.skmm
     skmm predict model.skmm new.csv --out predictions.csv
     skmm serve model.skmm --port 8000
+    skmm report model.skmm test.csv --target label --out report.html
     skmm demo
 
 Paths in file columns of a CSV (image, audio, any kind of :mod:`skmm.kinds`
@@ -33,19 +34,69 @@ class CLIError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
+#: the only cells read as missing: empty ones. "NA", "null", "None", "nan" stay texts.
+NA_VALUES = ("",)
+
+
 def _read_csv(path):
+    """The CSV at ``path`` and its folder; a blank line is a row of missing values, kept in place."""
     import pandas as pd
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise CLIError(f"data file not found: {str(path)!r}")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, keep_default_na=False, na_values=list(NA_VALUES),
+                         skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CLIError(f"cannot read {str(path)!r} as CSV: {exc}") from None
     if df.empty:
         raise CLIError(f"{str(path)!r} has no rows.")
     return df, path.resolve().parent
+
+
+def _check_numbers(df, kinds, path):
+    """Numeric columns of ``df`` as floats; a non-number or an infinite value is a CLIError naming it."""
+    import numpy as np
+    import pandas as pd
+
+    df = df.copy()
+    for column, kind in kinds.items():
+        if kind != "numeric" or column not in df.columns:
+            continue
+        numbers = pd.to_numeric(df[column], errors="coerce").astype(float)
+        bad = (numbers.isna() & df[column].notna()) | np.isinf(numbers)
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(df.index[position])  # read_csv numbers the data rows from 0
+            raise CLIError(
+                f"{path}: column {column!r}, data row {row + 1} (line {row + 2}): "
+                f"{str(df[column].iloc[position])[:60]!r} is not a finite number; the column is "
+                "numeric (fix the value, or leave the cell empty for a missing value)."
+            )
+        df[column] = numbers
+    return df
+
+
+def _whole_numbers_as_int(labels):
+    """Float labels that are all whole numbers (integers read with a blank cell) as int64."""
+    import numpy as np
+
+    if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels == labels.round()).all():
+        return labels.astype(np.int64)
+    return labels
+
+
+def _set_on_error(estimator, policy):
+    """Set ``on_error`` of every encoder inside ``estimator`` (a fitted pipeline too)."""
+    from .infer import estimators_inside
+
+    if policy is None:
+        return estimator
+    for inner in estimators_inside(estimator):
+        if "on_error" in inner.get_params(deep=False):
+            inner.set_params(on_error=policy)
+    return estimator
 
 
 def _parse_overrides(items):
@@ -72,19 +123,63 @@ def _fmt(scores):
     return f"{scores.mean():.3f} ± {scores.std():.3f}"
 
 
+class _Interrupted(Exception):
+    """Training was interrupted by a signal; nothing was saved."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt, remembering that one came.
+
+    skorch catches a KeyboardInterrupt during training and returns as if
+    training had ended; :meth:`check` raises :class:`_Interrupted` afterwards,
+    so an interrupted fit never saves an under-trained model. A signal while the
+    model is being saved raises inside :func:`skmm.save`, which removes its
+    temporary file and leaves any existing model untouched.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = self.received or signum
+        raise KeyboardInterrupt
+
+    def check(self):
+        if self.received is not None:
+            raise _Interrupted(self.received)
+
+    def __exit__(self, *exc_info):
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if exc_info[0] is KeyboardInterrupt:
+            raise _Interrupted(self.received or signal.SIGINT) from None
+        return False
+
+
 # --------------------------------------------------------------------------- commands
 
 
 def _cmd_fit(args):
-    import warnings
-
-    import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.pipeline import Pipeline
 
     from .classifier import MultimodalClassifier
     from .infer import column_kinds, fusion_from_kinds, resolve_paths
-    from .persistence import save
 
     df, base_dir = _read_csv(args.data)
     if args.target not in df.columns:
@@ -94,18 +189,35 @@ def _cmd_fit(args):
     missing_target = df[args.target].isna()
     if missing_target.any():
         print(f"Dropping {int(missing_target.sum())} rows without a target.", file=sys.stderr)
-        df = df.loc[~missing_target].reset_index(drop=True)
+        df = df.loc[~missing_target]  # the index keeps each row's place in the file
+        df[args.target] = _whole_numbers_as_int(df[args.target])
+    if df.empty:
+        raise CLIError(f"{args.data}: no row has a value in the target column {args.target!r}.")
     overrides = _parse_overrides(args.override)
     kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
     _print_kinds(kinds, args.target, sys.stdout)
-    fusion = fusion_from_kinds(kinds)  # the overrides are kind names, already in kinds
-    X = resolve_paths(df.drop(columns=args.target), kinds, base_dir)
+    fusion = _set_on_error(fusion_from_kinds(kinds), args.on_error)  # overrides are in kinds
+    X = _check_numbers(df.drop(columns=args.target), kinds, args.data)
+    X = resolve_paths(X, kinds, base_dir)
     y = df[args.target]
     classifier = MultimodalClassifier(
         fusion=args.fusion, device=args.device, random_state=args.random_state,
         **({"max_epochs": args.max_epochs} if args.max_epochs is not None else {}),
     )
     pipeline = Pipeline([("fusion", fusion), ("clf", classifier)])
+
+    with _Signals() as signals:
+        return _fit_and_save(args, pipeline, X, y, kinds, signals)
+
+
+def _fit_and_save(args, pipeline, X, y, kinds, signals):
+    """Cross-validate and fit ``pipeline``, then save it, unless a signal came meanwhile."""
+    import warnings
+
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from .persistence import save
 
     if args.cv is not None:
         smallest = int(y.value_counts().min())
@@ -120,13 +232,50 @@ def _cmd_fit(args):
             scores = cross_validate(
                 pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"), error_score="raise"
             )
+        signals.check()
         print(
             f"Cross-validated ({args.cv}-fold) accuracy: {_fmt(np.asarray(scores['test_accuracy']))}, "
             f"macro F1: {_fmt(np.asarray(scores['test_f1_macro']))}"
         )
     pipeline.fit(X, y)
+    signals.check()
     out = save(pipeline, args.out, kinds={c: k for c, k in kinds.items() if k != "drop"})
     print(f"Model fitted on {len(X)} rows, classes {list(pipeline.classes_)}; saved to {out}")
+    if args.report is not None:
+        from sklearn.base import clone
+
+        from .report import write_report
+
+        # scored on a stratified hold-out by a clone of the pipeline (the encodings are cached)
+        page = write_report(clone(pipeline), X, y, args.report, random_state=args.random_state)
+        print(f"Report written to {page}")
+    return 0
+
+
+def _cmd_report(args):
+    from .infer import resolve_paths
+    from .persistence import load
+    from .report import write_report
+
+    pipeline, metadata = load(args.model, trusted=args.trust, return_metadata=True)
+    _set_on_error(pipeline, args.on_error)
+    df, base_dir = _read_csv(args.data)
+    if args.target not in df.columns:
+        raise CLIError(
+            f"--target {args.target!r} is not a column of {args.data}; columns: {list(df.columns)}."
+        )
+    df = df.loc[df[args.target].notna()]
+    columns = metadata["input_columns"]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CLIError(
+            f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
+        )
+    X = _check_numbers(df[columns], metadata["kinds"], args.data)
+    X = resolve_paths(X, metadata["kinds"], base_dir)
+    y = _whole_numbers_as_int(df[args.target])
+    page = write_report(pipeline, X, y, args.out, random_state=args.random_state)
+    print(f"Report on {len(X)} rows written to {page}")
     return 0
 
 
@@ -137,7 +286,8 @@ def _cmd_predict(args):
     from .infer import resolve_paths
     from .persistence import load
 
-    pipeline, metadata = load(args.model, return_metadata=True)
+    pipeline, metadata = load(args.model, trusted=args.trust, return_metadata=True)
+    _set_on_error(pipeline, args.on_error)
     df, base_dir = _read_csv(args.data)
     columns = metadata["input_columns"]
     missing = [c for c in columns if c not in df.columns]
@@ -145,10 +295,17 @@ def _cmd_predict(args):
         raise CLIError(
             f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
         )
-    X = resolve_paths(df[columns], metadata["kinds"], base_dir)
+    X = _check_numbers(df[columns], metadata["kinds"], args.data)
+    X = resolve_paths(X, metadata["kinds"], base_dir)
     output = pd.DataFrame(index=df.index)
     if hasattr(pipeline, "predict_proba"):
-        probabilities = np.asarray(pipeline.predict_proba(X))
+        probabilities = np.asarray(pipeline.predict_proba(X), dtype=float)
+        bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+        if len(bad):  # never an empty or made-up row (the skmm classifier cannot give these)
+            raise CLIError(
+                f"the model gave no finite probabilities for data row {bad[0] + 1}; check its "
+                "values for numbers far out of the training range."
+            )
         classes = np.asarray(pipeline.classes_)
         output["prediction"] = classes[probabilities.argmax(axis=1)]
         for number, label in enumerate(classes):
@@ -170,10 +327,15 @@ def _cmd_serve(args):
         raise CLIError(f"--threads {args.threads}: expected at least 1.")
     if args.max_body_mb <= 0:
         raise CLIError(f"--max-body-mb {args.max_body_mb}: expected a positive size.")
+    for option in ("max_rows", "max_text_chars", "connection_limit", "channel_timeout"):
+        if getattr(args, option) < 1:
+            raise CLIError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected at least 1.")
     try:
         serve(
             args.model, host=args.host, port=args.port, threads=args.threads,
-            max_body_bytes=int(args.max_body_mb * 1024**2),
+            max_body_bytes=int(args.max_body_mb * 1024**2), max_rows=args.max_rows,
+            max_text_chars=args.max_text_chars, connection_limit=args.connection_limit,
+            channel_timeout=args.channel_timeout, trusted=args.trust,
         )
     except KeyboardInterrupt:
         return 130
@@ -197,6 +359,28 @@ def _cmd_demo(args):
 # --------------------------------------------------------------------------- parser
 
 
+ON_ERROR_HELP = (
+    "what an unreadable file or text does: 'raise' stops with an error naming the row "
+    "(the default), 'missing' treats it as a missing value and warns"
+)
+#: what --trust means, said where it is offered
+TRUST_HELP = (
+    "load the model file even if it holds types outside skmm's allow-list: such a file may "
+    "run code when loaded, so use this only for files you wrote or trust"
+)
+#: the server's limits (skmm.serve's defaults, repeated so that --help does not import Flask)
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_TEXT_CHARS = 100_000
+DEFAULT_CONNECTION_LIMIT = 1000
+DEFAULT_CHANNEL_TIMEOUT = 30
+
+
+def _version():
+    from ._version import __version__
+
+    return __version__
+
+
 def build_parser():
     """The argument parser of the ``skmm`` command."""
     from .nn import FUSIONS
@@ -205,6 +389,7 @@ def build_parser():
         prog="skmm",
         description="Multimodal classification (images, text, audio, tabular) from a CSV file.",
     )
+    parser.add_argument("--version", action="version", version=f"skmm {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     fit = commands.add_parser(
@@ -225,9 +410,32 @@ def build_parser():
     fit.add_argument("--override", action="append", metavar="COL=KIND",
                      help=f"force a column's kind ({', '.join(kind_names())}); repeatable")
     fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    fit.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
     fit.add_argument("--random-state", type=int, default=0, metavar="SEED",
                      help="seed for the folds and the network (default: 0)")
+    fit.add_argument("--report", metavar="REPORT.html",
+                     help="also write an HTML report (scores on a held-out share, confusion matrix, "
+                     "modality importance, training curve, worst rows); needs the plot extra")
     fit.set_defaults(handler=_cmd_fit)
+
+    report = commands.add_parser(
+        "report", help="write an HTML report of a saved model on labelled data",
+        description="Score a saved model on the rows of a labelled CSV (data it was not trained "
+        "on) and write one self-contained HTML page: accuracy and per-class recall and F1, the "
+        "confusion matrix, modality importance, the training curve and the worst misclassified "
+        "rows as they are (images, texts, audio players). Needs the plot extra: "
+        'pip install "skmm[plot]".',
+    )
+    report.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
+    report.add_argument("data", metavar="DATA.csv", help="labelled rows to evaluate")
+    report.add_argument("--target", required=True, metavar="COL", help="the column with the labels")
+    report.add_argument("--out", default="report.html", metavar="FILE",
+                        help="where to write the page (default: report.html)")
+    report.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    report.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
+    report.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                        help="seed of the permutations (default: 0)")
+    report.set_defaults(handler=_cmd_report)
 
     predict = commands.add_parser(
         "predict", help="predict the rows of a CSV with a saved model",
@@ -237,6 +445,9 @@ def build_parser():
     predict.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
     predict.add_argument("data", metavar="DATA.csv", help="rows to predict")
     predict.add_argument("--out", metavar="FILE", help="output CSV (default: standard output)")
+    predict.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    predict.add_argument("--on-error", choices=("raise", "missing"), default=None,
+                         help=ON_ERROR_HELP)
     predict.set_defaults(handler=_cmd_predict)
 
     serve = commands.add_parser(
@@ -251,6 +462,17 @@ def build_parser():
                        help="requests served concurrently (default: 4)")
     serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
                        help="largest request body in MiB (default: 32)")
+    serve.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
+                       help=f"most rows per request (default: {DEFAULT_MAX_ROWS})")
+    serve.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, metavar="N",
+                       help=f"longest text value in characters (default: {DEFAULT_MAX_TEXT_CHARS})")
+    serve.add_argument("--connection-limit", type=int, default=DEFAULT_CONNECTION_LIMIT, metavar="N",
+                       help="open connections kept, idle ones included (default: "
+                       f"{DEFAULT_CONNECTION_LIMIT})")
+    serve.add_argument("--channel-timeout", type=int, default=DEFAULT_CHANNEL_TIMEOUT, metavar="S",
+                       help="seconds before an inactive connection is closed (default: "
+                       f"{DEFAULT_CHANNEL_TIMEOUT})")
+    serve.add_argument("--trust", action="store_true", help=TRUST_HELP)
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser(
@@ -284,10 +506,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except _Interrupted as exc:
+        print(f"skmm {args.command}: interrupted; nothing was saved.", file=sys.stderr)
+        return 128 + int(exc.signum)
     except (CLIError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("SKMM_DEBUG"):
             raise
-        print(f"skmm {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if "on_error='missing'" in message:
+            message += " (on the command line: --on-error missing)"
+        print(f"skmm {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -136,6 +136,7 @@ _NUMBER_SCALE = 2.0
         "missing_rate": [Interval(Real, 0, 1, closed="both")],
         "noise": [Interval(Real, 0, 1, closed="both")],
         "random_state": ["random_state"],
+        "video": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -147,6 +148,7 @@ def make_multimodal_classification(
     missing_rate=0.0,
     noise=0.5,
     random_state=None,
+    video=False,
 ):
     """Make a synthetic multimodal classification dataset backed by real files.
 
@@ -200,12 +202,24 @@ def make_multimodal_classification(
         predictor, 1 makes the task impossible.
     random_state : int, RandomState instance or None, default=None
         Seed of everything drawn. Pass an int for reproducible output.
+    video : bool, default=False
+        Add a ``video`` column: paths of tiny MP4 clips (32x32, 12 frames at
+        8 fps, H.264, written with PyAV: ``pip install "skmm[video]"``) in
+        ``videos/``. A cue is a square in the class colour moving in the
+        class's direction (cat: right, dog: down, bird: left, ...) over a grey
+        background; a clip without cue shows a grey square wandering at
+        random. Three clips in four carry a sound track (1 s, the ``audio``
+        column's kind of sound: the class's when the clip shows the cue,
+        noise otherwise); the others are silent. The other columns are the
+        same as without ``video`` (missing values of ``video`` are drawn
+        apart).
 
     Returns
     -------
-    X : pandas DataFrame of shape (n_samples, 4)
+    X : pandas DataFrame of shape (n_samples, 4), or (n_samples, 5) with ``video``
         Columns ``image`` (absolute PNG path, str), ``text`` (str),
-        ``audio`` (absolute WAV path, str) and ``number`` (float).
+        ``audio`` (absolute WAV path, str), ``number`` (float) and with
+        ``video=True`` ``video`` (absolute MP4 path, str).
     y : pandas Series of shape (n_samples,)
         The string labels, named ``"label"``.
 
@@ -274,6 +288,11 @@ def make_multimodal_classification(
     )
     if missing_rate > 0:
         _blank(X, missing_rate, missing_rng)
+    if video:
+        X["video"] = _write_videos(directory, y_index, classes, noise, seed, width)
+        if missing_rate > 0:
+            video_missing_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(9)[8])
+            _blank(X[["video"]], missing_rate, video_missing_rng, target=X)
     y = pd.Series([classes[k]["label"] for k in y_index], name="label", dtype=object)
     return X, y
 
@@ -417,8 +436,12 @@ def _number(k, n_classes, rng):
 # --------------------------------------------------------------------------- missing values
 
 
-def _blank(X, missing_rate, rng):
-    """Blank ``round(missing_rate * n)`` values per column, sparing fully empty rows if possible."""
+def _blank(X, missing_rate, rng, target=None):
+    """Blank ``round(missing_rate * n)`` values per column, sparing fully empty rows if possible.
+
+    The columns of ``X`` are blanked in ``target`` (``X`` itself by default).
+    """
+    target = X if target is None else target
     n = len(X)
     count = int(round(missing_rate * n))
     missing = np.zeros((n, X.shape[1]), dtype=bool)
@@ -430,6 +453,100 @@ def _blank(X, missing_rate, rng):
         missing[rng.choice(candidates, size=count, replace=False), j] = True
     for j, column in enumerate(X.columns):
         if X[column].dtype == object:
-            X.loc[missing[:, j], column] = None
+            target.loc[missing[:, j], column] = None
         else:
-            X.loc[missing[:, j], column] = np.nan
+            target.loc[missing[:, j], column] = np.nan
+
+
+# --------------------------------------------------------------------------- video
+
+VIDEO_SIZE = 32
+VIDEO_FRAMES = 12
+VIDEO_FPS = 8
+#: unit steps of the moving square, one per class (right, down, left, up, and the diagonals)
+_DIRECTIONS = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1)]
+
+
+def _write_videos(directory, y_index, classes, noise, seed, width):
+    """Write one clip per row to ``directory / "videos"``; their absolute paths as a Series."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(8)[7])
+    folder = directory / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, k in enumerate(y_index):
+        shows_cue = rng.random() >= noise
+        frames = _moving_square(classes[k] if shows_cue else None, k, rng)
+        sound = None
+        if rng.random() < 0.75:
+            sound = _sound(k if shows_cue else None, rng)[: SAMPLE_RATE * VIDEO_FRAMES // VIDEO_FPS]
+        path = folder / f"video_{i:0{width}d}.mp4"
+        _write_clip(path, frames, VIDEO_FPS, sound=sound, sr=SAMPLE_RATE)
+        paths.append(str(path))
+    return pd.Series(paths, dtype=object)
+
+
+def _moving_square(cls, k, rng):
+    """Frames ``(T, H, W, 3)``: a square in the class colour moving the class's way, or a grey one wandering."""
+    size, side = VIDEO_SIZE, VIDEO_SIZE // 4
+    frames = np.empty((VIDEO_FRAMES, size, size, 3), dtype=np.uint8)
+    frames[:] = np.clip(rng.uniform(150, 220) + rng.uniform(-10, 10, size=3), 0, 255).astype(np.uint8)
+    if cls is None:
+        colour = np.full(3, int(rng.uniform(70, 130)))
+        steps = rng.integers(-2, 3, size=(VIDEO_FRAMES, 2))
+    else:
+        colour = np.clip(np.array(cls["colour"]) + rng.integers(-20, 21, size=3), 0, 255)
+        steps = np.tile(np.array(_DIRECTIONS[k]) * 2, (VIDEO_FRAMES, 1))
+    position = rng.integers(side, size - 2 * side, size=2) - steps.sum(0) // 2
+    for frame, step in zip(frames, steps):
+        position = np.clip(position + step, 0, size - side)
+        x, y = position
+        frame[y : y + side, x : x + side] = colour
+    return frames
+
+
+def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="mp4", codec="libx264",
+                keyframe_interval=None, rotation=None, bit_rate=None):
+    """Encode RGB ``frames`` ``(T, H, W, 3)`` (and a mono ``sound`` at ``sr`` Hz) into a video file.
+
+    ``target`` is a path or a writable binary file. ``container`` / ``codec``:
+    ``"mp4"`` / ``"libx264"`` (AAC sound), ``"webm"`` / ``"libvpx-vp9"`` (Opus
+    sound at 48 kHz), ``"avi"`` / ``"mpeg4"``; ``rotation`` (degrees,
+    counter-clockwise) is written as a display matrix; ``bit_rate`` (bits per
+    second) sets the quality of codecs without a constant-quality default.
+    """
+    from .io import _import_av
+
+    av = _import_av()
+    frames = np.asarray(frames, dtype=np.uint8)
+    options = {"threads": "1"}  # encoder threads make the bytes differ from run to run
+    if keyframe_interval is not None:
+        options["g"] = str(keyframe_interval)
+    with av.open(str(target) if isinstance(target, (str, os.PathLike)) else target, "w",
+                 format=container) as output:
+        stream = output.add_stream(codec, rate=fps, options=options)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if sound is not None:
+            audio_codec, audio_sr = ("libopus", 48000) if container == "webm" else ("aac", sr)
+            audio = output.add_stream(audio_codec, rate=audio_sr)
+        for picture in frames:
+            # converted here, not by the encoder: PyAV's implicit conversion is not reproducible
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+        if sound is not None:
+            wave = np.asarray(sound, dtype=np.float32)
+            if audio_sr != sr:
+                import librosa
+
+                wave = librosa.resample(wave, orig_sr=sr, target_sr=audio_sr)
+            chunk = av.AudioFrame.from_ndarray(np.clip(wave, -1, 1)[None], format="fltp", layout="mono")
+            chunk.sample_rate = audio_sr
+            for packet in [*audio.encode(chunk), *audio.encode()]:
+                output.mux(packet)

@@ -11,7 +11,6 @@ The ``skmm demo`` command calls it.
 import os
 import sys
 import time
-from contextlib import contextmanager
 from numbers import Integral
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, validate_params
+
+from ._threads import torch_threads
 
 __all__ = ["run_demo", "demo_pipelines"]
 
@@ -194,7 +195,7 @@ def run_demo(
     for number, (setup, pipeline) in enumerate(pipelines.items(), start=1):
         say(f"[{number}/{len(pipelines)}] cross-validating {setup} ...")
         tic = time.perf_counter()
-        with _one_torch_thread():
+        with torch_threads(1):
             scores = cross_validate(pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"))
         rows[setup] = {
             "accuracy_mean": float(np.mean(scores["test_accuracy"])),
@@ -214,7 +215,7 @@ def run_demo(
     say()
 
     say(f"Fitting the {FULL_SETUP} pipeline on all {len(X)} rows ...")
-    with _one_torch_thread():
+    with torch_threads(1):
         model = clone(pipelines[FULL_SETUP]).fit(X, y)
     model_path = save(model, output_dir / MODEL_NAME)
     seconds = time.perf_counter() - start
@@ -292,16 +293,3 @@ def _encode_once(pipeline, X, say):
         tic = time.perf_counter()
         clone(transformer).fit_transform(X[columns])
         say(f"  done in {time.perf_counter() - tic:.1f} s")
-
-
-@contextmanager
-def _one_torch_thread():
-    """Train on one CPU thread: small networks train faster so, much faster on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

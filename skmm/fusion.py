@@ -311,8 +311,37 @@ class MultimodalFusion(ColumnTransformer):
             output = pd.DataFrame(np.asarray(output), columns=self.get_feature_names_out())
         if isinstance(output, pd.DataFrame) and isinstance(X, pd.DataFrame):
             output.index = X.index
+            output = self._empty_rows_absent(output, X)
         _LAST_OUTPUT.value = (output.shape[0], tuple(dict.fromkeys(modality_of_columns(output.columns))))
         return output
+
+    def _empty_rows_absent(self, frame, X):
+        """Rows whose every input value is missing: NaN in every modality, so nothing is made up.
+
+        Imputers and one-hot encoders would turn such a row into ordinary-looking
+        features; as NaN, :class:`~skmm.MultimodalClassifier` sees every modality
+        absent and answers the class prior, with a warning.
+        """
+        from ._utils import is_missing
+
+        if not isinstance(X, pd.DataFrame):
+            return frame
+        columns = []
+        for _, transformer, names in self.transformers_:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            names = _as_list(names)
+            if not all(isinstance(name, str) and name in X.columns for name in names):
+                return frame  # columns given by position, mask or callable: left as they are
+            columns.extend(names)
+        if not columns:
+            return frame
+        empty = X[list(dict.fromkeys(columns))].map(is_missing).all(axis=1).to_numpy()
+        if empty.any():
+            exact = [name for name in frame.columns if not pd.api.types.is_float_dtype(frame[name])]
+            frame = frame.astype({name: float for name in exact})  # float32 blocks stay float32
+            frame.loc[empty, :] = np.nan
+        return frame
 
 
 def _as_list(columns):

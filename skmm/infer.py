@@ -28,6 +28,7 @@ __all__ = [
     "fusion_from_kinds",
     "infer_modalities",
     "kind_of_transformer",
+    "kinds_reached",
 ]
 
 #: at most this many distinct values make a categorical column (unless they read like sentences)
@@ -124,7 +125,9 @@ def _fail(column, found, way_out=None):
     raise InferenceError(f"cannot tell what column {column!r} holds: {found}; {way_out}.")
 
 
-def _kind_of_strings(column, values, n_rows, base_dir):
+def _kind_of_strings(column, values, n_rows, base_dir, n_unique):
+    """The kind of a column of strings from a sample of its ``values``; ``n_unique`` counts the
+    distinct values of the whole column (a sample of 50 cannot tell an identifier)."""
     suffixes = [
         Path(v.strip()).suffix.lower() if len(v) < 4096 and "\n" not in v else "" for v in values
     ]
@@ -154,7 +157,6 @@ def _kind_of_strings(column, values, n_rows, base_dir):
             return kind
 
     distinct = pd.unique(pd.Series(values, dtype=object))
-    n_unique = len(distinct)
     words = np.mean([len(str(v).split()) for v in distinct])
     unique_ratio = n_unique / max(n_rows, 1)
     sentences = words >= 5 or (words >= 3 and unique_ratio > 0.5)
@@ -197,9 +199,11 @@ def _kind_of_column(column, series, base_dir):
     values = [v for v in series.tolist() if not is_missing(v)]
     if not values:
         _fail(column, "every value is missing", f"drop it with overrides={{{column!r}: 'drop'}}")
-    values = _sample(values, SAMPLE_SIZE)
-    if all(isinstance(v, str) for v in values):
-        return _kind_of_strings(column, values, len(series), base_dir)
+    sample = _sample(values, SAMPLE_SIZE)
+    if all(isinstance(v, str) for v in sample):
+        n_unique = len(set(values)) if all(isinstance(v, str) for v in values) else len(sample)
+        return _kind_of_strings(column, sample, len(series), base_dir, n_unique)
+    values = sample
     if all(isinstance(v, (bytes, bytearray, memoryview)) for v in values):
         sniffed = [sniff_bytes(v) for v in values]
         kind = _same_kind(sniffed)
@@ -232,8 +236,12 @@ def kind_of_transformer(transformer):
     ``TextEncoder`` → ``"text"``), and so may any transformer made for a
     registered kind; scikit-learn's text vectorizers are ``"text"``,
     ``OneHotEncoder``/``OrdinalEncoder`` ``"categorical"``, scalers
-    ``"numeric"``. A :class:`~sklearn.pipeline.Pipeline` is judged by its first
-    step, ``"drop"`` is ``"drop"``.
+    ``"numeric"``. A column reaching an encoder of a kind that holds files
+    (``"image"``, ``"audio"``, see :mod:`skmm.kinds`) anywhere inside the
+    transformer (a ``FeatureUnion`` of encoders, a ``Pipeline`` step, a nested
+    parameter: see :func:`kinds_reached`) is of that kind. Otherwise a
+    :class:`~sklearn.pipeline.Pipeline` is judged by its first step;
+    ``"drop"`` is ``"drop"``.
 
     Examples
     --------
@@ -253,6 +261,9 @@ def kind_of_transformer(transformer):
 
     if isinstance(transformer, str):
         return "drop" if transformer == "drop" else None
+    file_kinds = [kind for kind in kinds_reached(transformer) if _holds_files(kind)]
+    if file_kinds:  # whatever wraps it, a column some encoder reads as files holds files
+        return file_kinds[0]
     if isinstance(transformer, Pipeline) and transformer.steps:
         return kind_of_transformer(transformer.steps[0][1])
     declared = getattr(type(transformer), "_kind", None)
@@ -269,6 +280,79 @@ def kind_of_transformer(transformer):
     if isinstance(transformer, SimpleImputer) and transformer.strategy in ("mean", "median"):
         return "numeric"
     return None
+
+
+def _holds_files(kind):
+    entry = COLUMN_KINDS.get(kind)
+    return entry is not None and (entry.reads_files or entry.check_upload is not None)
+
+
+def _parts(estimator):
+    """The estimators directly inside ``estimator``: its parameters and fitted sub-estimators."""
+    parts = []
+    if hasattr(estimator, "get_params"):
+        try:
+            parts.extend(estimator.get_params(deep=False).values())
+        except Exception:  # noqa: BLE001 - an odd estimator is walked by its attributes below
+            pass
+    for name in ("steps", "transformer_list", "transformers", "transformers_", "estimators",
+                 "estimators_", "named_steps"):
+        parts.append(getattr(estimator, name, None))
+    return parts
+
+
+def kinds_reached(transformer):
+    """Every registered kind declared by an estimator that ``transformer`` contains or is.
+
+    Walks whole estimator trees: :class:`~sklearn.pipeline.Pipeline` steps,
+    :class:`~sklearn.pipeline.FeatureUnion` and ``ColumnTransformer`` members
+    (fitted or not), and estimators held in parameters, however deep. An
+    estimator declares a kind with the class attribute ``_kind``.
+
+    Parameters
+    ----------
+    transformer : estimator, str or None
+
+    Returns
+    -------
+    kinds : list of str
+        The registered kinds found, each once, in the order met.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import FeatureUnion
+    >>> from skmm import ImageEncoder
+    >>> from skmm.infer import kinds_reached
+    >>> kinds_reached(FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))]))
+    ['image']
+    """
+    found = []
+    for item in estimators_inside(transformer):
+        declared = getattr(type(item), "_kind", None)
+        if isinstance(declared, str) and declared in COLUMN_KINDS and declared not in found:
+            found.append(declared)
+    return found
+
+
+def estimators_inside(transformer):
+    """``transformer`` and every estimator inside it, fitted copies included, each once."""
+    seen, todo = set(), [transformer]
+    while todo:
+        item = todo.pop()
+        if item is None or isinstance(item, (str, bytes, int, float, bool)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            todo.extend(reversed(list(item.values())))
+            continue
+        if isinstance(item, (list, tuple)):
+            todo.extend(reversed(item))
+            continue
+        if isinstance(item, type):
+            continue
+        if hasattr(item, "get_params") or hasattr(item, "steps"):
+            yield item
+            todo.extend(reversed(_parts(item)))
 
 
 def default_transformer(kind):

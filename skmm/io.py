@@ -19,6 +19,8 @@ file of that kind (reading only the header), and ``is_*_value(value)`` says
 whether an in-memory Python value holds that kind of media.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import os
@@ -43,8 +45,30 @@ __all__ = [
 
 _WHITE = (255, 255, 255, 255)
 
+#: set while paths must not be opened (the server predicting a request)
+_PATHS_REFUSED = contextvars.ContextVar("skmm_paths_refused", default=False)
+
+
+@contextlib.contextmanager
+def paths_refused():
+    """Within this block, reading an image or audio *path* fails instead of opening the file.
+
+    The server predicts every request inside it, so that no value of a request
+    can make it open a file of its own, whatever the pipeline looks like.
+    """
+    token = _PATHS_REFUSED.set(True)
+    try:
+        yield
+    finally:
+        _PATHS_REFUSED.reset(token)
+
 
 def _read_file(path, kind):
+    if _PATHS_REFUSED.get():
+        raise ValueError(
+            f"a path was given where {kind} file's bytes were expected; this server never "
+            "opens paths: send the file itself"
+        )
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
         raise ValueError(f"file not found: '{path}'")
@@ -95,7 +119,9 @@ def read_image_source(value):
 
 
 def decode_image(raw, *, max_pixels=None, draft_size=None):
-    """Decode ``raw`` (bytes, PIL image or array) into an RGB PIL image.
+    """Decode ``raw`` (bytes, PIL image or array) into an upright RGB PIL image.
+
+    An EXIF orientation tag (a phone photo stored rotated) is applied.
 
     Parameters
     ----------
@@ -109,10 +135,12 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
     from PIL import Image
 
     if isinstance(raw, np.ndarray):
-        return _array_to_image(raw)
+        image = _array_to_image(raw)
+        _check_pixels(image.size, None)
+        return image
     if isinstance(raw, Image.Image):
         _check_pixels(raw.size, max_pixels)
-        return _to_rgb(raw)
+        return _to_rgb(_upright(raw))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -131,11 +159,32 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         if draft_size and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
         image.load()
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
     except _PILLOW_ERRORS as exc:
         raise ValueError(
             f"not a readable image: corrupt or truncated {image.format} data ({_reason(exc)})"
         ) from None
-    return _to_rgb(image)
+    try:
+        return _to_rgb(_upright(image))
+    except MemoryError:
+        raise ValueError(_too_big(image)) from None
+
+
+def _upright(image):
+    """``image`` turned as its EXIF orientation tag says (phone photos are stored rotated)."""
+    from PIL import ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like
+            return ImageOps.exif_transpose(image)
+    except _PILLOW_ERRORS:  # a damaged EXIF block: the pixels are still good
+        return image
+
+
+def _too_big(image):
+    return f"image of {image.size[0]}x{image.size[1]} pixels does not fit in memory"
 
 
 #: what Pillow's decoders raise on malformed data (besides UnidentifiedImageError)
@@ -149,10 +198,19 @@ def _reason(exc):
     return str(exc) or type(exc).__name__
 
 
+#: images longer than this many times their width (or wider than their height) are refused
+MAX_ASPECT_RATIO = 100
+
+
 def _check_pixels(size, max_pixels):
     width, height = size
     if width < 1 or height < 1:
         raise ValueError(f"image is empty ({width}x{height} pixels)")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ValueError(
+            f"image is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT_RATIO}:1; "
+            "crop it to the region of interest first"
+        )
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(
             f"image is {width}x{height} = {width * height:,} pixels, over "
@@ -240,7 +298,8 @@ def check_image_header(data):
 
     Only the header is parsed (no pixels are decoded); an image claiming far
     more pixels than Pillow's ``MAX_IMAGE_PIXELS`` is refused as a
-    decompression bomb.
+    decompression bomb, one more than :data:`MAX_ASPECT_RATIO` times longer
+    than wide (or wider than high) as an absurd shape.
 
     Parameters
     ----------
@@ -258,16 +317,17 @@ def check_image_header(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image.size  # noqa: B018 - the header was parsed
+                size = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
+    _check_pixels(size, None)
 
 
 def is_image_value(value):
-    """Whether ``value`` is an image held in memory: a PIL image or a numpy array."""
+    """Whether ``value`` is an image held in memory: a PIL image or an array (H, W) or (H, W, 1|3|4)."""
     if isinstance(value, np.ndarray):
-        return True
+        return value.ndim == 2 or (value.ndim == 3 and value.shape[-1] in (1, 3, 4))
     from PIL import Image
 
     return isinstance(value, Image.Image)
@@ -436,3 +496,448 @@ def is_audio_value(value):
         and isinstance(value[0], np.ndarray)
         and isinstance(value[1], (int, np.integer))
     )
+
+
+# --------------------------------------------------------------------------- video (PyAV)
+
+__all__ += [
+    "read_video_source",
+    "decode_video_frames",
+    "decode_video_audio",
+    "sample_times",
+    "looks_like_video",
+    "check_video_header",
+    "is_video_value",
+]
+
+#: a clip claiming to last longer than this (about 11.6 days) has a corrupt or hostile header
+MAX_VIDEO_SECONDS = 1e6
+#: ISO-BMFF brands that are still images (HEIF/AVIF) or sound (M4A/M4B), not video
+_NOT_VIDEO_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis",
+                     b"M4A ", b"M4B ", b"M4P ")
+#: FFmpeg demuxers of still images (besides the "<codec>_pipe" ones): images, not video
+_IMAGE_DEMUXERS = ("image2", "gif", "apng", "ico")
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as exc:
+        raise ImportError(
+            "reading video needs PyAV (the 'av' package, which ships its own FFmpeg): "
+            'pip install "skmm[video]"'
+        ) from exc
+    return av
+
+
+def read_video_source(value):
+    """Return ``(content, raw)`` for one clip: a path, the file's bytes, or frames ``(T, H, W, 3)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.io import read_video_source
+    >>> content, raw = read_video_source(np.zeros((2, 4, 4, 3), dtype=np.uint8))
+    >>> content[:6], raw.shape
+    (b'array:', (2, 4, 4, 3))
+    """
+    if isinstance(value, (str, os.PathLike)):
+        path = _read_file(value, "a video")
+        return _file_digest(path), path
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return data, data
+    if isinstance(value, np.ndarray):
+        if not is_video_value(value):
+            raise ValueError(
+                f"expected video frames as an array of shape (T, H, W, 3), got shape {value.shape}"
+            )
+        return _array_content(value), value
+    raise TypeError(
+        f"expected a video as a file path, bytes or an array (T, H, W, 3), got {type(value).__name__}"
+    )
+
+
+def _open_video(raw, av):
+    """Open ``raw`` (path or bytes) with PyAV; ``ValueError`` with a reason when FFmpeg cannot."""
+    source = io.BytesIO(raw) if isinstance(raw, bytes) else str(raw)
+    try:
+        return av.open(source, "r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"not a readable video file ({_av_reason(exc)})") from None
+
+
+def _av_reason(exc):
+    strerror = getattr(exc, "strerror", None)
+    return strerror or str(exc) or type(exc).__name__
+
+
+def _video_stream(container, max_pixels=None):
+    """The first video stream, its sizes checked against ``max_pixels`` before anything is decoded."""
+    demuxer = container.format.name
+    if demuxer.endswith("_pipe") or demuxer in _IMAGE_DEMUXERS:
+        raise ValueError(f"an image ({demuxer.removesuffix('_pipe')}), not a video")
+    if not container.streams.video:
+        found = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        raise ValueError(f"no video stream in the file (found {found})")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width < 1 or height < 1:
+        raise ValueError(f"video stream has no picture size ({width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(
+            f"video frames are {width}x{height} = {width * height:,} pixels, over "
+            f"max_pixels={max_pixels:,}; raise max_pixels if the file is trusted"
+        )
+    return stream
+
+
+def _clip_span(container, stream):
+    """``(start, duration)`` of the stream in seconds; duration None when the headers do not say."""
+    base = stream.time_base
+    start = float(stream.start_time * base) if stream.start_time is not None and base else 0.0
+    if stream.duration is not None and base:
+        duration = float(stream.duration * base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = None
+    if duration is not None and not 0 <= duration <= MAX_VIDEO_SECONDS:
+        raise ValueError(
+            f"the header claims a duration of {duration:g} s, not a plausible clip "
+            f"(limit {MAX_VIDEO_SECONDS:g} s); the file is corrupt or hostile"
+        )
+    return start, duration
+
+
+def sample_times(duration, *, frames, fps=None):
+    """Offsets (seconds from the clip's start) of the frames to take from a clip of ``duration`` s.
+
+    Uniform sampling takes the centre of each of ``frames`` equal segments;
+    with ``fps``, one frame every ``1 / fps`` s from the start (centred in its
+    interval), at most ``frames`` of them.
+
+    Examples
+    --------
+    >>> from skmm.io import sample_times
+    >>> sample_times(2.0, frames=4).tolist()
+    [0.25, 0.75, 1.25, 1.75]
+    >>> sample_times(2.0, frames=8, fps=2).tolist()
+    [0.25, 0.75, 1.25, 1.75]
+    """
+    if fps is None:
+        return (np.arange(frames) + 0.5) * (duration / frames)
+    count = int(min(frames, max(1, np.ceil(duration * fps - 1e-9))))
+    return (np.arange(count) + 0.5) / fps
+
+
+def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixels=None, size=None):
+    """Decode the frames to embed from one clip, seeking to each instead of decoding the whole file.
+
+    Frame timestamps are taken from the clip's timeline (uniformly, or every
+    ``1 / fps`` s; see :func:`sample_times`), so variable-frame-rate clips are
+    sampled by time, not by frame number. For each timestamp the container
+    seeks to the keyframe before it and decodes forward to the first frame at
+    or after it; when no keyframe lies between the last decoded frame and the
+    next timestamp, decoding simply goes on (no seek would save work). The
+    rotation recorded in the file (display matrix, or the older ``rotate``
+    tag) is applied, so portrait phone clips come out upright.
+
+    Parameters
+    ----------
+    raw : str, Path, bytes or ndarray
+        A file path, the file's bytes, or frames ``(T, H, W, 3)`` (uint8, or
+        floats in [0, 1]; sampled uniformly by index, as an array has no
+        timestamps: ``fps`` does not apply).
+    frames : int, default=8
+        How many frames to take (the most, with ``fps``).
+    fps : float, optional
+        Sample at this rate instead of uniformly over the clip.
+    max_duration : float, optional
+        Only the first ``max_duration`` seconds are sampled.
+    max_pixels : int, optional
+        Refuse clips whose frames claim more pixels, before decoding.
+    size : int, optional
+        Scale frames (while converting them to RGB) so that their shorter
+        side is at most ``size`` pixels.
+
+    Returns
+    -------
+    ndarray of shape (n, H, W, 3), dtype uint8
+        ``n`` is ``frames`` (a clip shorter than its samples repeats frames),
+        or fewer with ``fps`` on a short clip.
+
+    Raises
+    ------
+    ValueError
+        For a file FFmpeg cannot read, without a video stream, with no frames,
+        too many pixels or an implausible duration.
+    """
+    if isinstance(raw, np.ndarray):
+        return _frames_of_array(raw, frames=frames, max_pixels=max_pixels)
+    av = _import_av()
+    with _open_video(raw, av) as container:
+        stream = _video_stream(container, max_pixels)
+        start, duration = _clip_span(container, stream)
+        try:
+            if duration is None or duration <= 0:
+                picked = _sample_by_decoding(container, stream, start, frames, fps, max_duration)
+            else:
+                if max_duration is not None:
+                    duration = min(duration, max_duration)
+                targets = start + sample_times(duration, frames=frames, fps=fps)
+                picked = _sample_by_seeking(container, stream, targets)
+        except av.FFmpegError as exc:
+            raise ValueError(f"corrupt or truncated video ({_av_reason(exc)})") from None
+        rotate = _rotation_quarters(stream)
+        return np.stack([_frame_to_rgb(frame, size, rotate) for frame in picked])
+
+
+def _frames_of_array(array, *, frames, max_pixels):
+    """``frames`` frames taken uniformly by index from frames ``(T, H, W, 3)``, as uint8."""
+    if not is_video_value(array) or 0 in array.shape:
+        raise ValueError(f"expected video frames as an array (T, H, W, 3), got shape {array.shape}")
+    if max_pixels is not None and array.shape[1] * array.shape[2] > max_pixels:
+        raise ValueError(
+            f"video frames are {array.shape[2]}x{array.shape[1]} pixels, over max_pixels={max_pixels:,}"
+        )
+    picked = array[((np.arange(frames) + 0.5) * len(array) / frames).astype(int)]
+    if picked.dtype == np.uint8:
+        return picked
+    if not np.issubdtype(picked.dtype, np.floating) or not np.isfinite(picked).all():
+        raise ValueError(f"expected uint8 frames, or finite floats in [0, 1]; got dtype {picked.dtype}")
+    return np.clip(picked * 255.0, 0, 255).round().astype(np.uint8)
+
+
+def _keyframe_times(stream):
+    """Sorted times (s) of the keyframes the container's index lists; empty when it has none."""
+    base = stream.time_base
+    try:
+        entries = stream.index_entries
+        return np.array(sorted(float(e.timestamp * base) for e in entries if e.is_keyframe))
+    except (AttributeError, TypeError):  # an older PyAV without the index
+        return np.array([])
+
+
+#: frames within half a millisecond of a timestamp count as at it
+_TIME_SLACK = 5e-4
+
+
+def _sample_by_seeking(container, stream, targets):
+    """For each target time, the first frame at or after it (the last frame past the end)."""
+    keyframes = _keyframe_times(stream)
+    base = stream.time_base
+    decoded, last, picked, goal = None, None, [], [0.0]
+    for target in targets:
+        position = -np.inf if last is None else _time_of(last)
+        if last is not None and position >= target - _TIME_SLACK:
+            picked.append(last)  # several samples fall on one frame (short clip)
+            continue
+        goal[0] = target
+        if decoded is None or _worth_seeking(keyframes, position, target):
+            if len(keyframes):  # without an index (MPEG-TS), a seek can land between keyframes
+                container.seek(max(0, int(target / base)), stream=stream, backward=True)
+            decoded = _decode_forward(container, stream, goal)
+        for frame in decoded:
+            last = frame
+            if _time_of(frame) >= target - _TIME_SLACK:
+                break
+        else:
+            _check_not_truncated(last, target, stream)
+        picked.append(last)
+    return picked
+
+
+def _decode_forward(container, stream, goal):
+    """Frames from the container's position on; non-reference frames before ``goal[0]`` s are skipped.
+
+    No frame depends on a non-reference frame, so the frames at and after the
+    goal decode exactly as they would from a full decode.
+    """
+    codec, base = stream.codec_context, stream.time_base
+    for packet in container.demux(stream):
+        early = packet.pts is not None and float(packet.pts * base) < goal[0] - _TIME_SLACK
+        codec.skip_frame = "NONREF" if early else "DEFAULT"
+        yield from packet.decode()
+
+
+def _check_not_truncated(last, target, stream):
+    """At the end of the frames before ``target``: refuse a clip whose frames stop well before its header's end."""
+    if last is None:
+        raise ValueError("video has no frames (zero-length or truncated)")
+    rate = stream.average_rate or stream.guessed_rate
+    slack = max(0.5, 2 / float(rate)) if rate else 0.5
+    if _time_of(last) + slack < target:
+        raise ValueError(
+            f"truncated video: its frames stop at {_time_of(last):.2f} s, but its header says "
+            f"it goes on past {target:.2f} s"
+        )
+
+
+def _worth_seeking(keyframes, position, target):
+    """Whether a keyframe lies after ``position`` and at or before ``target`` (False without an index)."""
+    after = np.searchsorted(keyframes, position, side="right")
+    return after < len(keyframes) and keyframes[after] <= target
+
+
+def _time_of(frame):
+    return -np.inf if frame.time is None else frame.time
+
+
+def _sample_by_decoding(container, stream, start, frames, fps, max_duration):
+    """Sample a clip whose headers give no duration (a raw stream): decode it, then pick.
+
+    Decoding stops after ``max_duration`` seconds; at most ``4 * frames``
+    frames are kept, evenly spaced (every ``stride``-th decoded frame, the
+    stride doubling whenever the list fills up). Frames without timestamps
+    are picked by position among those kept: uniform within one stride.
+    """
+    kept, stride = [], 1
+    for number, frame in enumerate(container.decode(stream)):
+        if max_duration is not None and _time_of(frame) - start > max_duration:
+            break
+        if number % stride:
+            continue
+        kept.append(frame)
+        if len(kept) > 4 * frames:  # bounded memory
+            kept, stride = kept[::2], stride * 2
+    if not kept:
+        raise ValueError("video has no frames (zero-length or truncated)")
+    times = np.array([_time_of(frame) for frame in kept]) - start
+    if not np.isfinite(times).all():  # no timestamps: by position
+        index = ((np.arange(frames) + 0.5) * len(kept) / frames).astype(int)
+        return [kept[i] for i in index]
+    targets = sample_times(times[-1] + 1e-6, frames=frames, fps=fps)
+    index = np.minimum(np.searchsorted(times, targets - _TIME_SLACK), len(kept) - 1)
+    return [kept[i] for i in index]
+
+
+def _rotation_quarters(stream):
+    """Counter-clockwise quarter turns the stream's metadata asks for (the older 'rotate' tag)."""
+    try:
+        degrees = -float(stream.metadata.get("rotate", 0))  # the tag is clockwise
+    except ValueError:
+        return 0
+    return int(round(degrees / 90)) % 4
+
+
+def _frame_to_rgb(frame, size, stream_quarters):
+    """An RGB uint8 array of ``frame``, scaled so its shorter side is at most ``size``, upright."""
+    width, height = frame.width, frame.height
+    if size is not None and min(width, height) > size:
+        scale = size / min(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    image = frame.to_ndarray(format="rgb24", width=width, height=height)
+    rotation = getattr(frame, "rotation", 0) or 0  # the display matrix, counter-clockwise degrees
+    quarters = int(round(rotation / 90)) % 4 if rotation else stream_quarters
+    return np.ascontiguousarray(np.rot90(image, quarters)) if quarters else image
+
+
+def decode_video_audio(raw, *, sr, max_duration=None):
+    """The sound track of a clip as a mono float32 waveform at ``sr`` Hz, or None when it has none.
+
+    Parameters
+    ----------
+    raw : str, Path, bytes or ndarray
+        A file path or the file's bytes; frames in an array have no sound (None).
+    sr : int
+        Sample rate of the returned waveform.
+    max_duration : float, optional
+        Only the first ``max_duration`` seconds are decoded.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), dtype float32, or None
+    """
+    if isinstance(raw, np.ndarray):
+        return None
+    av = _import_av()
+    with _open_video(raw, av) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        limit = None if max_duration is None else int(np.ceil(max_duration * sr))
+        chunks, total = [], 0
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    total += chunks[-1].size
+                if limit is not None and total >= limit:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError as exc:
+            raise ValueError(f"corrupt or truncated sound track ({_av_reason(exc)})") from None
+    if not chunks:
+        return None
+    waveform = np.concatenate(chunks)[:limit].astype(np.float32, copy=False)
+    return waveform if waveform.size else None
+
+
+def looks_like_video(head):
+    """Whether ``head``, the first bytes of a file, start like a video container.
+
+    Recognises MP4/MOV (``ftyp`` box, except still-image and audio brands
+    such as HEIC, AVIF and M4A), Matroska/WebM (EBML) and AVI (12 bytes are
+    enough). A Matroska file holding only sound passes this sniff and is
+    refused by :func:`check_video_header`.
+
+    Examples
+    --------
+    >>> from skmm.io import looks_like_video
+    >>> looks_like_video(b"\\x00\\x00\\x00\\x20ftypisom"), looks_like_video(b"\\x00\\x00\\x00\\x1cftypavif")
+    (True, False)
+    >>> looks_like_video(b"\\x1aE\\xdf\\xa3...."), looks_like_video(b"RIFF\\x00\\x00\\x00\\x00AVI LIST")
+    (True, True)
+    """
+    head = bytes(head[:16])
+    return (
+        (head[4:8] == b"ftyp" and head[8:12] not in _NOT_VIDEO_BRANDS)
+        or head.startswith(b"\x1a\x45\xdf\xa3")
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+    )
+
+
+def check_video_header(data, *, max_pixels=None):
+    """Raise ``ValueError`` unless ``data`` is a video file with a video stream PyAV can open.
+
+    Only the container's headers are read (no frame is decoded).
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    max_pixels : int, optional
+        Refuse frames larger than this.
+
+    Raises
+    ------
+    ValueError
+        ``"not a readable video (<reason>)"``.
+    """
+    av = _import_av()
+    try:
+        with _open_video(bytes(data), av) as container:
+            stream = _video_stream(container, max_pixels)
+            _clip_span(container, stream)
+    except ValueError as exc:
+        reason = str(exc)
+        raise ValueError(
+            reason if reason.startswith("not a readable video") else f"not a readable video ({reason})"
+        ) from None
+
+
+def is_video_value(value):
+    """Whether ``value`` is a clip held in memory: an array of frames ``(T, H, W, 3)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm.io import is_video_value
+    >>> is_video_value(np.zeros((8, 4, 4, 3))), is_video_value(np.zeros((4, 4, 3)))
+    (True, False)
+    """
+    return isinstance(value, np.ndarray) and value.ndim == 4 and value.shape[-1] == 3

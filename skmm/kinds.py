@@ -25,10 +25,13 @@ import numpy as np
 from .io import (
     check_audio_header,
     check_image_header,
+    check_video_header,
     is_audio_value,
     is_image_value,
+    is_video_value,
     looks_like_audio,
     looks_like_image,
+    looks_like_video,
 )
 
 __all__ = [
@@ -164,6 +167,12 @@ def _audio_encoder():
     return AudioMFCC()
 
 
+def _video_encoder():
+    from .encoders import VideoEncoder
+
+    return VideoEncoder()
+
+
 def _text_encoder():
     from .encoders import TextEncoder
 
@@ -215,6 +224,16 @@ COLUMN_KINDS = {
             check_upload=check_audio_header,
             accepts_value=is_audio_value,
         ),
+        # after audio: .ogg/.opus stay audio; Matroska/WebM and MP4 headers sniff as video, and a
+        # Matroska file holding only sound is refused by check_video_header
+        ColumnKind(
+            "video",
+            _video_encoder,
+            extensions=".mp4 .m4v .mov .webm .mkv .avi".split(),
+            sniff=looks_like_video,
+            check_upload=check_video_header,
+            accepts_value=is_video_value,
+        ),
         ColumnKind("text", _text_encoder),
         ColumnKind("numeric", _numeric_transformer, accepts_value=_is_number, grouped=True),
         ColumnKind("categorical", _categorical_transformer, accepts_value=_is_boolean, grouped=True),
@@ -233,7 +252,7 @@ def kind_names():
     --------
     >>> from skmm.kinds import kind_names
     >>> kind_names()
-    ('image', 'audio', 'text', 'numeric', 'categorical', 'drop')
+    ('image', 'audio', 'video', 'text', 'numeric', 'categorical', 'drop')
     """
     return (*COLUMN_KINDS, "drop")
 
@@ -276,7 +295,7 @@ def register_kind(kind, *, replace=False):
     >>> from skmm.kinds import ColumnKind, kind_names, register_kind, unregister_kind
     >>> _ = register_kind(ColumnKind("toy", FunctionTransformer, extensions={".toy"}))
     >>> kind_names()
-    ('image', 'audio', 'text', 'numeric', 'categorical', 'toy', 'drop')
+    ('image', 'audio', 'video', 'text', 'numeric', 'categorical', 'toy', 'drop')
     >>> unregister_kind("toy").name
     'toy'
     """

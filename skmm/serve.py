@@ -11,22 +11,33 @@ Routes
     values (image, audio) as base64 strings; or ``multipart/form-data`` with
     one row: files for file columns, form fields for the others. Answers
     ``{"predictions": [{"label": ..., "probabilities": {class: p, ...}}, ...]}``.
+    With ``?explain=true``, each prediction also carries ``"contributions"``:
+    ``{modality: value}``, how much each modality added to the predicted class's
+    probability against the all-absent baseline (Shapley values; needs the
+    ``explain`` extra on the server, else 501).
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
 
 A file column is one whose kind, in the registry :mod:`skmm.kinds`, reads
 files or checks uploads (``"image"``, ``"audio"`` and any kind registered with
-extensions, a sniff or a ``check_upload``). Its values only ever reach the
-pipeline as ``bytes`` decoded from the request, checked by the kind's
-``check_upload``: a string is base64, never a path, so a request cannot make
-the server read its own files.
+extensions, a sniff or a ``check_upload``), as the model's metadata says or as
+any encoder the column reaches inside the pipeline says. Its values only ever
+reach the pipeline as ``bytes`` decoded from the request, checked by the kind's
+``check_upload``: a string is base64, never a path; and every prediction runs
+inside :func:`skmm.io.paths_refused`, so a request cannot make the server read
+its own files.
+
+Limits (rows per request, characters per text, body size; connections and
+their timeout for :func:`serve`) bound the work one client can cause.
 """
 
 import base64
 import binascii
 import logging
 import math
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +50,14 @@ __all__ = ["create_app", "serve"]
 logger = logging.getLogger("skmm.serve")
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024**2
+#: rows one request may hold
+DEFAULT_MAX_ROWS = 1000
+#: characters one text (or other string) value may hold
+DEFAULT_MAX_TEXT_CHARS = 100_000
+#: open connections waitress keeps (idle ones included) before it stops accepting
+DEFAULT_CONNECTION_LIMIT = 1000
+#: seconds an inactive connection stays open
+DEFAULT_CHANNEL_TIMEOUT = 30
 
 
 def _import_flask():
@@ -110,25 +129,53 @@ def _file_value(value, entry, column, row):
     return value
 
 
+def _finite(number, column, row, shown):
+    """``number`` as a float, refused (422) when it is infinite or too large for a float."""
+    try:
+        number = float(number)
+    except OverflowError:
+        number = math.inf
+    if math.isinf(number):
+        raise RequestError(
+            422, f"column {column!r}, row {row}: {shown:.60} is out of range; expected a finite "
+            "number (or null)."
+        )
+    return number
+
+
 def _numeric_value(value, column, row):
     if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, (bool, int, float)):
+        return _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
+        else:
+            return _finite(number, column, row, repr(value))
     raise RequestError(
         422, f"column {column!r}, row {row}: expected a number (or null), got {value!r:.60}."
     )
 
 
-def _plain_value(value, column, row):
-    if value is None or isinstance(value, (str, int, float, bool)):
+def _plain_value(value, column, row, max_text_chars=None):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise RequestError(
+                422, f"column {column!r}, row {row}: the integer is out of range (more than 64 bits)."
+            )
+        return value
+    if isinstance(value, str) and max_text_chars is not None and len(value) > max_text_chars:
+        raise RequestError(
+            422, f"column {column!r}, row {row}: the text has {len(value):,} characters, over the "
+            f"limit of {max_text_chars:,} (the server's --max-text-chars); send a shorter text."
+        )
+    if value is None or isinstance(value, (str, bool)):
         return value
     raise RequestError(
         422,
@@ -140,8 +187,10 @@ def _plain_value(value, column, row):
 class RowDecoder:
     """Check request rows against the model's input columns and turn them into a DataFrame."""
 
-    def __init__(self, columns, kinds):
+    def __init__(self, columns, kinds, *, max_rows=None, max_text_chars=None):
         self.columns = list(columns)
+        self.max_rows = max_rows
+        self.max_text_chars = max_text_chars
         self.kinds = {c: kinds.get(c, "other") for c in self.columns}
         #: column -> its kind's registry entry, for the columns that arrive as uploaded files
         self.uploads = {}
@@ -170,9 +219,14 @@ class RowDecoder:
             return _file_value(value, self.uploads[column], column, row)
         if self.kinds[column] == "numeric":
             return _numeric_value(value, column, row)
-        return _plain_value(value, column, row)
+        return _plain_value(value, column, row, self.max_text_chars)
 
     def frame(self, rows):
+        if self.max_rows is not None and len(rows) > self.max_rows:
+            raise RequestError(
+                413, f'field "rows": {len(rows):,} rows, over the limit of {self.max_rows:,} per '
+                "request (the server's --max-rows); send them in several requests."
+            )
         records = []
         for number, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -199,6 +253,8 @@ def _rows_from_json(data):
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"malformed JSON body: {exc}.") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON body: nested too deeply.") from None
     if not isinstance(body, dict):
         raise RequestError(
             400, f'expected a JSON object {{"rows": [...]}} or {{"row": {{...}}}}, got {type(body).__name__}.'
@@ -246,22 +302,58 @@ def _row_from_form(request, decoder):
 
 def _predict(pipeline, frame):
     from .exceptions import InputError
+    from .io import paths_refused
 
     try:
-        if hasattr(pipeline, "predict_proba"):
-            probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
-            classes = list(pipeline.classes_)
-            labels = [classes[i] for i in probabilities.argmax(axis=1)]
-            return [
-                {
-                    "label": jsonable(label),
-                    "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
-                }
-                for label, row in zip(labels, probabilities)
-            ]
-        return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
+        with paths_refused():
+            return _predictions(pipeline, frame)
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
+
+
+def _predictions(pipeline, frame):
+    if not hasattr(pipeline, "predict_proba"):
+        return [{"label": jsonable(label)} for label in pipeline.predict(frame)]
+    probabilities = np.asarray(pipeline.predict_proba(frame), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if len(bad):  # never a made-up label (the skmm classifier cannot give these)
+        raise RequestError(
+            422, f"row {int(bad[0])}: the model gave no finite probabilities for this row; "
+            "check its values for numbers far out of the training range."
+        )
+    classes = list(pipeline.classes_)
+    labels = [classes[i] for i in probabilities.argmax(axis=1)]
+    return [
+        {
+            "label": jsonable(label),
+            "probabilities": {str(c): float(p) for c, p in zip(classes, row)},
+        }
+        for label, row in zip(labels, probabilities)
+    ]
+
+
+def _explain(pipeline, frame):
+    """Each row's modality contributions to its predicted class (Shapley values, absent-modality baseline)."""
+    from .exceptions import InputError
+    from .io import paths_refused
+
+    try:
+        from .inspection import modality_contributions
+
+        with paths_refused():
+            table = modality_contributions(pipeline, frame)
+    except ImportError as exc:
+        raise RequestError(501, f"explain=true is not available on this server: {exc}.") from None
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        # e.g. a TfidfVectorizer cannot take the missing values that make its modality absent
+        raise RequestError(
+            501, "explain=true needs every modality of the model to accept missing values, "
+            f"and one does not ({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
+    rows = table.to_dict(orient="records")
+    return [{str(name): round(float(value), 6) for name, value in row.items()} for row in rows]
 
 
 def _quiet(pipeline):
@@ -288,10 +380,34 @@ def _warm_up(pipeline, columns):
         logger.debug("warm-up prediction failed: %s", exc)
 
 
+def _served_kinds(pipeline, recorded):
+    """The kind of each input column, a file kind whenever the pipeline or the file says so.
+
+    The model file's metadata is not trusted alone: every encoder a column
+    reaches inside the pipeline counts (see :func:`skmm.infer.kinds_reached`),
+    so a column an encoder reads as files is taken only as uploaded bytes.
+    """
+    from .persistence import describe_inputs
+
+    kinds = dict(recorded)
+    for column, kind in describe_inputs(pipeline)["kinds"].items():
+        if column in kinds and _upload_kind(kind) is not None and _upload_kind(kinds[column]) is None:
+            kinds[column] = kind
+    return kinds
+
+
 # --------------------------------------------------------------------------- app
 
 
-def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_up=True, trusted=False):
+def create_app(
+    pipeline_or_path,
+    *,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    max_rows=DEFAULT_MAX_ROWS,
+    max_text_chars=DEFAULT_MAX_TEXT_CHARS,
+    warm_up=True,
+    trusted=False,
+):
     """Return a Flask app serving predictions of a fitted pipeline.
 
     Parameters
@@ -301,11 +417,16 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
         fitted pipeline.
     max_body_bytes : int, default=32 MiB
         Larger request bodies are refused with 413.
+    max_rows : int, default=1000
+        Requests with more rows are refused with 413.
+    max_text_chars : int, default=100_000
+        A longer string in a text (or any non-file) column is refused with 422.
     warm_up : bool, default=True
         Load the encoders' models before the first request.
     trusted : bool or list of str, default=False
         Passed to :func:`skmm.load` for a model file: by default only types
-        skmm knows to be safe are loaded; see :func:`skmm.load`.
+        skmm knows to be safe are loaded; ``True`` loads anything, which may
+        run code: only for files you wrote or trust. See :func:`skmm.load`.
 
     Returns
     -------
@@ -334,12 +455,15 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
         pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
         pipeline = _quiet(pipeline)
-        source = str(pipeline_or_path)
+        source = Path(os.fsdecode(pipeline_or_path)).name  # the file name, not where it lives
     else:
         pipeline = pipeline_or_path
         metadata = build_metadata(pipeline)
         source = None
-    decoder = RowDecoder(metadata["input_columns"], metadata["kinds"])
+    decoder = RowDecoder(
+        metadata["input_columns"], _served_kinds(pipeline, metadata["kinds"]),
+        max_rows=max_rows, max_text_chars=max_text_chars,
+    )
     public = {
         "model": source,
         "estimator": metadata.get("estimator"),
@@ -412,12 +536,28 @@ def create_app(pipeline_or_path, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES, warm_
                 "multipart/form-data.",
             )
         frame = decoder.frame(rows)
-        return {"predictions": _predict(pipeline, frame)}
+        predictions = _predict(pipeline, frame)
+        if request.args.get("explain", "").lower() in ("1", "true", "yes"):
+            for prediction, contributions in zip(predictions, _explain(pipeline, frame)):
+                prediction["contributions"] = contributions
+        return {"predictions": predictions}
 
     return app
 
 
-def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+def serve(
+    path,
+    host="127.0.0.1",
+    port=8000,
+    threads=4,
+    *,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+    max_rows=DEFAULT_MAX_ROWS,
+    max_text_chars=DEFAULT_MAX_TEXT_CHARS,
+    connection_limit=DEFAULT_CONNECTION_LIMIT,
+    channel_timeout=DEFAULT_CHANNEL_TIMEOUT,
+    trusted=False,
+):
     """Serve a model file over HTTP with waitress (a production WSGI server).
 
     Parameters
@@ -431,13 +571,29 @@ def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAUL
         Requests handled concurrently.
     max_body_bytes : int, default=32 MiB
         Larger request bodies are refused with 413.
+    max_rows : int, default=1000
+        Requests with more rows are refused with 413.
+    max_text_chars : int, default=100_000
+        A longer string in a text (or any non-file) column is refused with 422.
+    connection_limit : int, default=1000
+        Open connections (idle ones included) waitress keeps before it stops
+        accepting new ones; slow or idle clients hold one each.
+    channel_timeout : int, default=30
+        Seconds after which an inactive connection is closed.
+    trusted : bool or list of str, default=False
+        Passed to :func:`skmm.load`: by default only types skmm knows to be
+        safe are loaded; ``True`` loads anything, which may run code: only for
+        files you wrote or trust.
     """
     try:
         import waitress
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
 
-    app = create_app(path, max_body_bytes=max_body_bytes)
+    app = create_app(
+        path, max_body_bytes=max_body_bytes, max_rows=max_rows, max_text_chars=max_text_chars,
+        trusted=trusted,
+    )
     print(
         f"skmm: serving {path} on http://{host}:{port} with {threads} threads "
         "(routes: GET /health, GET /metadata, POST /predict)",
@@ -451,5 +607,8 @@ def serve(path, host="127.0.0.1", port=8000, threads=4, *, max_body_bytes=DEFAUL
         threads=threads,
         # waitress refuses far larger bodies itself; the app answers 413 in JSON below that
         max_request_body_size=max_body_bytes + 1024**2,
+        connection_limit=connection_limit,
+        channel_timeout=channel_timeout,
+        asyncore_use_poll=True,  # select() cannot watch more than 1024 connections
         ident="skmm",
     )

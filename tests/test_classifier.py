@@ -1,6 +1,7 @@
 """MultimodalClassifier: every fusion strategy, absent modalities, imbalance, training controls."""
 
 import pickle
+import time
 
 import numpy as np
 import pandas as pd
@@ -375,3 +376,114 @@ def test_early_stopping_on_a_tiny_fold_says_what_to_change():
         clf.fit(_two_blocks(6), y)
     clf.set_params(validation_fraction=0.34).fit(_two_blocks(6), y)
     assert clf.n_iter_ >= 1
+
+
+class ThreadsSeen(Callback):
+    """Records torch's thread count at every training epoch."""
+
+    def initialize(self):
+        self.seen = set()
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen.add(torch.get_num_threads())
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_thread_budget_applies_to_fit_and_predict_and_the_callers_setting_is_restored(split, two_threads):
+    X_train, X_test, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=3, callbacks=[("threads", ThreadsSeen())], random_state=0, verbose=0)
+    clf.fit(X_train, y_train)
+    assert dict(clf.net_.callbacks_)["threads"].seen == {1}  # n_threads=1 by default
+    assert torch.get_num_threads() == 2
+
+    seen_in_predict = []
+    hook = clf.net_.module_.register_forward_hook(lambda *_: seen_in_predict.append(torch.get_num_threads()))
+    try:
+        clf.predict_proba(X_test)
+        clf.modality_weights(X_test)
+    finally:
+        hook.remove()
+    assert set(seen_in_predict) == {1}
+    assert torch.get_num_threads() == 2
+
+
+def test_n_threads_none_keeps_torchs_setting(split, two_threads):
+    X_train, _, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=2, n_threads=None, callbacks=[("threads", ThreadsSeen())], verbose=0)
+    assert dict(clf.fit(X_train, y_train).net_.callbacks_)["threads"].seen == {2}
+
+
+def test_thread_budget_holds_when_folds_run_in_parallel_threads(split, two_threads):
+    from joblib import parallel_backend
+    from sklearn.model_selection import cross_validate
+
+    X_train, _, y_train, _ = split
+    clf = MultimodalClassifier(max_epochs=3, callbacks=[("threads", ThreadsSeen())], random_state=0, verbose=0)
+    with parallel_backend("threading", n_jobs=2):
+        result = cross_validate(clf, X_train, y_train, cv=2, return_estimator=True)
+    assert all(dict(fold.net_.callbacks_)["threads"].seen == {1} for fold in result["estimator"])
+    assert result["test_score"].min() > 0.5
+    assert torch.get_num_threads() == 2
+
+
+class SlowEpochs(Callback):
+    """Makes every epoch last a while, so that a fit takes longer than the progress bar's delay."""
+
+    def on_epoch_end(self, net, **kwargs):
+        time.sleep(0.4)
+
+
+def test_a_long_fit_shows_progress_on_stderr_by_default(split, capsys):
+    X_train, _, y_train, _ = split
+    MultimodalClassifier(max_epochs=5, callbacks=[SlowEpochs()], random_state=0).fit(X_train, y_train)
+    captured = capsys.readouterr()
+    assert "MultimodalClassifier" in captured.err and "epoch" in captured.err and "train_loss" in captured.err
+    assert captured.out == ""  # skorch's epoch table only at verbose=2
+
+
+def test_verbose_0_is_silent_and_verbose_2_prints_skorchs_table(split, capsys):
+    X_train, _, y_train, _ = split
+    MultimodalClassifier(max_epochs=5, callbacks=[SlowEpochs()], verbose=0).fit(X_train, y_train)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    MultimodalClassifier(max_epochs=2, verbose=2).fit(X_train, y_train)
+    assert "train_loss" in capsys.readouterr().out
+
+
+def _signal_and_noise(n_samples, random_state):
+    """A weak 4-feature signal modality next to a 200-feature modality of pure noise."""
+    rng = np.random.RandomState(random_state)
+    y = rng.randint(0, 3, n_samples)
+    signal = np.random.RandomState(0).randn(3, 4)[y] + rng.randn(n_samples, 4)
+    columns = [f"signal__{i}" for i in range(4)] + [f"noise__{i}" for i in range(200)]
+    return pd.DataFrame(np.hstack([signal, rng.randn(n_samples, 200)]).astype(np.float32), columns=columns), y
+
+
+def test_late_fusion_ignores_a_noise_modality_that_concatenation_overfits():
+    X, y = _signal_and_noise(300, random_state=1)
+    X_test, y_test = _signal_and_noise(600, random_state=2)
+    late = MultimodalClassifier(fusion="late", max_epochs=30, random_state=0, verbose=0).fit(X, y)
+    concat = MultimodalClassifier(fusion="concat", max_epochs=30, random_state=0, verbose=0).fit(X, y)
+    assert late.score(X_test, y_test) > concat.score(X_test, y_test) + 0.03
+    weights = late.modality_weights(X_test).mean()
+    assert weights["signal"] > 0.6  # learned on rows the heads did not train on
+
+
+def test_unimodal_loss_trains_every_modality_to_predict_on_its_own(split):
+    X_train, X_test, y_train, y_test = split
+    clf = MultimodalClassifier(unimodal_loss=1.0, verbose=0, **FAST).fit(X_train, y_train)
+    module = clf.net_.module_.eval()
+    with torch.no_grad():
+        projected, _ = module.project(torch.as_tensor(clf._prepare(X_test)))
+        own = module._unimodal_logits(projected).argmax(dim=-1).numpy()  # (rows, modalities)
+    truth = np.searchsorted(clf.classes_, y_test)
+    assert min((own[:, m] == truth).mean() for m in range(3)) > 0.45  # chance is 1/3
+    assert clf.score(X_test, y_test) >= 0.75

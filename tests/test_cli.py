@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import skmm
+import skmm.persistence  # noqa: F401 - skmm.persistence.read_metadata below
 from skmm.cli import main
 
 SAMPLE_RATE = 16_000
@@ -160,7 +161,7 @@ def test_serve_round_trip(fitted_model):
 # --------------------------------------------------------------------------- help and errors
 
 
-@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["report"], ["demo"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -253,3 +254,213 @@ def test_demo_forwards_only_given_options(monkeypatch):
     assert main(["demo", "--n-samples", "30", "--output-dir", "out"]) == 0
     assert calls == [{"output_dir": "out", "n_samples": 30}]
 
+
+
+def test_predict_huge_and_infinite_numbers(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    capsys.readouterr()
+    new = pd.read_csv(small_csv).drop(columns="y").iloc[:3]
+    new["x"] = ["1e30", "-1e300", "0.5"]
+    new.to_csv(tmp_path / "huge.csv", index=False)
+    out = tmp_path / "out.csv"
+    with pytest.warns(skmm.InputWarning, match="standard deviations"):
+        assert main(["predict", str(model), str(tmp_path / "huge.csv"), "--out", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert len(got) == 3 and got["prediction"].isin(["p", "q"]).all()
+    probabilities = got[["proba_p", "proba_q"]].to_numpy()
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    for value in ("inf", "-Infinity", "1e400"):
+        new["x"] = ["0.5", value, "0.1"]
+        new.to_csv(tmp_path / "inf.csv", index=False)
+        assert main(["predict", str(model), str(tmp_path / "inf.csv")]) == 1
+        err = capsys.readouterr().err
+        assert "'x'" in err and "data row 2" in err and "finite number" in err
+
+
+def start_fit(args, env_extra=None, code=None):
+    import os
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "skmm"]
+    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_line(stream, words, limit=400):
+    seen = []
+    for _ in range(limit):
+        line = stream.readline()
+        seen.append(line)
+        if not line or words in line:
+            return "".join(seen)
+    return "".join(seen)
+
+
+def test_ctrl_c_during_training_saves_nothing_and_exits_130(small_csv, tmp_path):
+    import signal
+    import time
+
+    model = tmp_path / "m.skmm"
+    model.write_bytes(b"the model I had")
+    process = start_fit(["fit", small_csv, "--target", "y", "--override", "id=drop",
+                         "--max-epochs", "1000000", "--out", model])
+    out = wait_for_line(process.stdout, "tag")  # the kinds are printed: training comes next
+    assert "Inferred column kinds" in out
+    time.sleep(3)  # well into the million epochs
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted; nothing was saved" in err and "Traceback" not in err
+    assert model.read_bytes() == b"the model I had"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
+
+
+SLOW_SAVE = """
+import sys, time, skmm.persistence as p
+real = p.os.replace
+def slow_replace(*args):
+    print("saving now", flush=True)
+    time.sleep(60)
+    real(*args)
+p.os.replace = slow_replace
+from skmm.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_saving_leaves_the_old_model_and_no_temporary_file(small_csv, tmp_path):
+    import signal
+
+    model = tmp_path / "m.skmm"
+    model.write_bytes(b"the model I had")
+    process = start_fit(["fit", small_csv, "--target", "y", "--override", "id=drop",
+                         "--max-epochs", "1", "--out", model], code=SLOW_SAVE)
+    assert "saving now" in wait_for_line(process.stdout, "saving now")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert model.read_bytes() == b"the model I had"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_trust_is_offered_and_explained(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--trust" in text and "may run code" in text and "files you wrote or trust" in text
+
+
+def test_trust_reaches_skmm_load(monkeypatch, small_csv, tmp_path, capsys):
+    import skmm.persistence
+
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "1", "--out", str(model)]) == 0
+    real_load, calls = skmm.persistence.load, []
+
+    def load(path, *, trusted=False, return_metadata=False):
+        calls.append(trusted)
+        return real_load(path, return_metadata=return_metadata)
+
+    monkeypatch.setattr(skmm.persistence, "load", load)
+    assert main(["predict", str(model), str(small_csv)]) == 0
+    assert main(["predict", str(model), str(small_csv), "--trust"]) == 0
+    from skmm.serve import create_app
+
+    create_app(model, warm_up=False)
+    create_app(model, warm_up=False, trusted=True)
+    assert calls == [False, True, False, True]
+
+
+# --------------------------------------------------------------------------- CSV reading (issue 13)
+
+
+def test_blank_lines_are_kept_and_only_empty_cells_are_missing(tmp_path):
+    from skmm.cli import _read_csv
+
+    path = tmp_path / "t.csv"
+    path.write_text("name,x\nNA,1\n\nnull,2\nNone,\n,4\nnan,5\n")
+    df, _ = _read_csv(path)
+    assert len(df) == 6  # the blank line is row 1, so output rows line up with input lines
+    assert df["name"].iloc[[0, 2, 3, 5]].tolist() == ["NA", "null", "None", "nan"]
+    assert df["name"].iloc[[1, 4]].isna().all() and df["x"].iloc[[1, 3]].isna().all()
+
+
+def test_predict_keeps_blank_lines_and_names_a_non_number(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(small_csv), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    lines = small_csv.read_text().splitlines()
+    (tmp_path / "blank.csv").write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(model), str(tmp_path / "blank.csv"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 3  # one output row per data line, the blank one included
+    (tmp_path / "text.csv").write_text("\n".join([lines[0], lines[1], "", "abc,a,user1,p"]) + "\n")
+    capsys.readouterr()
+    assert main(["predict", str(model), str(tmp_path / "text.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "column 'x', data row 3 (line 4): 'abc' is not a finite number" in err
+
+
+def test_integer_labels_with_a_blank_stay_integers(small_csv, tmp_path, capsys):
+    df = pd.read_csv(small_csv)
+    df["y"] = [1, 2] * 6
+    df.loc[4, "y"] = None
+    df.to_csv(tmp_path / "ints.csv", index=False)
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(tmp_path / "ints.csv"), "--target", "y", "--override", "id=drop",
+                 "--max-epochs", "2", "--out", str(model)]) == 0
+    assert "Dropping 1 rows without a target" in capsys.readouterr().err
+    assert skmm.persistence.read_metadata(model)["classes"] == [1, 2]
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(model), str(small_csv), "--out", str(out)]) == 0
+    assert list(pd.read_csv(out).columns) == ["prediction", "proba_1", "proba_2"]
+    assert set(pd.read_csv(out, dtype=str)["prediction"]) <= {"1", "2"}
+
+
+def test_on_error_option(fitted_model, tmp_path, capsys):
+    root, _, _ = fitted_model
+    new = pd.read_csv(root / "data" / "new.csv")
+    new.loc[2, "photo"] = "images/no-such-file.png"
+    new.to_csv(root / "data" / "broken.csv", index=False)
+    assert main(["predict", str(root / "model.skmm"), str(root / "data" / "broken.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-file.png" in err and "--on-error missing" in err
+    out = tmp_path / "out.csv"
+    with pytest.warns(skmm.InputWarning, match="1 of 6 rows"):
+        assert main(["predict", str(root / "model.skmm"), str(root / "data" / "broken.csv"),
+                     "--on-error", "missing", "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skmm {skmm.__version__}"
+
+
+def test_fit_report_and_report_command_write_pages_with_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    y = np.array(["p", "q"] * 20)
+    df = pd.DataFrame({"x": rng.normal(size=40) + 2 * (y == "q"), "tag": ["a", "b"] * 20, "y": y})
+    df.to_csv(tmp_path / "train.csv", index=False)
+    model, page = tmp_path / "m.skmm", tmp_path / "fit.html"
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--max-epochs", "3",
+                 "--out", str(model), "--report", str(page)]) == 0
+    assert f"Report written to {page}" in capsys.readouterr().out
+    assert page.read_text().count("data:image/png;base64,") >= 2
+
+    again = tmp_path / "report.html"
+    assert main(["report", str(model), str(tmp_path / "train.csv"), "--target", "y",
+                 "--out", str(again)]) == 0
+    assert "Report on 40 rows" in capsys.readouterr().out
+    html = again.read_text()
+    assert "data:image/png;base64," in html and "confusion" in html.lower()
+    assert main(["report", str(model), str(tmp_path / "train.csv"), "--target", "nope"]) == 1
+    assert "--target 'nope' is not a column" in capsys.readouterr().err

@@ -187,3 +187,62 @@ def test_noise_zero_makes_every_modality_clear(tmp_path):
     for name, (features, model) in _cheap_views(X).items():
         score = np.mean(cross_val_predict(model, features, y, cv=folds) == y)
         assert score > 0.8, (name, score)
+
+
+# --------------------------------------------------------------------------- the video column
+
+
+@pytest.fixture(scope="module")
+def video_data(tmp_path_factory):
+    pytest.importorskip("av")
+    directory = tmp_path_factory.mktemp("video-data")
+    return make_multimodal_classification(24, video=True, noise=0.0, random_state=0, directory=directory)
+
+
+def test_video_adds_a_column_and_changes_no_other(video_data, tmp_path):
+    X, y = video_data
+    assert list(X.columns) == [*COLUMNS, "video"]
+    assert X["video"].str.endswith(".mp4").all() and all(Path(p).is_file() for p in X["video"])
+    plain, plain_y = make_multimodal_classification(24, noise=0.0, random_state=0, directory=tmp_path)
+    assert plain_y.equals(y)
+    assert plain["text"].equals(X["text"]) and plain["number"].equals(X["number"])
+    assert [Path(p).read_bytes() for p in plain["image"]] == [Path(p).read_bytes() for p in X["image"]]
+
+
+def test_video_clips_decode_and_some_are_silent(video_data):
+    from skmm.io import decode_video_audio, decode_video_frames
+
+    X, _ = video_data
+    frames = decode_video_frames(X["video"][0], frames=12)
+    assert frames.shape == (12, 32, 32, 3)
+    sounds = [decode_video_audio(path, sr=16_000) for path in X["video"]]
+    silent = sum(sound is None for sound in sounds)
+    assert 0 < silent < len(sounds) // 2  # about one clip in four has no sound track
+    assert all(abs(len(s) - 16_000) < 2048 for s in sounds if s is not None)  # 1 s
+
+
+def test_video_motion_and_colour_show_the_class(video_data):
+    from skmm.io import decode_video_frames
+
+    X, y = video_data
+    directions = {}
+    for path, label in zip(X["video"], y):
+        frames = decode_video_frames(path, frames=12).astype(float)
+        background = np.median(frames.reshape(12, -1, 3), axis=1)[:, None, None, :]
+        mask = np.abs(frames - background).sum(-1) > 60  # the square
+        rows, cols = np.indices(mask.shape[1:])
+        centre = np.array([[cols[m].mean(), rows[m].mean()] for m in mask])
+        step = np.sign(np.round(centre[-1] - centre[0]))
+        directions.setdefault(label, set()).add(tuple(step))
+    assert directions == {"cat": {(1, 0)}, "dog": {(0, 1)}, "bird": {(-1, 0)}}
+
+
+def test_video_same_seed_same_bytes_and_missing_values(tmp_path):
+    pytest.importorskip("av")
+    first, _ = make_multimodal_classification(6, video=True, random_state=3, directory=tmp_path / "a")
+    again, _ = make_multimodal_classification(6, video=True, random_state=3, directory=tmp_path / "b")
+    assert [Path(p).read_bytes() for p in first["video"]] == [Path(p).read_bytes() for p in again["video"]]
+    holed, _ = make_multimodal_classification(
+        10, video=True, missing_rate=0.2, random_state=3, directory=tmp_path / "c"
+    )
+    assert holed.isna().sum().tolist() == [2, 2, 2, 2, 2]

@@ -51,7 +51,15 @@ EXPECTED = {
         r"picture \+ ink: test accuracy 0\.[7-9]\d{2}",
         r"picture: accuracy drop -?0\.\d{3} when absent, -?0\.\d{3} when permuted",
     ],
+    "video.py": [
+        r"labels: \{'bird': 20, 'cat': 20, 'dog': 20\}",
+        r"features: 1280 frames_\* \+ 40 audio_\*; clips without sound: [1-9]\d*",
+        r"cross-validated accuracy: 0\.\d{3} ± 0\.\d{3}",
+        r"modalities: \['clip_frames', 'clip_audio'\]",
+    ],
 }
+#: the optional package a script needs (its test is skipped without it)
+NEEDS = {"video.py": "av"}
 TIMEOUT = 900
 
 
@@ -62,6 +70,8 @@ def test_every_example_is_checked():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[script.name for script in SCRIPTS])
 def test_example_runs(script, tmp_path):
+    if script.name in NEEDS:
+        pytest.importorskip(NEEDS[script.name])
     # the examples train small networks: one thread is faster on a shared, busy CPU
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(

@@ -223,8 +223,8 @@ def test_fusion_from_kinds_is_infer_modalities_in_two_steps():
 
 
 def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
-    with pytest.raises(InferenceError, match="'clip' has kind 'video', which is not registered"):
-        fusion_from_kinds({"clip": "video", "x": "numeric"})
+    with pytest.raises(InferenceError, match="'clip' has kind 'hologram', which is not registered"):
+        fusion_from_kinds({"clip": "hologram", "x": "numeric"})
     with pytest.raises(InferenceError, match=r"overrides names column\(s\) \['nope'\]"):
         fusion_from_kinds({"x": "numeric"}, overrides={"nope": StandardScaler()})
     with pytest.raises(InferenceError, match="no input column left"):
@@ -237,7 +237,33 @@ def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
 def test_old_names_still_import():
     from skmm.infer import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, KINDS, default_transformer
 
-    assert KINDS == ("image", "audio", "text", "numeric", "categorical", "drop")
+    assert KINDS == ("image", "audio", "video", "text", "numeric", "categorical", "drop")
     assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
     assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
     assert isinstance(default_transformer("image"), ImageEncoder)
+
+
+def test_a_column_reaching_a_file_encoder_anywhere_is_of_its_kind():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skmm.infer import kinds_reached
+
+    union = FeatureUnion([("a", ImageEncoder()), ("b", ImageEncoder(image_size=64))])
+    assert kind_of_transformer(union) == "image"
+    assert kind_of_transformer(Pipeline([("f", FunctionTransformer()), ("e", AudioMFCC())])) == "audio"
+    nested = ColumnTransformer([("inner", Pipeline([("u", union)]), ["photo"])])
+    assert kind_of_transformer(nested) == "image"
+    assert kinds_reached(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == ["text", "image"]
+    assert kind_of_transformer(FeatureUnion([("t", TextEncoder()), ("i", ImageEncoder())])) == "image"
+    assert kind_of_transformer(FunctionTransformer()) is None
+
+
+@pytest.mark.parametrize("n_rows", [40, 100, 150, 1000])
+def test_a_unique_identifier_is_refused_however_long_the_table(n_rows):
+    df = pd.DataFrame({"user": [f"user{i}" for i in range(n_rows)], "x": np.arange(n_rows, dtype=float)})
+    with pytest.raises(InferenceError, match=rf"'user'.*{n_rows} distinct single-word values in {n_rows} rows"):
+        infer_modalities(df)
+    many = pd.DataFrame({"colour": [f"c{i % 10}" for i in range(n_rows)]})
+    assert column_kinds(many) == {"colour": "categorical"}  # repeated values are categories

@@ -40,7 +40,7 @@ from skmm.kinds import (
     unregister_kind,
 )
 
-BUILT_IN = ["image", "audio", "text", "numeric", "categorical"]
+BUILT_IN = ["image", "audio", "video", "text", "numeric", "categorical"]
 
 
 def png():
@@ -192,17 +192,17 @@ def test_register_twice_is_refused_without_replace(toy_kind):
 
 
 def test_unregistered_and_unknown_names():
-    with pytest.raises(ValueError, match="'video'.*registered kinds.*'image'"):
-        unregister_kind("video")
-    with pytest.raises(ValueError, match="'video'.*register_kind"):
-        get_kind("video")
+    with pytest.raises(ValueError, match="'hologram'.*registered kinds.*'image'"):
+        unregister_kind("hologram")
+    with pytest.raises(ValueError, match="'hologram'.*register_kind"):
+        get_kind("hologram")
     with pytest.raises(ValueError, match="no default transformer for kind 'drop'"):
         default_transformer("drop")
-    df = pd.DataFrame({"clip": ["a.mp4", "b.mp4"]})
-    with pytest.raises(InferenceError, match=r"overrides\['clip'\]='video' is not a kind.*'categorical'"):
-        infer_modalities(df, overrides={"clip": "video"})
+    df = pd.DataFrame({"clip": ["a.holo", "b.holo"]})
+    with pytest.raises(InferenceError, match=r"overrides\['clip'\]='hologram' is not a kind.*'categorical'"):
+        infer_modalities(df, overrides={"clip": "hologram"})
     with pytest.raises(TypeError, match="expects a ColumnKind, got str"):
-        register_kind("video")
+        register_kind("hologram")
     assert list(COLUMN_KINDS) == BUILT_IN
 
 
@@ -333,6 +333,141 @@ def test_cli_fit_accepts_the_toy_kind(toy_kind, tmp_path, monkeypatch, capsys):
     unregister_kind("toy")
     try:
         assert main(["fit", str(data / "train.csv"), "--target", "label", "--override", "blob=toy"]) == 1
-        assert "KIND one of image, audio, text, numeric, categorical, drop" in capsys.readouterr().err
+        assert "KIND one of image, audio, video, text, numeric, categorical, drop" in capsys.readouterr().err
     finally:
         register_kind(TOY)  # for the fixture's teardown
+
+
+# --------------------------------------------------------------------------- the video kind (PyAV)
+
+
+def video_bytes(container="mp4", codec="libx264", n=6, colour=(200, 40, 40)):
+    from skmm.datasets import _write_clip
+
+    frames = np.empty((n, 16, 16, 3), dtype=np.uint8)
+    frames[:] = colour
+    buffer = io.BytesIO()
+    _write_clip(buffer, frames, 8, container=container, codec=codec)
+    return buffer.getvalue()
+
+
+def audio_only_matroska():
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as output:
+        stream = output.add_stream("libopus", rate=48000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        chunk.sample_rate = 48000
+        for packet in [*stream.encode(chunk), *stream.encode()]:
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+def test_video_kind_entry():
+    pytest.importorskip("av")
+    from skmm.encoders import VideoEncoder
+
+    kind = get_kind("video")
+    assert kind.reads_files and not kind.grouped
+    assert {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"} == kind.extensions
+    mp4, webm = video_bytes(), video_bytes("webm", "libvpx-vp9")
+    assert kind.sniff(mp4[:32]) and kind.sniff(webm[:32])
+    assert not kind.sniff(png()[:32]) and not kind.sniff(wav()[:32])
+    assert not kind.sniff(b"\x00\x00\x00\x1cftypavif") and not kind.sniff(b"\x00\x00\x00\x20ftypM4A ")
+    kind.check_upload(mp4)
+    kind.check_upload(webm)
+    with pytest.raises(ValueError, match=r"not a readable video \(no video stream in the file \(found audio\)\)"):
+        kind.check_upload(audio_only_matroska())  # a WebM holding sound only is not a video
+    with pytest.raises(ValueError, match="not a readable video"):
+        kind.check_upload(png())
+    frames, image = np.zeros((4, 8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    assert kind.accepts_value(frames) and not kind.accepts_value(image)
+    assert get_kind("image").accepts_value(image) and not get_kind("image").accepts_value(frames)
+    made = kind.default_transformer()
+    assert isinstance(made, VideoEncoder) and kind_of_transformer(made) == "video"
+
+
+def test_video_columns_are_told_from_audio_and_images(tmp_path):
+    pytest.importorskip("av")
+    (tmp_path / "clips").mkdir()
+    for i in range(3):
+        (tmp_path / "clips" / f"clip{i}").write_bytes(video_bytes())
+    df = pd.DataFrame({
+        "webm": [f"v/{i}.webm" for i in range(3)],
+        "mkv": [f"v/{i}.MKV" for i in range(3)],
+        "ogg": [f"a/{i}.ogg" for i in range(3)],
+        "opus": [f"a/{i}.opus" for i in range(3)],
+        "mp4_bytes": [video_bytes() for _ in range(3)],
+        "sniffed": [f"clips/clip{i}" for i in range(3)],
+        "frames": [np.zeros((4, 8, 8, 3), np.uint8) for _ in range(3)],
+        "pictures": [np.zeros((8, 8, 3), np.uint8) for _ in range(3)],
+    })
+    assert column_kinds(df, base_dir=tmp_path) == {
+        "webm": "video", "mkv": "video", "ogg": "audio", "opus": "audio",
+        "mp4_bytes": "video", "sniffed": "video", "frames": "video", "pictures": "image",
+    }
+    assert sniff_bytes(video_bytes()) == "video" and sniff_bytes(wav()) == "audio"
+    fusion = infer_modalities(df[["mp4_bytes", "frames"]])
+    assert [type(t).__name__ for _, t, _ in fusion.transformers] == ["VideoEncoder", "VideoEncoder"]
+
+
+def test_a_fitted_video_pipeline_serves_uploads(tmp_path, tiny_image_model):
+    pytest.importorskip("av")
+    pytest.importorskip("flask")
+    from skmm.encoders import VideoEncoder
+    from skmm.fusion import MultimodalFusion
+    from skmm.serve import create_app
+
+    colours = [(200, 40, 40), (40, 40, 200)] * 4
+    X = pd.DataFrame({"clip": [video_bytes(colour=c) for c in colours], "x": np.linspace(0, 1, 8)})
+    y = np.array(["red", "blue"] * 4)
+    video = VideoEncoder(image_model=tiny_image_model, frames=2, part="frames", verbose=0)
+    fusion = MultimodalFusion([("clip", video, "clip"), ("numeric", StandardScaler(), ["x"])])
+    pipe = Pipeline([("fusion", fusion), ("clf", LogisticRegression())]).fit(X, y)
+    path = skmm.save(pipe, tmp_path / "video.skmm")
+    limit = 2 * max(len(blob) for blob in X["clip"]) + 4096
+    client = create_app(path, warm_up=False, max_body_bytes=limit).test_client()
+    assert client.get("/metadata").get_json()["kinds"] == {"clip": "video", "x": "numeric"}
+
+    rows = [{"clip": base64.b64encode(X["clip"][i]).decode(), "x": float(X["x"][i])} for i in range(2)]
+    answer = client.post("/predict", json={"rows": rows})
+    assert answer.status_code == 200, answer.get_json()
+    assert [p["label"] for p in answer.get_json()["predictions"]] == pipe.predict(X.iloc[:2]).tolist()
+
+    upload = {"clip": (io.BytesIO(X["clip"][1]), "one.mp4"), "x": str(X["x"][1])}
+    answer = client.post("/predict", data=upload, content_type="multipart/form-data")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"][0]["label"] == pipe.predict(X.iloc[[1]])[0]
+
+    answer = client.post("/predict", json={"row": {"clip": base64.b64encode(png()).decode(), "x": 0.5}})
+    assert answer.status_code == 422 and "'clip'" in answer.get_json()["error"]
+    assert "not a readable video" in answer.get_json()["error"]
+    too_big = {"clip": (io.BytesIO(bytes(limit)), "huge.mp4"), "x": "0.5"}
+    answer = client.post("/predict", data=too_big, content_type="multipart/form-data")
+    assert answer.status_code == 413  # the upload size limit applies to video files
+
+
+def test_cli_fit_and_predict_on_a_csv_of_video_paths(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("av")
+    from skmm.cli import main
+    from skmm.datasets import make_multimodal_classification
+
+    data = tmp_path / "data"
+    X, y = make_multimodal_classification(12, n_classes=2, video=True, noise=0.0, random_state=0,
+                                          directory=data)
+    relative = [str(Path(p).relative_to(data)) for p in X["video"]]
+    pd.DataFrame({"video": relative, "label": y}).to_csv(data / "train.csv", index=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative paths must resolve against the CSV's folder
+
+    model = tmp_path / "video.skmm"
+    status = main(["fit", str(data / "train.csv"), "--target", "label", "--max-epochs", "2",
+                   "--out", str(model)])
+    assert status == 0, capsys.readouterr().err
+    assert "  video  video\n" in capsys.readouterr().out
+    assert skmm.persistence.read_metadata(model)["kinds"] == {"video": "video"}
+    status = main(["predict", str(model), str(data / "train.csv"), "--out", str(tmp_path / "p.csv")])
+    assert status == 0, capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 12

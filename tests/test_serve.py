@@ -206,6 +206,8 @@ def test_health_and_metadata(server, model):
         "photo": "image", "review": "text", "price": "numeric", "colour": "categorical"
     }
     assert meta["classes"] == ["cat", "dog"]
+    assert meta["model"] == "model.skmm"  # the file name only: where it lives is not shown
+    assert str(path.parent) not in json.dumps(meta)
     assert meta["versions"]["skmm"] == skmm.__version__
     assert {"scikit-learn", "torch"} <= set(meta["versions"])
 
@@ -361,3 +363,247 @@ def test_concurrent_requests_all_answered_right(server, model):
     assert not failures, failures[:3]
     assert len(done) == n_threads * per_thread
     assert elapsed < 240
+
+
+# --------------------------------------------------------------------------- hardening (issue 13)
+
+
+def in_process_app(pipe, **options):
+    from skmm.serve import create_app
+
+    return create_app(pipe, warm_up=False, **options).test_client()
+
+
+@pytest.fixture(scope="module")
+def wrapped_image_model(model):
+    """The photo column read by a FeatureUnion of two ImageEncoders: no top-level skmm encoder."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.preprocessing import StandardScaler
+
+    from skmm import ImageEncoder
+
+    _, _, X = model
+    X = X[["photo", "price"]].fillna(0.0)
+    union = FeatureUnion([
+        ("small", ImageEncoder(image_size=32, verbose=0)),
+        ("large", Pipeline([("enc", ImageEncoder(image_size=48, verbose=0)),
+                            ("scale", StandardScaler())])),
+    ])
+    columns = ColumnTransformer([("photo", union, "photo"), ("price", StandardScaler(), ["price"])])
+    from sklearn.linear_model import LogisticRegression
+
+    pipe = Pipeline([("fusion", columns), ("clf", LogisticRegression(max_iter=200))])
+    return pipe.fit(X, ["cat", "dog"] * (len(X) // 2)), X
+
+
+def test_a_wrapped_image_column_is_an_upload_and_no_path_is_read(wrapped_image_model, tmp_path):
+    pipe, X = wrapped_image_model
+    secret = tmp_path / "abcd"  # a real PNG on the server's disk, its name valid base64 too
+    secret.write_bytes(X["photo"].iloc[0])
+    client = in_process_app(pipe)
+    assert client.get("/metadata").get_json()["kinds"]["photo"] == "image"
+    for value in (str(secret), "abcd", "file://" + str(secret)):
+        answer = client.post("/predict", json={"row": {"photo": value, "price": 1.0}})
+        assert answer.status_code == 422, answer.get_json()
+        assert "'photo'" in answer.get_json()["error"]
+        assert "PNG" not in answer.get_json()["error"]  # no byte of the file is quoted back
+    good = base64.b64encode(X["photo"].iloc[0]).decode()
+    answer = client.post("/predict", json={"row": {"photo": good, "price": 1.0}})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"][0]["label"] == pipe.predict(X.iloc[[0]])[0]
+
+
+def test_metadata_saying_text_does_not_make_a_file_column_take_paths(wrapped_image_model, tmp_path):
+    from skmm.serve import RowDecoder, _served_kinds
+
+    pipe, _ = wrapped_image_model
+    kinds = _served_kinds(pipe, {"photo": "text", "price": "numeric"})  # stale or forged metadata
+    assert kinds["photo"] == "image"
+    decoder = RowDecoder(["photo", "price"], kinds)
+    with pytest.raises(Exception, match="base64"):
+        decoder.frame([{"photo": str(tmp_path / "x.png"), "price": 1.0}])
+
+
+def test_no_path_is_opened_while_a_request_is_predicted(tmp_path):
+    from skmm import ImageEncoder, InputError
+    from skmm.io import paths_refused
+
+    image = tmp_path / "a.png"
+    image.write_bytes(png_bytes((10, 20, 30), seed=0))
+    encoder = ImageEncoder(image_size=32, verbose=0).fit([str(image)])
+    with paths_refused(), pytest.raises(InputError, match="never opens paths"):
+        encoder.transform([str(image)])
+    assert encoder.transform([str(image)]).shape == (1, 1280)  # outside the block, paths work
+
+
+@pytest.mark.parametrize("price", [1e30, -1e30, 1e300, 1.7e308, "1e30"])
+def test_a_huge_finite_number_gives_finite_probabilities(model, price):
+    _, pipe, X = model
+    client = in_process_app(pipe)
+    with pytest.warns(skmm.InputWarning, match="standard deviations"):
+        answer = client.post("/predict", json={"row": {**good_row(X), "price": price}})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = json.loads(answer.get_data(as_text=True))  # strict JSON: no NaN
+    probabilities = list(body["predictions"][0]["probabilities"].values())
+    assert np.isfinite(probabilities).all()
+    assert sum(probabilities) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"row": {ROW, "price": Infinity}}',
+        '{"row": {ROW, "price": -Infinity}}',
+        '{"row": {ROW, "price": 1e400}}',
+        '{"row": {ROW, "price": "inf"}}',
+        '{"row": {ROW, "price": "-Infinity"}}',
+        '{"row": {ROW, "price": ' + "9" * 400 + "}}",
+        '{"row": {ROW, "colour": ' + "9" * 400 + "}}",
+        '{"row": {ROW, "colour": 1e400}}',
+        '{"row": {ROW, "price": ' + "9" * 5000 + "}}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["Infinity", "-Infinity", "1e400", "inf-string", "-Infinity-string", "400-digits",
+         "400-digits-category", "1e400-category", "5000-digits", "nested", "nested-rows"],
+)
+def test_out_of_range_numbers_and_deep_json_are_refused_not_500(model, body):
+    _, pipe, X = model
+    row = {k: v for k, v in good_row(X).items() if k not in ("price", "colour")}
+    row_text = json.dumps(row)[1:-1]
+    extra = '"colour": "red"' if '"colour"' not in body else '"price": 1.0'
+    answer = in_process_app(pipe).post(
+        "/predict", data=body.replace("ROW", row_text + ", " + extra),
+        content_type="application/json",
+    )
+    assert answer.status_code in (400, 422), answer.get_data(as_text=True)[:300]
+    error = answer.get_json()["error"]
+    assert "Traceback" not in error
+    if "ROW" in body:
+        assert any(word in error for word in ("'price'", "'colour'", "JSON")), error
+
+
+@pytest.mark.parametrize("width", [20_000, 2_000_000])
+def test_an_absurdly_long_image_is_a_422_not_a_500(model, width):
+    _, pipe, X = model
+    buffer = io.BytesIO()
+    Image.new("L", (width, 1)).save(buffer, format="PNG")
+    photo = base64.b64encode(buffer.getvalue()).decode()
+    answer = in_process_app(pipe).post("/predict", json={"row": {**good_row(X), "photo": photo}})
+    assert answer.status_code == 422
+    assert "'photo'" in answer.get_json()["error"] and "aspect ratio" in answer.get_json()["error"]
+
+
+def test_slow_and_idle_clients_do_not_starve_the_server(server):
+    slow = []
+    try:
+        for _ in range(150):  # more than waitress's own default connection limit (100)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+            slow.append(sock)
+        for sock in slow[::10]:
+            sock.sendall(b"X-Slow: 1\r\n")
+        assert server.request("GET", "/health", timeout=20) == (200, {"status": "ok"})
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_rows_per_request_and_text_length_are_limited(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, max_rows=3, max_text_chars=50)
+    answer = client.post("/predict", json={"rows": [good_row(X)] * 4})
+    assert answer.status_code == 413
+    assert '"rows"' in answer.get_json()["error"] and "--max-rows" in answer.get_json()["error"]
+    assert client.post("/predict", json={"rows": [good_row(X)] * 3}).status_code == 200
+    answer = client.post("/predict", json={"row": {**good_row(X), "review": "word " * 11}})
+    assert answer.status_code == 422
+    assert "'review'" in answer.get_json()["error"] and "--max-text-chars" in answer.get_json()["error"]
+
+
+def test_the_command_line_defaults_are_the_servers():
+    from skmm import cli, serve
+
+    for name in ("DEFAULT_MAX_ROWS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_CONNECTION_LIMIT",
+                 "DEFAULT_CHANNEL_TIMEOUT"):
+        assert getattr(cli, name) == getattr(serve, name), name
+
+
+def test_skmm_serve_passes_its_limits_and_trust_to_waitress(monkeypatch, model):
+    import waitress
+
+    from skmm.cli import main
+
+    seen = {}
+    monkeypatch.setattr(waitress, "serve", lambda app, **options: seen.update(options))
+    assert main(["serve", str(model[0]), "--max-rows", "7", "--max-text-chars", "9",
+                 "--connection-limit", "11", "--channel-timeout", "13"]) == 0
+    assert seen["connection_limit"] == 11 and seen["channel_timeout"] == 13
+    assert seen["asyncore_use_poll"] is True
+    assert main(["serve", str(model[0]), "--max-rows", "0"]) == 1
+
+
+def test_an_empty_multipart_field_is_null(model):
+    _, pipe, X = model
+    client = in_process_app(pipe)
+    row = X.iloc[[1]].copy()
+    row["price"] = np.nan
+    row["review"] = ""  # what an empty text is to this model's TfidfVectorizer
+    fields = {"review": "", "price": "", "colour": row["colour"].iloc[0]}
+    body, content_type = encode_multipart(fields, {"photo": ("x.png", row["photo"].iloc[0])})
+    answer = client.post("/predict", data=body, content_type=content_type)
+    assert answer.status_code == 200, answer.get_json()
+    assert_same(answer.get_json()["predictions"], *expected(pipe, row), pipe.classes_)
+    body, content_type = encode_multipart({**fields, "photo": ""}, {})  # an empty photo too
+    answer = client.post("/predict", data=body, content_type=content_type)
+    assert answer.status_code == 200, answer.get_json()
+    row["photo"] = None
+    assert_same(answer.get_json()["predictions"], *expected(pipe, row), pipe.classes_)
+
+
+def test_explain_adds_each_rows_modality_contributions(model):
+    pytest.importorskip("shap")
+    X, y = make_frame()
+    X = X[["price", "colour"]]
+    pipe = Pipeline([("fusion", infer_modalities(X)),
+                     ("clf", MultimodalClassifier(max_epochs=5, random_state=0))]).fit(X, y)
+    client = in_process_app(pipe)
+    rows = [good_row(X), {**good_row(X), "price": None}]
+    plain = client.post("/predict", json={"rows": rows}).get_json()["predictions"]
+    answer = client.post("/predict?explain=true", json={"rows": rows})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    explained = answer.get_json()["predictions"]
+    modalities = set(pipe.named_steps["fusion"].modalities_)
+    for before, after in zip(plain, explained):
+        assert after["label"] == before["label"]
+        assert set(after["contributions"]) == modalities
+    # the contributions add up to the predicted probability minus the all-absent baseline
+    from skmm.inspection import make_absent
+
+    classes = list(pipe.classes_)
+    frame = pd.DataFrame([X.iloc[0]])
+    predicted = classes.index(explained[0]["label"])
+    full = pipe.predict_proba(frame)[0, predicted]
+    with pytest.warns(skmm.InputWarning):
+        baseline = pipe.predict_proba(make_absent(frame, list(X.columns)))[0, predicted]
+    assert sum(explained[0]["contributions"].values()) == pytest.approx(full - baseline, abs=1e-4)
+
+
+def test_explain_without_shap_is_a_501_naming_the_extra(model, monkeypatch):
+    import skmm.inspection
+
+    def missing(*args, **kwargs):
+        raise ImportError('modality contributions need shap: pip install "skmm[explain]"')
+
+    monkeypatch.setattr(skmm.inspection, "modality_contributions", missing)
+    _, pipe, X = model
+    answer = in_process_app(pipe).post("/predict?explain=1", json={"row": good_row(X)})
+    assert answer.status_code == 501 and "skmm[explain]" in answer.get_json()["error"]
+
+
+def test_explain_on_a_model_that_cannot_make_a_modality_absent_is_a_501(model):
+    pytest.importorskip("shap")
+    _, pipe, X = model  # its TfidfVectorizer fails on a missing review
+    answer = in_process_app(pipe).post("/predict?explain=true", json={"row": good_row(X)})
+    assert answer.status_code == 501 and "accept missing values" in answer.get_json()["error"]

@@ -96,6 +96,14 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _check_params(self):
         """Extra parameter checks of a subclass (beyond ``_parameter_constraints``)."""
 
+    def _is_usable(self, vector):
+        """Whether an encoded row may be kept: by default, when every feature is finite.
+
+        An encoder whose output holds an optional block (the sound track of a
+        video) accepts that block entirely NaN: absent, not broken.
+        """
+        return bool(np.isfinite(vector).all())
+
     # ------------------------------------------------------------------ estimator API
 
     @_fit_context(prefer_skip_nested_validation=True)

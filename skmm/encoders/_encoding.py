@@ -2,7 +2,9 @@
 
 import hashlib
 import os
+import sys
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -16,6 +18,24 @@ __all__ = ["ColumnEncoding"]
 
 #: what reading or decoding a bad row raises; anything else is a bug and propagates
 ROW_ERRORS = (ValueError, TypeError, OSError)
+
+#: packages whose frames are not "the user's code" when a warning names where it came from
+_LIBRARY_PACKAGES = frozenset(
+    {"skmm", "sklearn", "skorch", "joblib", "numpy", "pandas", "contextlib", "functools", "runpy"}
+)
+#: encoder -> the call sites (file, line) it has already warned at
+_WARNED_AT = weakref.WeakKeyDictionary()
+
+
+def _user_call_site():
+    """``(stacklevel, (file, line))`` of the innermost frame outside skmm and the libraries it runs in."""
+    frame, level = sys._getframe(1), 1  # level 1: the function calling warnings.warn
+    while frame.f_back is not None:
+        package = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if package not in _LIBRARY_PACKAGES:
+            break
+        frame, level = frame.f_back, level + 1
+    return level, (frame.f_code.co_filename, frame.f_lineno)
 
 
 @dataclass
@@ -77,15 +97,16 @@ class ColumnEncoding:
         """
         width = self.encoder.n_features_out_
         # the store drops entries of another width, dtype or with NaN
-        found = store.get_many(list(self.rows_of_key), width=width)
+        usable = self.encoder._is_usable  # e.g. a video's sound block may be all NaN
+        found = store.get_many(list(self.rows_of_key), width=width, usable=usable)
         missing = [key for key in self.rows_of_key if key not in found]
         if not missing:
             return found, {}
         with store.exclusive(hashlib.sha256(identity).hexdigest()[:32]):
-            found.update(store.get_many(missing, width=width))  # stored meanwhile by another worker
+            found.update(store.get_many(missing, width=width, usable=usable))  # stored meanwhile
             computed = self.compute([key for key in missing if key not in found])
             if computed:
-                store.put_many(computed)
+                store.put_many(computed, usable=usable)
         return found, computed
 
     def read_rows(self):
@@ -146,16 +167,25 @@ class ColumnEncoding:
         self.failures.append(message)
 
     def warn_failures(self):
-        """One :class:`~skmm.InputWarning` listing the rows that became missing, if any."""
+        """One :class:`~skmm.InputWarning` listing the rows that became missing, if any.
+
+        It points at the user's line (not into scikit-learn), and an encoder
+        warns once per such line: a loop over batches does not repeat it.
+        """
         if not self.failures:
             return
+        stacklevel, site = _user_call_site()
+        sites = _WARNED_AT.setdefault(self.encoder, set())
+        if site in sites:
+            return
+        sites.add(site)
         shown = "\n  ".join(self.failures[:5])
         more = f"\n  ... and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
         warnings.warn(
             f"{type(self.encoder).__name__}: {len(self.failures)} of {len(self.values)} rows could "
             f"not be encoded and were set to missing (NaN):\n  {shown}{more}",
             InputWarning,
-            stacklevel=4,  # warn_failures < run < transform < the caller
+            stacklevel=stacklevel,
         )
 
     # ------------------------------------------------------------------ steps of compute
@@ -194,7 +224,7 @@ class ColumnEncoding:
         vectors = np.asarray(self.encoder._encode_batch(items, self.bundle), dtype=np.float32)
         computed = {}
         for key, vector in zip(keys, vectors):
-            if np.isfinite(vector).all():
+            if self.encoder._is_usable(vector):
                 computed[key] = vector
             else:
                 reason = "encoding gave NaN or infinite features (values out of range?)"

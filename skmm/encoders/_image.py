@@ -144,16 +144,22 @@ class ImageEncoder(BaseEncoder):
 
 
 def _center_crop_array(image, size):
-    """Resize the shorter side to ``size`` and take the central square, as uint8 HxWx3."""
+    """Resize the shorter side to ``size`` and take the central square, as uint8 HxWx3.
+
+    Only the central square is resampled (``resize`` with a source ``box``), so
+    the work is bounded by the output size whatever the image's aspect ratio.
+    """
     from PIL import Image
 
     width, height = image.size
     scale = size / min(width, height)
     new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
-    image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
     left = (new_size[0] - size) // 2
     top = (new_size[1] - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    x_scale, y_scale = new_size[0] / width, new_size[1] / height
+    box = (left / x_scale, top / y_scale, (left + size) / x_scale, (top + size) / y_scale)
+    image = image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
+    return np.asarray(image)
 
 
 def _load_efficientnet(device):
@@ -197,6 +203,9 @@ def _load_transformers(name, device):
     import torch
     from transformers import AutoImageProcessor, AutoModel
 
+    from ._text import check_model_folder
+
+    check_model_folder(name)
     with quiet_transformers():
         processor = AutoImageProcessor.from_pretrained(name, backend="pil")
         network = AutoModel.from_pretrained(name).eval().to(device)

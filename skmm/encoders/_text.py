@@ -2,6 +2,7 @@
 
 import os
 from numbers import Integral
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +16,35 @@ from .._torch import inference_context, masked_mean, quiet_transformers
 __all__ = ["TextEncoder"]
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: a generous bound on the characters one token covers (BERT's tokenizers give one [UNK] token
+#: for a longer word): texts are cut to ``max_length`` times this before tokenising, so a
+#: 10 MB text costs no more than the part of it the model can see
+CHARS_PER_TOKEN = 100
+
+
+def check_model_folder(name):
+    """Refuse, with a clear message, a model named by a path to a folder that does not exist.
+
+    A name that can only be a path (absolute, ``./``, ``../``, ``~``, more than
+    one ``/``, a backslash) must be an existing folder; ``"org/name"`` may be a
+    Hugging Face model id and is left to transformers.
+    """
+    name = str(name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(
+                f"model={name!r} is a file; give the folder holding the model (config.json, weights)."
+            )
+        return
+    looks_like_path = (
+        path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
+    )
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"model folder not found: {name!r}; give an existing folder holding a transformers "
+            "model (config.json, weights), or a Hugging Face model id such as 'org/name'."
+        )
 
 
 def resolve_text_model(name):
@@ -36,7 +66,8 @@ class TextEncoder(BaseEncoder):
     only to the longest text of the batch; rows come back in input order. None,
     NaN, empty and whitespace-only strings are missing (a row of NaN). Numbers
     are encoded as their text. Texts longer than ``max_length`` tokens are
-    truncated.
+    truncated; a text is first cut to ``max_length * 100`` characters, so a
+    huge text costs no more time or memory than its beginning.
 
     Parameters
     ----------
@@ -139,6 +170,7 @@ class TextEncoder(BaseEncoder):
             raise TypeError(f"expected a text (str), got {type(value).__name__}")
         text = value if isinstance(value, str) else str(value)
         content = text.encode("utf-8", "surrogatepass")
+        text = text[: self.max_length * CHARS_PER_TOKEN]  # the model never sees more
         # Tokenizers take valid Unicode only: join surrogate pairs, turn lone ones into U+FFFD.
         return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
@@ -169,6 +201,7 @@ class TextEncoder(BaseEncoder):
 def _load_text_model(name, device):
     from transformers import AutoModel, AutoTokenizer
 
+    check_model_folder(name)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(name)
         network = AutoModel.from_pretrained(name).eval().to(device)

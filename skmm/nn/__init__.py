@@ -28,6 +28,7 @@ from importlib import import_module
 _LAZY = {
     "FusionNetwork": "._network:FusionNetwork",
     "FocalLoss": "._loss:FocalLoss",
+    "FusionLoss": "._loss:FusionLoss",
     "FusionStrategy": "._base:FusionStrategy",
     "ConcatFusion": "._concat:ConcatFusion",
     "WeightedFusion": "._weighted:WeightedFusion",

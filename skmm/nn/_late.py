@@ -1,19 +1,30 @@
 """Decision-level (late) fusion: one classifier per modality."""
 
+import math
+
 import torch
 from torch import nn
 
 from ._base import FusionStrategy
-from ._layers import masked_softmax, mlp
+from ._layers import mlp
 
 __all__ = ["LateFusion"]
 
 
 class LateFusion(FusionStrategy):
-    """One classifier head per modality; their log-probabilities combined with learned softmax weights.
+    """One classifier head per modality; their log-probabilities summed with learned positive weights.
 
-    The weights (a softmax of one learned score per modality over the
-    modalities present in each row) are the modality weights returned.
+    The logits are ``sum_m exp(s_m) * log p_m`` over the modalities present in
+    a row (a product of experts, each raised to a learned power: ``s_m`` is one
+    score per modality, ``-log(n_modalities)`` at first: the mean of the
+    log-probabilities). The powers, normalised to sum to 1 over
+    the present modalities, are the modality weights returned. A modality
+    whose predictions do not help gets a power near 0: being free in scale,
+    the weights need not lean on a useless modality to soften the others.
+    :meth:`fit_weights` learns them from the heads' predictions on rows held
+    out of training (what :class:`skmm.MultimodalClassifier` does), as classic
+    late fusion learns its combination out of fold: weights learned on the
+    training rows would favour the modality that memorises them best.
 
     Parameters
     ----------
@@ -27,13 +38,55 @@ class LateFusion(FusionStrategy):
 
     def __init__(self, *, n_modalities, shared_dim, n_classes, hidden_dims=(64,), dropout=0.1):
         super().__init__()
-        self.modality_scores = nn.Parameter(torch.zeros(n_modalities))
+        self.modality_scores = nn.Parameter(torch.full((n_modalities,), -math.log(n_modalities)))
         self.heads = nn.ModuleList(mlp(shared_dim, hidden_dims, n_classes, dropout) for _ in range(n_modalities))
 
+    def unimodal_logits(self, projected):
+        """Each modality's own class logits, ``(batch, n_modalities, n_classes)``."""
+        return torch.stack([head(projected[:, index]) for index, head in enumerate(self.heads)], dim=1)
+
     def forward(self, projected, present):
-        log_probs = torch.stack(
-            [torch.log_softmax(head(projected[:, index]), dim=-1) for index, head in enumerate(self.heads)],
-            dim=1,
-        )  # (batch, modalities, classes)
-        weights = masked_softmax(self.modality_scores.expand(present.shape), present)
-        return (weights.unsqueeze(-1) * log_probs).sum(1), weights
+        log_probs = torch.log_softmax(self.unimodal_logits(projected), dim=-1)  # (batch, modalities, classes)
+        return self._combine(self.modality_scores, log_probs, present)
+
+    @staticmethod
+    def _combine(scores, log_probs, present):
+        """Logits ``sum_m exp(score_m) * log p_m`` over the present modalities, and the normalised weights."""
+        coefficients = scores.exp().expand(present.shape) * present
+        weights = coefficients / coefficients.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return (coefficients.unsqueeze(-1) * log_probs).sum(1), weights
+
+    def fit_weights(self, projected, present, target, steps=50):
+        """Set the combination weights that best predict ``target`` from the heads' predictions.
+
+        Parameters
+        ----------
+        projected : tensor of shape (batch, n_modalities, shared_dim)
+            Projections of rows the heads were not trained on.
+        present : bool tensor of shape (batch, n_modalities)
+        target : int tensor of shape (batch,)
+            Class indices.
+        steps : int, default=50
+            L-BFGS iterations.
+        """
+        rows = present.any(dim=1)
+        with torch.no_grad():
+            log_probs = torch.log_softmax(self.unimodal_logits(projected[rows]), dim=-1)
+        present, target = present[rows], target[rows]
+        if not len(target):
+            return
+        scores = self.modality_scores.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.LBFGS([scores], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def loss():
+            optimizer.zero_grad()
+            value = nn.functional.cross_entropy(self._combine(scores, log_probs, present)[0], target)
+            # a small price per unit of weight: a modality that does not help the held-out predictions
+            # fades to 0 instead of keeping its starting weight, and the weights stay bounded
+            value = value + 0.01 * scores.exp().sum()
+            value.backward()
+            return value
+
+        optimizer.step(loss)
+        with torch.no_grad():
+            self.modality_scores.copy_(scores)

@@ -38,6 +38,12 @@ class FusionNetwork(nn.Module):
         probability (at least one is always kept).
     class_log_prior : tensor of shape (n_classes,)
         Logits returned for rows where no modality is present.
+    unimodal_loss : float, default=0.0
+        When positive, training-mode ``forward`` also returns every modality's
+        own logits, for :class:`FusionLoss` to train each modality on its own:
+        those of the strategy's ``unimodal_logits(projected)`` when it has one
+        (late fusion's per-modality heads), else of one linear head per
+        modality.
 
     Attributes
     ----------
@@ -59,6 +65,7 @@ class FusionNetwork(nn.Module):
         attention_heads=4,
         modality_dropout=0.0,
         class_log_prior=None,
+        unimodal_loss=0.0,
     ):
         super().__init__()
         strategy = resolve_strategy(fusion)
@@ -80,22 +87,19 @@ class FusionNetwork(nn.Module):
             dropout=dropout,
             attention_heads=attention_heads,
         )
+        self.unimodal_loss = float(unimodal_loss)
+        if self.unimodal_loss > 0 and not hasattr(self.strategy, "unimodal_logits"):
+            self.unimodal_heads = nn.ModuleList(nn.Linear(shared_dim, n_classes) for _ in self.block_sizes)
 
     def forward(self, X, return_weights=False):
         """Class logits ``(batch, n_classes)``; with ``return_weights`` also the strategy's weights.
 
         The weights are ``(batch, n_modalities)``, or ``None`` for a strategy
-        that has none.
+        that has none. In training mode with ``unimodal_loss > 0`` the result
+        is ``(logits, unimodal_logits, present)`` instead, with
+        ``unimodal_logits`` of shape ``(batch, n_modalities, n_classes)``.
         """
-        blocks = torch.split(X.float(), self.block_sizes, dim=1)
-        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
-        if self.training and self.modality_dropout > 0:
-            present = self._drop_modalities(present)
-        projected = torch.stack(
-            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
-            dim=1,
-        )  # (batch, modalities, shared_dim)
-        projected = projected * present.unsqueeze(-1)
+        projected, present = self.project(X)
         fused = self.strategy(projected, present)
         if not (isinstance(fused, tuple) and len(fused) == 2):
             raise TypeError(
@@ -105,7 +109,26 @@ class FusionNetwork(nn.Module):
         logits, weights = fused
         nothing = ~present.any(dim=1)
         logits = torch.where(nothing.unsqueeze(1), self.class_log_prior.expand_as(logits), logits)
+        if self.training and self.unimodal_loss > 0 and not return_weights:
+            return logits, self._unimodal_logits(projected), present
         return (logits, weights) if return_weights else logits
+
+    def project(self, X):
+        """The projections ``(batch, n_modalities, shared_dim)``, zero where absent, and the presence mask."""
+        blocks = torch.split(X.float(), self.block_sizes, dim=1)
+        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
+        if self.training and self.modality_dropout > 0:
+            present = self._drop_modalities(present)
+        projected = torch.stack(
+            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
+            dim=1,
+        )
+        return projected * present.unsqueeze(-1), present
+
+    def _unimodal_logits(self, projected):
+        if hasattr(self.strategy, "unimodal_logits"):
+            return self.strategy.unimodal_logits(projected)
+        return torch.stack([head(projected[:, index]) for index, head in enumerate(self.unimodal_heads)], dim=1)
 
     def _drop_modalities(self, present):
         dropped = torch.rand(present.shape, device=present.device) < self.modality_dropout

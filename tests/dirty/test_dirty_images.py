@@ -1,5 +1,6 @@
 """Bad images never crash ImageEncoder silently or lose a row: a clear error or an explicit NaN row."""
 
+import re
 import resource
 import time
 import tracemalloc
@@ -210,3 +211,77 @@ def test_arrays_of_every_supported_layout_and_dtype_agree(image_encoder):
 def test_wrong_python_type_is_an_input_error(image_encoder):
     with pytest.raises(skmm.InputError, match=r"row 0, 42: expected an image as a file path, bytes"):
         image_encoder().transform([42])
+
+
+# --------------------------------------------------------------------------- absurd shapes
+
+
+def png_of_shape(width, height):
+    return image_bytes(Image.new("L", (width, height)), "PNG")
+
+
+@pytest.mark.parametrize("width, height", [(20_000, 1), (2_000_000, 1), (1, 5_000)])
+def test_absurd_aspect_ratios_are_refused_as_input_errors(image_encoder, width, height):
+    data = png_of_shape(width, height)  # valid PNGs of a few hundred bytes
+    with pytest.raises(skmm.InputError, match=rf"row 0, <\d+ bytes>: image is {width}x{height} pixels, an aspect ratio over 100:1"):
+        image_encoder().transform([data])
+    with pytest.warns(skmm.InputWarning, match="1 of 2 rows"):
+        Z = image_encoder(on_error="missing").transform([data, noise_image()])
+    assert np.isnan(Z[0]).all() and np.isfinite(Z[1]).all()
+    with pytest.raises(ValueError, match="aspect ratio"):
+        skmm.io.check_image_header(data)  # what the server checks on upload
+
+
+def test_long_images_within_the_limit_are_cropped_from_their_centre(image_encoder):
+    from skmm.encoders._image import _center_crop_array
+
+    wide = Image.new("RGB", (10_000, 100), "white")
+    wide.paste((255, 0, 0), (4_950, 0, 5_050, 100))  # a red square in the middle
+    crop = _center_crop_array(wide, 224)
+    assert crop.shape == (224, 224, 3)
+    assert (crop[:, 16:-16] == (255, 0, 0)).all()  # the centre, resampled, not the white ends
+    assert np.isfinite(image_encoder().transform([wide])).all()
+
+
+@pytest.mark.parametrize("orientation, turned", [(1, False), (6, True), (8, True), (3, False)])
+def test_exif_orientation_is_applied(image_encoder, orientation, turned):
+    stored = Image.new("RGB", (40, 20), "white")
+    stored.paste((255, 0, 0), (0, 0, 20, 20))  # red on the left half as stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the Orientation tag a phone writes
+    data = image_bytes(stored, "JPEG", exif=exif.tobytes(), quality=95)
+    upright = decode_image(data)
+    assert upright.size == ((20, 40) if turned else (40, 20))
+    expected = {1: stored, 3: stored.rotate(180), 6: stored.rotate(-90, expand=True),
+                8: stored.rotate(90, expand=True)}[orientation]
+    assert np.abs(np.asarray(upright, float) - np.asarray(expected, float)).mean() < 8  # JPEG noise
+    encoder = image_encoder()
+    np.testing.assert_allclose(encoder.transform([data]), encoder.transform([expected]), atol=1e-2)
+
+
+def test_error_messages_show_no_memory_addresses(image_encoder):
+    with pytest.raises(skmm.InputError) as error:
+        image_encoder(max_pixels=100).transform([Image.new("RGB", (20, 20))])
+    assert "<PIL.Image.Image image mode=RGB size=20x20>" in str(error.value)
+    assert not re.search(r"0x[0-9a-fA-F]{6,}", str(error.value))
+    with pytest.raises(skmm.InputError) as error:
+        image_encoder().transform([object()])
+    assert "<object object>" in str(error.value)
+    assert not re.search(r"0x[0-9a-fA-F]{6,}", str(error.value))
+
+
+def test_the_warning_points_at_the_users_line_and_is_not_repeated(image_encoder):
+    from sklearn.compose import ColumnTransformer
+
+    encoder = image_encoder(on_error="missing")
+    columns = ColumnTransformer([("photo", encoder, "photo")])
+    frame = pd.DataFrame({"photo": [b"not an image", image_bytes(noise_image())]})
+    with pytest.warns(skmm.InputWarning):
+        columns.fit(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            columns.transform(frame)  # the same line, three times
+    found = [w for w in caught if issubclass(w.category, skmm.InputWarning)]
+    assert len(found) == 1
+    assert found[0].filename == __file__  # this test's line, not scikit-learn's internals

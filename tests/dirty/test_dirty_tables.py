@@ -157,3 +157,27 @@ def test_same_data_and_random_state_give_identical_predictions(make_pipeline, ta
     np.testing.assert_array_equal(first, second)
     other = make_pipeline(fusion="attention", random_state=4).fit(X, y).predict_proba(X)
     assert not np.array_equal(first, other)
+
+
+def test_a_row_with_every_value_missing_gets_the_class_prior_and_a_warning():
+    import warnings
+
+    from sklearn.pipeline import Pipeline
+
+    from skmm import MultimodalClassifier, infer_modalities
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=40), "colour": ["x", "y", "z", "w"] * 10})
+    y = np.array(["p"] * 30 + ["q"] * 10)
+    pipe = Pipeline([("fusion", infer_modalities(X)),
+                     ("clf", MultimodalClassifier(max_epochs=3, random_state=0, device="cpu"))])
+    pipe.fit(X, y)
+    rows = pd.DataFrame({"a": [np.nan, 0.3, np.nan], "colour": [None, "x", "  "]})
+    with pytest.warns(skmm.InputWarning, match=r"2 row\(s\) \(positions \[0, 2\]\) have every modality missing"):
+        proba = pipe.predict_proba(rows)
+    np.testing.assert_allclose(proba[[0, 2]], [[0.75, 0.25], [0.75, 0.25]], atol=1e-6)  # 30 p, 10 q
+    fused = pipe[0].transform(rows)
+    assert fused.iloc[[0, 2]].isna().all().all() and fused.iloc[1].notna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a row with one value present is an ordinary row
+        pipe.predict_proba(rows.iloc[[1]])

@@ -65,3 +65,33 @@ def test_estimator_contract(tiny_text_model):
 def test_a_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(OSError):
         TextEncoder(str(tmp_path / "no-such-model")).fit(TEXTS)
+
+
+@pytest.mark.parametrize("name", ["{tmp}/no-such-model", "./no-such-model", "models/a/b"])
+def test_a_missing_model_folder_says_folder_not_found(tmp_path, name):
+    from skmm import ImageEncoder
+
+    name = name.format(tmp=tmp_path)
+    for encoder in (TextEncoder(name, verbose=0), ImageEncoder(name, verbose=0)):
+        with pytest.raises(FileNotFoundError, match=r"model folder not found: .*no-such-model|model folder not found: 'models/a/b'") as error:
+            encoder.fit([None])
+        assert "Repo id" not in str(error.value)
+
+
+def test_a_huge_text_is_cut_before_it_is_tokenised(tiny_text_model, monkeypatch):
+    from skmm.encoders._text import CHARS_PER_TOKEN
+
+    encoder = TextEncoder(tiny_text_model, max_length=32, verbose=0, cache=None).fit(TEXTS)
+    bundle = encoder._load_bundle()
+    seen = []
+    tokenizer = bundle.tokenizer
+
+    def spy(items, **options):
+        seen.extend(len(item) for item in items)
+        return tokenizer(items, **options)
+
+    monkeypatch.setattr(bundle, "tokenizer", spy)
+    huge = "the cat sat on the mat " * 500_000  # 11.5 MB
+    Z = encoder.transform([huge, huge[: 32 * 10]])
+    assert max(seen) <= 32 * CHARS_PER_TOKEN  # not 11.5 million characters
+    np.testing.assert_allclose(Z[0], Z[1], atol=1e-6)  # the model saw the same 32 tokens
