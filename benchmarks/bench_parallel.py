@@ -5,7 +5,8 @@ processes (which load the models again, inside the timing) and an empty memory
 store in this process. The search is 4 candidates x 3 folds plus the refit;
 with the default disk-backed cache, each unique image and text is encoded once
 across all workers, so the search costs the encodings of one fit plus 13
-classifier trainings. The script counts the rows handed to the models in every
+classifier trainings. For comparison, the loky search also runs with the
+memory-only cache (``SKMM_CACHE_DIR=""``), where every worker encodes again. The script counts the rows handed to the models in every
 process (through a counter file) to show it.
 
 Run: ``python benchmarks/bench_parallel.py [--n 150] [--epochs 5] [--tiny]``
@@ -67,8 +68,8 @@ def main():
     grid = {"clf__fusion": ["concat", "attention"], "clf__lr": [1e-3, 3e-3]}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
 
-    def cold(name, run):
-        os.environ["SKMM_CACHE_DIR"] = str(work / f"cache-{name}")
+    def cold(name, run, disk=True):
+        os.environ["SKMM_CACHE_DIR"] = str(work / f"cache-{name}") if disk else ""
         get_reusable_executor().shutdown(wait=True)  # new workers: empty memory, models not loaded
         clear_memory_cache()
         counter.write_text("")
@@ -86,6 +87,8 @@ def main():
     search = lambda n_jobs: GridSearchCV(clone(pipe), grid, cv=cv, n_jobs=n_jobs)  # noqa: E731
     results.append(("GridSearchCV n_jobs=1", *cold("serial", lambda: search(1).fit(X, y))))
     results.append(("GridSearchCV n_jobs=2 (loky)", *cold("loky", lambda: search(2).fit(X, y))))
+    results.append(("  the same, memory-only cache (SKMM_CACHE_DIR='')",
+                    *cold("memory", lambda: search(2).fit(X, y), disk=False)))
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:

@@ -45,8 +45,8 @@ array([1., 1., 1., 1.], dtype=float32)
 import contextlib
 import hashlib
 import os
-import sys
 import stat
+import sys
 import tempfile
 import threading
 import warnings

@@ -67,7 +67,6 @@ def check_modalities(X, *, estimator="MultimodalClassifier"):
     Examples
     --------
     >>> import numpy as np, pandas as pd, warnings
-    >>> from sklearn.preprocessing import FunctionTransformer
     >>> from skmm.fusion import MultimodalFusion, check_modalities
     >>> df = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
     >>> fused = MultimodalFusion([("one", "passthrough", ["a"]), ("two", "passthrough", ["b"])]).fit_transform(df)
@@ -106,7 +105,11 @@ class MultimodalFusion(ColumnTransformer):
     modality. Any scikit-learn transformer can be a modality: the skmm
     encoders for images, texts and audio, a ``StandardScaler`` on numeric
     columns, a ``OneHotEncoder`` on categories, a ``TfidfVectorizer`` on text
-    (sparse outputs are made dense).
+    (sparse outputs are made dense), a ``FunctionTransformer`` (without
+    ``feature_names_out``, its columns are named ``"<modality>__x<i>"``).
+    The encoders' float32 blocks stay float32. The input may be a pandas or a
+    polars DataFrame; ``set_output(transform="polars")`` gives a polars
+    DataFrame.
 
     Parameters
     ----------
@@ -208,7 +211,7 @@ class MultimodalFusion(ColumnTransformer):
         if missing:
             raise ValueError(
                 f"MultimodalFusion: column(s) {missing} are not in the data. Columns present: "
-                f"{list(map(str, X.columns))}. Rename the data's columns or change the fusion's column lists."
+                f"{list(X.columns)}. Rename the data's columns or change the fusion's column lists."
             )
 
     @_fit_context(prefer_skip_nested_validation=False)  # the modalities' transformers validate when fitted
@@ -246,10 +249,11 @@ class MultimodalFusion(ColumnTransformer):
         return np.asarray([f"x{i}" for i in range(block.stop - block.start)], dtype=object)
 
     def _hstack(self, Xs, *, n_samples):
-        """Join dense array blocks into a DataFrame block by block, so each block keeps its dtype.
+        """Join dense array blocks into a DataFrame block by block, so that float32 blocks stay float32.
 
         ``ColumnTransformer`` joins arrays with ``np.hstack``, which turns the
-        encoders' float32 into float64 as soon as one block is float64. With
+        encoders' float32 into float64 as soon as one block is float64; the
+        other blocks get the dtype ``np.hstack`` would give them. With
         scikit-learn's pandas or polars output, or a sparse result, its own
         joining is kept.
         """
@@ -258,13 +262,13 @@ class MultimodalFusion(ColumnTransformer):
         blocks = [X.toarray() if sp.issparse(X) else X for X in Xs]
         if not all(isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf" for X in blocks):
             return super()._hstack(Xs, n_samples=n_samples)
+        common = np.result_type(*blocks)  # what np.hstack gives, kept for every other block
         names = self.get_feature_names_out()
         frames, start = [], 0
         for block in blocks:
+            block = block if block.dtype == np.float32 else block.astype(common, copy=False)
             frames.append(pd.DataFrame(block, columns=names[start : start + block.shape[1]], copy=False))
             start += block.shape[1]
-        if not frames:
-            return super()._hstack(Xs, n_samples=n_samples)
         return pd.concat(frames, axis=1) if len(frames) > 1 else frames[0]
 
     def fit(self, X, y=None, **params):
