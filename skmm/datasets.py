@@ -176,7 +176,8 @@ def make_multimodal_classification(
 
     Labels are balanced (class counts differ by at most one) and the rows are
     shuffled. The same ``random_state`` gives the same frame and files with
-    the same bytes.
+    the same bytes (video clips: the same scenes and sound, though H.264's
+    bytes may vary slightly from run to run).
 
     Parameters
     ----------
