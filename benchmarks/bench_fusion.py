@@ -12,7 +12,8 @@ cross-validated on the same stratified folds and the same embeddings:
 - every ``fusion=`` strategy of ``MultimodalClassifier`` with its defaults;
 - what a user writes by hand: ``StandardScaler + LogisticRegression`` on all fused features (C=1, and
   C=0.01, the best of 0.001-1 on this data), one such model per modality, and late fusion (one
-  logistic regression per modality, trained on the rows where it is present, probabilities averaged).
+  logistic regression per modality, trained on the rows where it is present, probabilities averaged;
+  C=1 and C=0.01).
 
 ``--noisy`` makes every modality wrong or absent for 30% of the rows, independently: half of them get
 another row's embedding, the other half NaN (the encoder's "missing").
@@ -151,7 +152,8 @@ def models(columns):
            for name in FUSIONS}
     out["LR on all features (C=1)"] = logistic(1.0)
     out["LR on all features (C=0.01)"] = logistic(0.01)
-    out["late fusion of per-modality LRs"] = LateLogistic()
+    out["late fusion of per-modality LRs (C=1)"] = LateLogistic(1.0)
+    out["late fusion of per-modality LRs (C=0.01)"] = LateLogistic(0.01)
     for modality in blocks(columns):
         out[f"LR on {modality} only"] = OneModality(modality, logistic(1.0))
     return out

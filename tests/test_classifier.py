@@ -16,7 +16,7 @@ from fusion_task import make_fusion_task
 from skmm import MultimodalClassifier
 from skmm.nn import FUSIONS
 
-FAST = dict(max_epochs=40, lr=3e-3, random_state=0)
+FAST = dict(random_state=0)
 
 
 class MaxPoolFusion(torch.nn.Module):
@@ -100,8 +100,11 @@ def test_modality_dropout_helps_when_modalities_are_absent(split):
     X_train, X_test, y_train, y_test = split
     X_missing = X_test.copy()
     X_missing.loc[:, X_missing.columns.str.startswith(("text__", "audio__"))] = np.nan
-    plain = MultimodalClassifier(fusion="concat", **FAST).fit(X_train, y_train)
-    robust = MultimodalClassifier(fusion="concat", modality_dropout=0.5, **FAST).fit(X_train, y_train)
+    # a long-trained fused output alone, which learns to lean on every modality (the defaults' strong
+    # dropout and per-modality votes already cover absent modalities in part)
+    fused_only = dict(unimodal_loss=0.0, dropout=0.1, max_epochs=40, lr=3e-3, random_state=0)
+    plain = MultimodalClassifier(**fused_only).fit(X_train, y_train)
+    robust = MultimodalClassifier(modality_dropout=0.5, **fused_only).fit(X_train, y_train)
     assert robust.score(X_missing, y_test) > plain.score(X_missing, y_test) + 0.03
 
 
@@ -487,3 +490,22 @@ def test_unimodal_loss_trains_every_modality_to_predict_on_its_own(split):
     truth = np.searchsorted(clf.classes_, y_test)
     assert min((own[:, m] == truth).mean() for m in range(3)) > 0.45  # chance is 1/3
     assert clf.score(X_test, y_test) >= 0.75
+
+
+def test_prediction_averages_the_fused_output_with_each_present_modality_s_own_vote(split):
+    X_train, X_test, y_train, _ = split
+    X_test = X_test.copy()
+    X_test.iloc[:5, X_test.columns.str.startswith("audio__")] = np.nan  # audio absent from 5 rows
+    clf = MultimodalClassifier(verbose=0, **FAST).fit(X_train, y_train)
+    module = clf.net_.module_.eval()
+    with torch.no_grad():
+        projected, present = module.project(torch.as_tensor(clf._prepare(X_test)))
+        fused = torch.softmax(module.strategy(projected, present)[0], dim=-1).numpy()
+        own = torch.softmax(module._unimodal_logits(projected), dim=-1).numpy()
+    present = present.numpy()
+    expected = (fused + (own * present[:, :, None]).sum(axis=1)) / (1 + present.sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(clf.predict_proba(X_test), expected, rtol=1e-4, atol=1e-6)
+    assert present[:5, 2].sum() == 0 and present[5:].all()  # the absent audio had no vote
+
+    fused_only = MultimodalClassifier(unimodal_loss=0.0, verbose=0, **FAST).fit(X_train, y_train)
+    assert not hasattr(fused_only.net_.module_, "unimodal_heads")

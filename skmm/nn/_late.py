@@ -26,6 +26,11 @@ class LateFusion(FusionStrategy):
     late fusion learns its combination out of fold: weights learned on the
     training rows would favour the modality that memorises them best.
 
+    As in classic late fusion, each head is a classifier trained on its own:
+    in training mode the combination sees the heads' predictions detached, so
+    its loss only moves the weights, and :class:`skmm.nn.FusionLoss` trains
+    every head on the rows where its modality is present.
+
     Parameters
     ----------
     n_modalities, shared_dim, n_classes : int
@@ -47,6 +52,10 @@ class LateFusion(FusionStrategy):
 
     def forward(self, projected, present):
         log_probs = torch.log_softmax(self.unimodal_logits(projected), dim=-1)  # (batch, modalities, classes)
+        if self.training:
+            # each head learns from its own loss only (FusionLoss scores every modality's logits); the
+            # loss of the combination trains the weights alone, so the heads do not co-adapt
+            log_probs = log_probs.detach()
         return self._combine(self.modality_scores, log_probs, present)
 
     @staticmethod

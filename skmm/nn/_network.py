@@ -39,11 +39,14 @@ class FusionNetwork(nn.Module):
     class_log_prior : tensor of shape (n_classes,)
         Logits returned for rows where no modality is present.
     unimodal_loss : float, default=0.0
-        When positive, training-mode ``forward`` also returns every modality's
-        own logits, for :class:`FusionLoss` to train each modality on its own:
-        those of the strategy's ``unimodal_logits(projected)`` when it has one
-        (late fusion's per-modality heads), else of one linear head per
-        modality.
+        When positive, every modality also gets a linear head of its own on
+        its projection: training-mode ``forward`` returns these heads' logits
+        too, for :class:`FusionLoss` to train each modality on its own, and
+        eval-mode ``forward`` averages the probabilities of the fused
+        prediction and of the heads of the modalities present in each row.
+        A strategy with its own per-modality heads (a ``unimodal_logits``
+        method, like late fusion's) always returns those in training mode,
+        whatever this value: its heads learn from their own losses.
 
     Attributes
     ----------
@@ -95,9 +98,12 @@ class FusionNetwork(nn.Module):
         """Class logits ``(batch, n_classes)``; with ``return_weights`` also the strategy's weights.
 
         The weights are ``(batch, n_modalities)``, or ``None`` for a strategy
-        that has none. In training mode with ``unimodal_loss > 0`` the result
-        is ``(logits, unimodal_logits, present)`` instead, with
-        ``unimodal_logits`` of shape ``(batch, n_modalities, n_classes)``.
+        that has none. In training mode with per-modality heads (see
+        ``unimodal_loss``) the result is ``(logits, unimodal_logits, present)``
+        instead, with ``unimodal_logits`` of shape
+        ``(batch, n_modalities, n_classes)``. With ``unimodal_loss > 0``
+        outside training, the logits are those of the averaged probabilities
+        (their softmax is the average).
         """
         projected, present = self.project(X)
         fused = self.strategy(projected, present)
@@ -109,9 +115,27 @@ class FusionNetwork(nn.Module):
         logits, weights = fused
         nothing = ~present.any(dim=1)
         logits = torch.where(nothing.unsqueeze(1), self.class_log_prior.expand_as(logits), logits)
-        if self.training and self.unimodal_loss > 0 and not return_weights:
+        if self.training and self.has_unimodal_heads and not return_weights:
             return logits, self._unimodal_logits(projected), present
+        if not self.training and hasattr(self, "unimodal_heads"):
+            logits = self._average_with_heads(logits, projected, present)
         return (logits, weights) if return_weights else logits
+
+    @property
+    def has_unimodal_heads(self):
+        """Whether every modality has a head of its own (the strategy's, or added by ``unimodal_loss``)."""
+        return hasattr(self.strategy, "unimodal_logits") or hasattr(self, "unimodal_heads")
+
+    def _average_with_heads(self, logits, projected, present):
+        """Log of the mean of the fused probabilities and those of the present modalities' own heads.
+
+        Every head was trained to predict on its own, so each is one more vote: averaging them with the
+        fused prediction is a small ensemble that no single modality can dominate. A row with no
+        modality keeps the fused logits (the class prior).
+        """
+        heads = torch.softmax(self._unimodal_logits(projected), dim=-1) * present.unsqueeze(-1)
+        mean = (torch.softmax(logits, dim=-1) + heads.sum(dim=1)) / (1 + present.sum(dim=1, keepdim=True))
+        return torch.log(mean.clamp(min=1e-12))
 
     def project(self, X):
         """The projections ``(batch, n_modalities, shared_dim)``, zero where absent, and the presence mask."""

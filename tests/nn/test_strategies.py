@@ -88,6 +88,12 @@ def test_every_builtin_strategy_learns_through_its_output(name):
     projected.requires_grad_(True)
     logits, _ = strategy(projected, present)
     logits[:4].sum().backward()
+    if name == "late":
+        # classic late fusion: in training the combination's loss moves only its weights; each head
+        # learns from its own logits (FusionLoss scores them), as a classifier trained on its own
+        assert strategy.modality_scores.grad is not None
+        assert all(parameter.grad is None for parameter in strategy.heads.parameters())
+        strategy.unimodal_logits(projected)[:4].sum().backward()
     assert all(parameter.grad is not None for parameter in strategy.parameters() if parameter.requires_grad)
     assert projected.grad[present].abs().sum() > 0
 
