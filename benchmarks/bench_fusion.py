@@ -18,7 +18,9 @@ cross-validated on the same stratified folds and the same embeddings:
 ``--noisy`` makes every modality wrong or absent for 30% of the rows, independently: half of them get
 another row's embedding, the other half NaN (the encoder's "missing").
 
-    python benchmarks/bench_fusion.py [--data-dir DIR] [--cv 5] [--noisy] [--cache DIR]
+``--ablation`` adds the default classifier with each of its defaults changed back, one at a time.
+
+    python benchmarks/bench_fusion.py [--data-dir DIR] [--cv 5] [--noisy] [--ablation] [--only NAMES]
 """
 
 import argparse
@@ -144,12 +146,26 @@ class LateLogistic(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def models(columns):
+#: the default classifier with one of its defaults changed back, to show what each contributes
+ABLATIONS = {
+    "unimodal_loss=0": dict(unimodal_loss=0.0),
+    "dropout=0.1": dict(dropout=0.1),
+    "max_epochs=30, lr=2e-3": dict(max_epochs=30, lr=2e-3),
+    "skmm 0.1's defaults (max_epochs=30, lr=2e-3, dropout=0.1, unimodal_loss=0)": dict(
+        max_epochs=30, lr=2e-3, dropout=0.1, unimodal_loss=0.0
+    ),
+}
+
+
+def models(columns, ablation=False):
     from skmm import MultimodalClassifier
     from skmm.nn import FUSIONS
 
     out = {f"MultimodalClassifier(fusion={name!r})": MultimodalClassifier(fusion=name, random_state=0, verbose=0)
            for name in FUSIONS}
+    if ablation:
+        for name, changed in ABLATIONS.items():
+            out[f"MultimodalClassifier({name})"] = MultimodalClassifier(**changed, random_state=0, verbose=0)
     out["LR on all features (C=1)"] = logistic(1.0)
     out["LR on all features (C=0.01)"] = logistic(0.01)
     out["late fusion of per-modality LRs (C=1)"] = LateLogistic(1.0)
@@ -183,6 +199,8 @@ def main():
     parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--noisy", action="store_true")
     parser.add_argument("--only", help="comma-separated substrings of the model names to run")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also the default classifier with each default changed back (see ABLATIONS)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -193,7 +211,7 @@ def main():
         X = make_noisy(X)
     folds = StratifiedKFold(args.cv, shuffle=True, random_state=0)
     rows = []
-    for name, model in models(X.columns).items():
+    for name, model in models(X.columns, args.ablation).items():
         if args.only and not any(part in name for part in args.only.split(",")):
             continue
         scores = evaluate(model, X, y, folds)
