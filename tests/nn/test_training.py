@@ -1,5 +1,6 @@
 """skorch glue: row-weighted losses, batches that carry the weights, per-fit random streams."""
 
+import copy
 import threading
 
 import numpy as np
@@ -109,3 +110,27 @@ def test_a_fits_draws_are_its_own_whatever_other_fits_and_the_caller_draw():
     torch.testing.assert_close(busy, alone)
     torch.manual_seed(0)  # the same stream as torch.manual_seed(seed) in a process of its own
     torch.testing.assert_close(alone[:2].flatten(), torch.rand(6))
+
+
+def test_late_fusion_learns_its_combination_from_weighted_held_out_rows():
+    from skmm.nn import FUSIONS
+
+    late = FUSIONS["late"](n_modalities=2, shared_dim=4, n_classes=3).eval()
+    projected = torch.randn(30, 2, 4, generator=torch.Generator().manual_seed(0))
+    present = torch.ones(30, 2, dtype=torch.bool)
+    with torch.no_grad():  # the first modality's head right on two rows in three: a finite best weight
+        target = late.unimodal_logits(projected)[:, 0].argmax(dim=1)
+    target[::3] = (target[::3] + 1) % 3
+    weight = torch.tensor([2.0, 0.0, 1.0, 1.0, 0.5] * 6)
+    kept = weight > 0
+    fitted = {}
+    for name, arguments in {
+        "weighted": (projected, present, target, weight),
+        "without the rows of weight 0": (projected[kept], present[kept], target[kept], weight[kept]),
+        "unweighted": (projected, present, target, None),
+    }.items():
+        twin = copy.deepcopy(late)
+        twin.fit_weights(*arguments[:3], sample_weight=arguments[3])
+        fitted[name] = twin.modality_scores.detach().exp()  # the powers of the heads' probabilities
+    torch.testing.assert_close(fitted["weighted"], fitted["without the rows of weight 0"], atol=1e-4, rtol=1e-4)
+    assert (fitted["weighted"] - fitted["unweighted"]).abs().max() > 0.1
