@@ -503,7 +503,8 @@ def _three_classes(n=150, seed=0):
 
 
 @pytest.mark.parametrize(
-    "params", [{"fusion": "concat"}, {"fusion": "late", "unimodal_loss": 1.0}, {"fusion": "attention", "early_stopping": True}]
+    "params",
+    [{"fusion": "concat"}, {"fusion": "late", "unimodal_loss": 1.0}, {"fusion": "attention", "early_stopping": True}],
 )
 def test_a_class_whose_rows_all_weigh_zero_is_never_predicted(params):
     X, y = _three_classes()

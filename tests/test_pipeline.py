@@ -91,7 +91,8 @@ def test_a_step_that_drops_the_modality_names_is_reported_once():
     fusion = MultimodalFusion([("image", "passthrough", ["pixels"]), ("text", "passthrough", ["words", "price"])])
     clf = MultimodalClassifier(max_epochs=2, random_state=0, verbose=0)
     pipe = Pipeline([("fusion", fusion), ("scale", StandardScaler()), ("clf", clf)])
-    with pytest.warns(ModalityWarning, match=r"3 columns without '<modality>__' names.*made 2 \(image, text\)") as caught:
+    lost = r"3 columns without '<modality>__' names.*made 2 \(image, text\)"
+    with pytest.warns(ModalityWarning, match=lost) as caught:
         pipe.fit(X, y)
     assert len([w for w in caught if w.category is ModalityWarning]) == 1
     assert pipe.named_steps["clf"].modalities_ == ["input"]

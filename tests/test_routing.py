@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import sklearn
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -70,11 +71,11 @@ def test_a_fusion_whose_modalities_take_no_weights_lets_them_pass_to_the_classif
 def test_routing_names_the_step_that_did_not_say_whether_it_wants_the_weights(data):
     X, y, weight = data
     with sklearn.config_context(enable_metadata_routing=True):
-        with pytest.raises(sklearn.exceptions.UnsetMetadataPassedError, match=r"\[sample_weight\].*MultimodalClassifier"):
+        with pytest.raises(UnsetMetadataPassedError, match=r"\[sample_weight\].*MultimodalClassifier"):
             make_pipeline().fit(X, y, sample_weight=weight)
         pipe = make_pipeline(image=StandardScaler())
         pipe.named_steps["clf"].set_fit_request(sample_weight=True)
-        with pytest.raises(sklearn.exceptions.UnsetMetadataPassedError, match=r"StandardScaler.*MultimodalFusion"):
+        with pytest.raises(UnsetMetadataPassedError, match=r"StandardScaler.*MultimodalFusion"):
             pipe.fit(X, y, sample_weight=weight)
 
 

@@ -25,7 +25,8 @@ def test_an_integer_row_weight_counts_as_that_many_copies_of_the_row(loss):
     weight = torch.tensor([2.0, 0.0, 1.0, 3.0] * 3)
     copies = torch.repeat_interleave(torch.arange(12), weight.long())
     criterion = FusionLoss(loss, weight=torch.tensor([1.0, 2.0, 0.5]))
-    torch.testing.assert_close(criterion(logits, target, sample_weight=weight), criterion(logits[copies], target[copies]))
+    weighted = criterion(logits, target, sample_weight=weight)
+    torch.testing.assert_close(weighted, criterion(logits[copies], target[copies]))
 
 
 def test_class_weights_multiply_row_weights():
@@ -33,7 +34,8 @@ def test_class_weights_multiply_row_weights():
     class_weight, row_weight = torch.tensor([1.0, 2.0, 0.5]), torch.rand(12, generator=torch.Generator().manual_seed(0))
     for loss in ("cross_entropy", "focal"):
         both = FusionLoss(loss, weight=class_weight)(logits, target, sample_weight=row_weight)
-        torch.testing.assert_close(both, FusionLoss(loss)(logits, target, sample_weight=row_weight * class_weight[target]))
+        folded = FusionLoss(loss)(logits, target, sample_weight=row_weight * class_weight[target])
+        torch.testing.assert_close(both, folded)
 
 
 def test_without_row_weights_the_loss_is_torchs_cross_entropy():
