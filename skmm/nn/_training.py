@@ -181,7 +181,6 @@ class TensorBatches:
     shuffle : bool, default=False
         Draw a new row order on every pass.
 
-
     Attributes
     ----------
     randomness : FitRandomness or None
