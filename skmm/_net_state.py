@@ -28,8 +28,8 @@ __all__ = [
     "to_data",
 ]
 
-#: the net class skmm's own estimators use, created without being trusted explicitly
-TRUSTED_NET_CLASSES = ("skorch.classifier.NeuralNetClassifier",)
+#: the net classes skmm's own estimators use (and used), created without being trusted explicitly
+TRUSTED_NET_CLASSES = ("skmm.nn._training.FusionNetClassifier", "skorch.classifier.NeuralNetClassifier")
 
 #: attributes a skorch net sets again in ``initialize()``, not saved
 _REBUILT = {

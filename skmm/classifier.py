@@ -9,14 +9,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._threads import torch_threads
 from ._utils import resolve_device
 from .exceptions import InputWarning
-from .fusion import modality_of_columns
+from .fusion import check_modalities
 from .nn import FUSIONS
 
 __all__ = ["MultimodalClassifier"]
@@ -96,7 +95,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         trained on its own loss only (with this weight, or 1 when it is 0).
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss; ``"balanced"`` is computed from the
-        ``y`` of each fit (so it is right inside every cross-validation fold).
+        ``y`` (and ``sample_weight``) of each fit, so it is right inside every
+        cross-validation fold. They multiply the ``sample_weight`` of ``fit``.
     loss : {"cross_entropy", "focal"}, default="cross_entropy"
         Training loss.
     focal_gamma : float, default=2.0
@@ -140,7 +140,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         (``n_jobs``); -1 uses every available CPU, None keeps torch's setting.
     random_state : int, RandomState or None, default=None
         Seed for initialisation, shuffling and dropout; an int gives the same
-        model on CPU every time.
+        model on CPU every time, also when fits run in parallel threads (each
+        fit draws from random streams of its own).
     verbose : int, default=1
         0: silent. 1: a progress bar on stderr (epochs, loss, time left) for a
         fit that lasts more than a second, removed when training ends. 2: also
@@ -274,7 +275,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the fusion network on fused features ``X`` and labels ``y``.
 
         Parameters
@@ -282,9 +283,15 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         X : DataFrame or array-like of shape (n_samples, n_features)
             Features; column names ``"<modality>__<feature>"`` define the
             modalities. NaN marks absent values (a row whose whole block is NaN
-            has that modality absent).
+            has that modality absent). A :class:`~skmm.fusion.ModalityWarning`
+            says when a step after :class:`MultimodalFusion` dropped the names.
         y : array-like of shape (n_samples,)
             Class labels (strings allowed).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the loss (times its class's
+            ``class_weight``), in the standardisation and in the class prior;
+            a row of weight 0 counts for nothing. The rows held out for early
+            stopping or late fusion keep their weights. None: every row 1.
 
         Returns
         -------
@@ -292,9 +299,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """
         self._check_params()
         previous = (self.n_features_in_, list(self.classes_)) if self.warm_start and hasattr(self, "net_") else None
+        given = X
         X, y = validate_data(
             self, X, _keep_label_dtype(y), dtype=np.float32, ensure_all_finite="allow-nan", reset=True
         )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float32, ensure_non_negative=True, allow_all_zero_weights=True
+            )
+            if not sample_weight.any():
+                raise ValueError(
+                    "sample_weight is zero for every row, so there is nothing to learn from. Give the "
+                    "rows to learn from a positive weight."
+                )
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -303,8 +320,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 "Check the target column."
             )
         self.classes_ = classes
-        columns = getattr(self, "feature_names_in_", None)
-        self._set_blocks(X.shape[1], columns)
+        self._set_blocks(check_modalities(given if hasattr(self, "feature_names_in_") else X))
         self._check_some_data(X[:, self._column_order])
         self._check_validation_split(y_encoded)
         self.device_ = resolve_device(self.device)
@@ -314,10 +330,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             if previous == (self.n_features_in_, list(self.classes_)):
                 self.net_.set_params(warm_start=True)  # skorch trains on from the fitted weights
             else:
-                self.scaler_ = _fit_scaler(X)
-                self.net_ = self._build_net(y_encoded, seed)
+                self.scaler_ = _fit_scaler(X, sample_weight)
+                self.net_ = self._build_net(y_encoded, seed, sample_weight)
             X = _clip(self.scaler_.transform(X))[:, self._column_order]
-            self._train(lambda: self.net_.fit(X, y_encoded.astype(np.int64)), seed)
+            if sample_weight is not None:  # skorch's dict input: splits and batches keep the weights
+                X = {"X": X, "sample_weight": sample_weight}
+            self._train(X, y_encoded.astype(np.int64), seed)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
         if self.device_.startswith("cuda"):
@@ -359,8 +377,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         smallest = int(np.bincount(y_encoded).min())
         return n_valid >= n_classes and n_rows - n_valid >= n_classes and smallest >= 2
 
-    def _set_blocks(self, n_features, columns):
-        names = modality_of_columns(columns) if columns is not None else ["input"] * n_features
+    def _set_blocks(self, names):
+        """Columns grouped by modality: ``names`` is the modality of each column."""
         modalities = list(dict.fromkeys(names))
         self._column_order = np.concatenate(
             [[i for i, name in enumerate(names) if name == modality] for modality in modalities]
@@ -381,18 +399,18 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                     "be learned from it. Check that its files/texts exist, or remove it from the fusion."
                 )
 
-    def _build_net(self, y_encoded, seed):
+    def _build_net(self, y_encoded, seed, sample_weight=None):
         import torch
-        from skorch import NeuralNetClassifier
         from skorch.callbacks import EarlyStopping
         from skorch.dataset import ValidSplit
 
         from .nn import FusionLoss, FusionNetwork
         from .nn._base import resolve_strategy
-        from .nn._training import FitCombinationWeights, TensorBatches, TrainingProgress
+        from .nn._training import FitCombinationWeights, FusionNetClassifier, TensorBatches, TrainingProgress
 
-        counts = np.bincount(y_encoded, minlength=len(self.classes_))
-        class_weight = self._class_weights(y_encoded)
+        counts = np.bincount(y_encoded, weights=sample_weight, minlength=len(self.classes_))
+        prior = np.maximum(counts / counts.sum(), 1e-12)  # a class of weight 0 stays finite in the logits
+        class_weight = self._class_weights(y_encoded, sample_weight)
         callbacks, train_split = [("progress", TrainingProgress(disable=not self.verbose))], None
         # late fusion learns how to combine its heads on rows they did not train on
         learns_combination = hasattr(resolve_strategy(self.fusion), "fit_weights") and self._can_hold_out(y_encoded)
@@ -403,12 +421,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if learns_combination:
             callbacks.append(("combination", FitCombinationWeights()))
         callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
-        return NeuralNetClassifier(
+        return FusionNetClassifier(
             FusionNetwork,
             **{f"module__{name}": getattr(self, name) for name in _MODULE_PARAMS},
             module__block_sizes=self.modality_sizes_,
             module__n_classes=len(self.classes_),
-            module__class_log_prior=torch.log(torch.tensor(counts / counts.sum(), dtype=torch.float32)),
+            module__class_log_prior=torch.log(torch.tensor(prior, dtype=torch.float32)),
             criterion=FusionLoss,
             criterion__loss=self.loss,
             criterion__weight=None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32),
@@ -441,7 +459,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             return self.unimodal_loss or 1.0
         return self.unimodal_loss
 
-    def _class_weights(self, y_encoded):
+    def _class_weights(self, y_encoded, sample_weight=None):
         if self.class_weight is None:
             return None
         if isinstance(self.class_weight, dict):
@@ -452,24 +470,27 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                     f"the classes are {self.classes_.tolist()}."
                 )
             return np.array([float(self.class_weight.get(label, 1.0)) for label in self.classes_.tolist()])
-        present = np.unique(y_encoded)
-        return compute_class_weight("balanced", classes=present, y=y_encoded)
+        # n_samples / (n_classes * count), as scikit-learn's "balanced", counting rows by their weight
+        counts = np.bincount(y_encoded, weights=sample_weight, minlength=len(self.classes_))
+        present = counts > 0
+        weights = np.zeros(len(counts))
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return weights
 
     def _seed(self):
         if self.random_state is None:
             return None
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _train(self, run, seed):
-        import torch
+    def _train(self, X, y_encoded, seed):
+        """Fit ``net_`` with random streams of this fit's own (see :class:`skmm.nn._training.FitRandomness`)."""
+        from .nn._training import FitRandomness
 
-        if seed is None:
-            run()
-            return
-        devices = [torch.cuda.current_device()] if self.device_.startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            run()
+        self.net_.randomness = FitRandomness(seed, self.device_)
+        try:
+            self.net_.fit(X, y_encoded)
+        finally:
+            del self.net_.randomness  # not a parameter of the net: nothing of it is saved
 
     # ------------------------------------------------------------------ predict
 
@@ -626,11 +647,11 @@ def _clip(X):
     return np.clip(X, -CLIP_STD, CLIP_STD).astype(np.float32)
 
 
-def _fit_scaler(X):
+def _fit_scaler(X, sample_weight=None):
     """A StandardScaler fitted on ``X`` ignoring NaN; a column NaN in every row keeps mean 0 and scale 1."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        scaler = StandardScaler().fit(X)
+        scaler = StandardScaler().fit(X, sample_weight=sample_weight)
     scaler.mean_ = np.nan_to_num(scaler.mean_, nan=0.0)
     scaler.scale_ = np.where(np.isfinite(scaler.scale_), scaler.scale_, 1.0)
     return scaler

@@ -333,13 +333,19 @@ def _library_type_names(names):
 
 
 def _is_skmm_object(name):
-    """Whether ``name`` is a class or function defined in one of skmm's estimator modules."""
+    """Whether ``name`` is a class or function defined in one of skmm's estimator modules.
+
+    skmm's own skorch net classes are not: skops must never create a net (its ``__setstate__``
+    unpickles), skmm rebuilds them from data (see :mod:`skmm._net_state`).
+    """
     module_name, _, attribute = name.rpartition(".")
     if not any(module_name == prefix or module_name.startswith(prefix + ".") for prefix in _SKMM_MODULES):
         return False
     try:
         obj = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
+        return False
+    if inspect.isclass(obj) and any(_type_name(base) == "skorch.net.NeuralNet" for base in obj.__mro__):
         return False
     return (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module_name
 

@@ -509,3 +509,129 @@ def test_prediction_averages_the_fused_output_with_each_present_modality_s_own_v
 
     fused_only = MultimodalClassifier(unimodal_loss=0.0, verbose=0, **FAST).fit(X_train, y_train)
     assert not hasattr(fused_only.net_.module_, "unimodal_heads")
+
+
+# ------------------------------------------------------------------ sample weights
+
+
+def _three_classes(n=150, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    X = pd.DataFrame({
+        "image__x": rng.randn(n) + 2.5 * (y == "b"),
+        "text__x": rng.randn(n) + 2.5 * (y == "c"),
+    })
+    return X, y
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"fusion": "concat"}, {"fusion": "late", "unimodal_loss": 1.0}, {"fusion": "attention", "early_stopping": True}],
+)
+def test_a_class_whose_rows_all_weigh_zero_is_never_predicted(params):
+    X, y = _three_classes()
+    unweighted = MultimodalClassifier(max_epochs=20, random_state=0, verbose=0, **params).fit(X, y)
+    assert "c" in set(unweighted.predict(X))
+    weighted = MultimodalClassifier(max_epochs=20, random_state=0, verbose=0, **params)
+    weighted.fit(X, y, sample_weight=np.where(y == "c", 0.0, 1.0))
+    assert weighted.classes_.tolist() == ["a", "b", "c"]
+    assert "c" not in set(weighted.predict(X))
+    assert weighted.predict_proba(X)[:, 2].max() < 0.2
+
+
+def test_weight_2_on_a_row_is_the_same_as_repeating_it():
+    X, y = _three_classes()
+    twice = np.where(y == "b", 2.0, 1.0)
+    repeated = np.repeat(np.arange(len(y)), twice.astype(int))
+    # one batch and no dropout: the weighted mean and the mean over repeated rows are the same loss
+    params = dict(max_epochs=20, batch_size=1000, dropout=0.0, random_state=0, verbose=0)
+    weighted = MultimodalClassifier(**params).fit(X, y, sample_weight=twice)
+    duplicated = MultimodalClassifier(**params).fit(X.iloc[repeated], y[repeated])
+    unweighted = MultimodalClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(weighted.predict_proba(X), duplicated.predict_proba(X), atol=1e-4)
+    assert np.abs(unweighted.predict_proba(X) - duplicated.predict_proba(X)).max() > 0.01
+    np.testing.assert_allclose(weighted.scaler_.mean_, duplicated.scaler_.mean_, rtol=1e-5)
+
+    # in mini-batches the two differ (other batches), yet predict alike
+    params["batch_size"] = 32
+    weighted = MultimodalClassifier(**params).fit(X, y, sample_weight=twice)
+    duplicated = MultimodalClassifier(**params).fit(X.iloc[repeated], y[repeated])
+    assert (weighted.predict(X) == duplicated.predict(X)).mean() > 0.95
+    assert np.abs(weighted.predict_proba(X) - duplicated.predict_proba(X)).mean() < 0.05
+
+
+class ValidationRows(Callback):
+    """Keeps the validation rows' features and weights as skorch's split gives them."""
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        rows = np.asarray(dataset_valid.indices)
+        self.weights = dataset_valid.dataset.X["sample_weight"][rows]
+        self.first_feature = dataset_valid.dataset.X["X"][rows, 0]
+
+
+def test_rows_held_out_for_early_stopping_keep_their_weights():
+    X, y = _three_classes()
+    weight = np.arange(len(y), dtype=np.float32) + 1  # row i weighs i + 1
+    clf = MultimodalClassifier(
+        max_epochs=2, early_stopping=True, validation_fraction=0.2, callbacks=[("rows", ValidationRows())],
+        random_state=0, verbose=0,
+    ).fit(X, y, sample_weight=weight)
+    rows = dict(clf.net_.callbacks_)["rows"]
+    assert len(rows.weights) == 30
+    standardised_image = (X["image__x"].to_numpy() - clf.scaler_.mean_[0]) / clf.scaler_.scale_[0]
+    positions = [int(np.argmin(np.abs(standardised_image - value))) for value in rows.first_feature]
+    np.testing.assert_array_equal(rows.weights, weight[positions])
+
+
+@pytest.mark.parametrize(
+    "sample_weight, message",
+    [
+        (-np.ones(150), "Negative values in data passed to `sample_weight`"),
+        (np.r_[np.nan, np.ones(149)], "sample_weight contains NaN"),
+        (np.ones(149), r"sample_weight.shape == \(149,\), expected \(150,\)"),
+        (np.zeros(150), "sample_weight is zero for every row"),
+    ],
+)
+def test_bad_sample_weight_is_named(sample_weight, message):
+    X, y = _three_classes()
+    with pytest.raises(ValueError, match=message):
+        MultimodalClassifier(max_epochs=1, verbose=0).fit(X, y, sample_weight=sample_weight)
+
+
+# ------------------------------------------------------------------ randomness
+
+
+def test_seeded_fits_in_parallel_threads_equal_a_serial_fit():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = _three_classes(300)
+    # every source of randomness: initialisation, shuffling, dropout (also inside the attention), modality dropout
+    params = dict(fusion="attention", dropout=0.3, modality_dropout=0.3, unimodal_loss=0.5, max_epochs=8, verbose=0)
+
+    def fit(random_state):
+        return MultimodalClassifier(random_state=random_state, **params).fit(X, y).predict_proba(X)
+
+    serial = fit(0)
+    seeds = [0, None, 0, 0, None, 0]  # four seeded fits, and two unseeded ones drawing at the same time
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        results = list(pool.map(fit, seeds))
+    for seed, proba in zip(seeds, results):
+        if seed == 0:
+            np.testing.assert_array_equal(proba, serial)
+        else:
+            assert not np.array_equal(proba, serial)
+
+
+def test_a_seeded_fit_leaves_torchs_global_generator_alone_and_an_unseeded_one_follows_it():
+    X, y = _three_classes()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    MultimodalClassifier(max_epochs=2, random_state=0, verbose=0).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+    unseeded = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        unseeded.append(MultimodalClassifier(max_epochs=2, verbose=0).fit(X, y).predict_proba(X))
+    np.testing.assert_array_equal(*unseeded)

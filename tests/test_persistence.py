@@ -289,7 +289,7 @@ def test_a_skorch_net_stored_by_skops_itself_is_refused(fitted, tmp_path):
     import skops.io
 
     path = craft(tmp_path / "raw.skmm", skops.io.dumps(fitted))
-    with pytest.raises(ModelFileError, match=r"holds types .*skorch\.classifier\.NeuralNetClassifier"):
+    with pytest.raises(ModelFileError, match=r"holds types .*skmm\.nn\._training\.FusionNetClassifier"):
         skmm.load(path)
 
 

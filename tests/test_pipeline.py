@@ -76,3 +76,30 @@ def test_rows_with_a_missing_modality_still_get_predictions(data, tiny_text_mode
     X_missing.loc[X_missing.index[:3], "audio"] = None
     proba = pipe.predict_proba(X_missing)
     assert proba.shape == (6, len(set(y))) and np.isfinite(proba).all()
+
+
+def test_a_step_that_drops_the_modality_names_is_reported_once():
+    import warnings
+
+    import pandas as pd
+
+    from skmm.fusion import ModalityWarning
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(["a", "b"], 30)
+    X = pd.DataFrame({"pixels": rng.randn(60) + (y == "b"), "words": rng.randn(60), "price": rng.randn(60)})
+    fusion = MultimodalFusion([("image", "passthrough", ["pixels"]), ("text", "passthrough", ["words", "price"])])
+    clf = MultimodalClassifier(max_epochs=2, random_state=0, verbose=0)
+    pipe = Pipeline([("fusion", fusion), ("scale", StandardScaler()), ("clf", clf)])
+    lost = r"3 columns without '<modality>__' names.*made 2 \(image, text\)"
+    with pytest.warns(ModalityWarning, match=lost) as caught:
+        pipe.fit(X, y)
+    assert len([w for w in caught if w.category is ModalityWarning]) == 1
+    assert pipe.named_steps["clf"].modalities_ == ["input"]
+
+    kept = clone(pipe).set_output(transform="pandas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModalityWarning)
+        kept.fit(X, y)
+        kept.predict(X)
+    assert kept.named_steps["clf"].modalities_ == ["image", "text"]

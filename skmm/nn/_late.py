@@ -7,6 +7,7 @@ from torch import nn
 
 from ._base import FusionStrategy
 from ._layers import mlp
+from ._loss import weighted_mean
 
 __all__ = ["LateFusion"]
 
@@ -65,7 +66,7 @@ class LateFusion(FusionStrategy):
         weights = coefficients / coefficients.sum(dim=1, keepdim=True).clamp(min=1e-12)
         return (coefficients.unsqueeze(-1) * log_probs).sum(1), weights
 
-    def fit_weights(self, projected, present, target, steps=50):
+    def fit_weights(self, projected, present, target, steps=50, sample_weight=None):
         """Set the combination weights that best predict ``target`` from the heads' predictions.
 
         Parameters
@@ -77,11 +78,14 @@ class LateFusion(FusionStrategy):
             Class indices.
         steps : int, default=50
             L-BFGS iterations.
+        sample_weight : tensor of shape (batch,), optional
+            Weight of each row in the loss.
         """
         rows = present.any(dim=1)
         with torch.no_grad():
             log_probs = torch.log_softmax(self.unimodal_logits(projected[rows]), dim=-1)
         present, target = present[rows], target[rows]
+        sample_weight = None if sample_weight is None else sample_weight[rows]
         if not len(target):
             return
         scores = self.modality_scores.detach().clone().requires_grad_(True)
@@ -89,7 +93,8 @@ class LateFusion(FusionStrategy):
 
         def loss():
             optimizer.zero_grad()
-            value = nn.functional.cross_entropy(self._combine(scores, log_probs, present)[0], target)
+            losses = nn.functional.cross_entropy(self._combine(scores, log_probs, present)[0], target, reduction="none")
+            value = weighted_mean(losses, target, sample_weight=sample_weight)
             # a small price per unit of weight: a modality that does not help the held-out predictions
             # fades to 0 instead of keeping its starting weight, and the weights stay bounded
             value = value + 0.01 * scores.exp().sum()

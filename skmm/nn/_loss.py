@@ -6,6 +6,22 @@ from torch import nn
 __all__ = ["FocalLoss", "FusionLoss"]
 
 
+def weighted_mean(losses, target, class_weight=None, sample_weight=None):
+    """Mean of the per-row ``losses`` weighted by ``class_weight[target] * sample_weight``.
+
+    As :class:`torch.nn.CrossEntropyLoss` with class weights: the sum of the
+    weighted losses over the sum of the weights. Rows of weight 0 contribute
+    nothing; a batch whose weights are all 0 has a loss of 0.
+    """
+    if class_weight is None and sample_weight is None:
+        return losses.mean()
+    weight = torch.ones_like(losses) if class_weight is None else class_weight[target]
+    if sample_weight is not None:
+        weight = weight * sample_weight.to(losses.dtype)
+    total = weight.sum()
+    return (losses * weight).sum() / torch.where(total > 0, total, torch.ones_like(total))
+
+
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al., 2017): cross-entropy scaled by ``(1 - p_true) ** gamma``.
 
@@ -22,14 +38,26 @@ class FocalLoss(nn.Module):
         self.gamma = gamma
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
-    def forward(self, logits, target):
+    def forward(self, logits, target, sample_weight=None):
+        """The weighted mean loss; ``sample_weight`` (batch,) weighs each row besides its class's weight."""
         log_probs = torch.log_softmax(logits, dim=-1)
         log_true = log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
         loss = -((1 - log_true.exp()) ** self.gamma) * log_true
-        if self.weight is None:
-            return loss.mean()
-        sample_weight = self.weight[target]
-        return (loss * sample_weight).sum() / sample_weight.sum()
+        return weighted_mean(loss, target, self.weight, sample_weight)
+
+
+class _CrossEntropy(nn.Module):
+    """Cross-entropy with class weights and, per call, row weights."""
+
+    def __init__(self, weight=None):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+
+    def forward(self, logits, target, sample_weight=None):
+        if sample_weight is None:
+            return nn.functional.cross_entropy(logits, target, weight=self.weight)
+        loss = nn.functional.cross_entropy(logits, target, reduction="none")
+        return weighted_mean(loss, target, self.weight, sample_weight)
 
 
 class FusionLoss(nn.Module):
@@ -39,6 +67,8 @@ class FusionLoss(nn.Module):
     ``(logits, unimodal_logits, present)``; each modality's logits are scored
     on the rows where it is present, so that every modality learns to predict
     on its own (unimodal auxiliary losses) instead of leaning on the others.
+    Every loss is a mean over rows weighted by the class weights times the
+    ``sample_weight`` of the rows, when given.
 
     Parameters
     ----------
@@ -55,15 +85,20 @@ class FusionLoss(nn.Module):
     def __init__(self, loss="cross_entropy", weight=None, gamma=2.0, unimodal_loss=0.0):
         super().__init__()
         self.unimodal_loss = float(unimodal_loss)
-        self.base = FocalLoss(gamma, weight) if loss == "focal" else nn.CrossEntropyLoss(weight=weight)
+        self.base = FocalLoss(gamma, weight) if loss == "focal" else _CrossEntropy(weight)
 
-    def forward(self, output, target):
+    def forward(self, output, target, sample_weight=None):
+        """The loss of ``output`` for ``target``; ``sample_weight`` (batch,) weighs each row."""
         if not isinstance(output, tuple):
-            return self.base(output, target)
+            return self.base(output, target, sample_weight)
         logits, unimodal, present = output
-        loss = self.base(logits, target)
+        loss = self.base(logits, target, sample_weight)
         own = [
-            self.base(unimodal[present[:, index], index], target[present[:, index]])
+            self.base(
+                unimodal[present[:, index], index],
+                target[present[:, index]],
+                None if sample_weight is None else sample_weight[present[:, index]],
+            )
             for index in range(unimodal.shape[1])
             if present[:, index].any()
         ]
