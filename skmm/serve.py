@@ -522,7 +522,7 @@ def create_app(
         "created": metadata.get("created"),
     }
     if torch_threads is None:
-        torch_threads = max(1, available_cpus() // workers) if isinstance(workers, int) else 1
+        torch_threads = max(1, available_cpus() // max(1, workers)) if isinstance(workers, int) else 1
     batcher = MicroBatcher(
         lambda frame: _predict(pipeline, frame), max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
