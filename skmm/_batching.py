@@ -58,7 +58,7 @@ class MicroBatcher:
     predict : callable
         ``predict(frame)`` returns one answer per row of the DataFrame ``frame``
         (a sequence that supports slicing, such as a list).
-    max_batch_rows : int, default=32
+    max_batch_rows : int, default=8
         Most rows in one batch. A request with more rows than this runs alone.
     max_wait_ms : float, default=2.0
         How long a worker that holds a request waits for more to join its batch.
@@ -97,7 +97,7 @@ class MicroBatcher:
     ValueError: max_batch_rows=0: expected an integer of at least 1; pass e.g. max_batch_rows=1.
     """
 
-    def __init__(self, predict, *, max_batch_rows=32, max_wait_ms=2.0, workers=1, queue_size=64,
+    def __init__(self, predict, *, max_batch_rows=8, max_wait_ms=2.0, workers=1, queue_size=64,
                  timeout=30.0, n_threads=None):
         _check_count("max_batch_rows", max_batch_rows)
         _check_seconds("max_wait_ms", max_wait_ms, allow_zero=True)

@@ -383,7 +383,7 @@ DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_TEXT_CHARS = 100_000
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
-DEFAULT_MAX_BATCH_ROWS = 32
+DEFAULT_MAX_BATCH_ROWS = 8
 DEFAULT_MAX_WAIT_MS = 2.0
 DEFAULT_WORKERS = 1
 DEFAULT_QUEUE_SIZE = 64
@@ -473,9 +473,9 @@ def build_parser():
     serve.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--threads", type=int, default=4, metavar="N",
+    serve.add_argument("--threads", type=int, default=16, metavar="N",
                        help="HTTP threads: requests read and answered concurrently; their "
-                       "predictions are batched by the --workers (default: 4)")
+                       "predictions are batched by the --workers (default: 16)")
     serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
                        help="largest request body in MiB (default: 32)")
     serve.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",

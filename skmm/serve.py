@@ -66,7 +66,7 @@ DEFAULT_CONNECTION_LIMIT = 1000
 #: seconds an inactive connection stays open
 DEFAULT_CHANNEL_TIMEOUT = 30
 #: most rows the inference workers predict as one batch
-DEFAULT_MAX_BATCH_ROWS = 32
+DEFAULT_MAX_BATCH_ROWS = 8
 #: milliseconds a worker holding a request waits for others to join its batch
 DEFAULT_MAX_WAIT_MS = 2.0
 #: inference workers (each runs one batch at a time)
@@ -450,7 +450,7 @@ def create_app(
         Passed to :func:`skmm.load` for a model file: by default only types
         skmm knows to be safe are loaded; ``True`` loads anything, which may
         run code: only for files you wrote or trust. See :func:`skmm.load`.
-    max_batch_rows : int, default=32
+    max_batch_rows : int, default=8
         Most rows predicted together as one batch (a larger request runs alone).
     max_wait_ms : float, default=2.0
         How long an inference worker holding a request waits for others to
@@ -614,7 +614,7 @@ def serve(
     path,
     host="127.0.0.1",
     port=8000,
-    threads=4,
+    threads=16,
     *,
     max_body_bytes=DEFAULT_MAX_BODY_BYTES,
     max_rows=DEFAULT_MAX_ROWS,
@@ -638,7 +638,7 @@ def serve(
     host : str, default="127.0.0.1"
         Interface to listen on; ``"0.0.0.0"`` listens on every interface.
     port : int, default=8000
-    threads : int, default=4
+    threads : int, default=16
         waitress threads: requests read, checked and answered concurrently
         (their predictions are batched by the ``workers``).
     max_body_bytes : int, default=32 MiB
