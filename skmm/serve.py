@@ -498,7 +498,6 @@ def create_app(
     from ._threads import torch_threads as thread_budget
     from .persistence import build_metadata, load
 
-
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
         pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
         pipeline = _quiet(pipeline)
@@ -521,8 +520,8 @@ def create_app(
         "versions": metadata.get("versions"),
         "created": metadata.get("created"),
     }
-    if torch_threads is None:
-        torch_threads = max(1, available_cpus() // max(1, workers)) if isinstance(workers, int) else 1
+    if torch_threads is None and isinstance(workers, int) and workers >= 1:
+        torch_threads = max(1, available_cpus() // workers)  # the CPUs shared between the workers
     batcher = MicroBatcher(
         lambda frame: _predict(pipeline, frame), max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
