@@ -1,29 +1,32 @@
 """Latency and throughput of ``skmm serve`` against in-process ``pipeline.predict_proba``.
 
-Fits a small model with the default encoders (EfficientNet-Lite0 images,
-MiniLM texts, MFCC audio, numeric and categorical columns), starts
-``python -m skmm serve`` on loopback, and measures
+Fits a small model with the default encoders (EfficientNet-Lite0 images, MiniLM texts, MFCC
+audio, numeric and categorical columns), starts ``python -m skmm serve`` on loopback (micro-batched
+predictions: ``--workers``, ``--max-batch-rows``, ``--max-wait-ms`` are passed on), and measures
 
-* single-row latency of ``POST /predict`` (JSON, base64 image and audio),
-  requests sent one after the other: median and p95;
-* the same rows predicted in-process with ``pipeline.predict_proba`` in a
-  worker thread (as the server does): the baseline, and the ratio server /
-  in-process; and fresh rows predicted in the main thread, which on an
-  oversubscribed machine can be much slower (torch's intra-op threads spin);
-* rows per second under concurrent load (``--concurrency`` client threads,
-  ``--concurrent-requests`` requests in all, one row each).
+* single-row latency of ``POST /predict`` (JSON, base64 image and audio), requests sent one
+  after the other: p50, p95, p99; against the same rows predicted in-process with
+  ``pipeline.predict_proba`` in a worker thread under the server's torch thread budget (the
+  baseline), and the ratio; every answer is checked against the in-process prediction;
+* rows per second with 1, 8 and 32 concurrent clients (``--clients``), each for ``--duration``
+  seconds, on a quiet machine and with ``--busy`` (default 2) busy background processes that the
+  script starts and stops itself; for each, the slowest request, p99 and the failures, and every
+  answer is checked against the in-process prediction.
 
-Every request carries a row never seen before (fresh image noise, text and
-tone), so the embedding cache never answers in place of the encoders. On a
-shared machine compare the ratios of one run, not absolute times::
+Every request carries a row never seen before (fresh image noise, text and tone; the server and
+the script keep their embedding caches in memory), so the cache never answers in place of the
+encoders. On a shared machine compare the ratios of
+one run, not absolute times. A run takes about 2 + 6 x duration seconds plus the checks::
 
-    python benchmarks/bench_serve.py --requests 60 --concurrent-requests 200 --concurrency 8
+    python benchmarks/bench_serve.py                      # 40 requests, 1/8/32 clients, 8 s each
+    python benchmarks/bench_serve.py --requests 20 --duration 5 --clients 1,8
 """
 
 import argparse
 import base64
 import io
 import json
+import math
 import os
 import socket
 import subprocess
@@ -104,22 +107,106 @@ def post(url, row):
 
 def percentiles(seconds):
     ms = np.asarray(seconds) * 1e3
-    return float(np.median(ms)), float(np.percentile(ms, 95))
+    return {q: float(np.percentile(ms, q)) for q in (50, 95, 99)}
+
+
+def busy_processes(count, seconds):
+    """``count`` processes spinning a core each, for at most ``seconds``."""
+    spin = f"import time\nend = time.time() + {seconds:.0f}\nwhile time.time() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
+
+
+def stop(processes):
+    for process in processes:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def start_server(model, args):
+    port = free_port()
+    command = [sys.executable, "-m", "skmm", "serve", model, "--port", str(port),
+               "--threads", str(args.threads), "--workers", str(args.workers),
+               "--max-batch-rows", str(args.max_batch_rows), "--max-wait-ms", str(args.max_wait_ms)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    start = time.perf_counter()
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
+            return server, port
+        except OSError:
+            if server.poll() is not None or time.perf_counter() - start > 300:
+                server.kill()
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+
+
+def load_phase(url, rows, clients, duration):
+    """``clients`` threads posting one fresh row each, for ``duration`` seconds."""
+    lock, answers, latencies, errors = threading.Lock(), {}, [], []
+    pending = iter(range(len(rows)))
+    end = time.perf_counter() + duration
+
+    def client():
+        while time.perf_counter() < end:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            t0 = time.perf_counter()
+            try:
+                answer = post(url, rows[i])
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors.append(repr(exc))
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+                answers[i] = list(answer["predictions"][0]["probabilities"].values())
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - t0, answers, latencies, errors
+
+
+def check(pipe, rows, answers):
+    """Rows whose answer differs from the in-process prediction (predicted in batches of 32)."""
+    order = sorted(answers)
+    frame = pd.DataFrame([rows[i] for i in order])
+    expected = np.vstack([pipe.predict_proba(frame.iloc[s:s + 32]) for s in range(0, len(frame), 32)])
+    return [i for i, row in zip(order, expected)
+            if not np.allclose(answers[i], row, atol=1e-4)]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("::")[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", help="serve this model file instead of fitting one")
     parser.add_argument("--train", type=int, default=40, help="rows to fit the model on")
-    parser.add_argument("--requests", type=int, default=60, help="sequential single-row requests")
-    parser.add_argument("--concurrent-requests", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads")
+    parser.add_argument("--requests", type=int, default=40, help="sequential single-row requests")
+    parser.add_argument("--clients", default="1,8,32",
+                        help="concurrent clients of each load phase, comma separated")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of each load phase")
+    parser.add_argument("--busy", type=int, default=2,
+                        help="busy background processes in the loaded phases (0: quiet only)")
+    parser.add_argument("--threads", type=int, default=32, help="waitress threads")
+    parser.add_argument("--workers", type=int, default=1, help="inference workers")
+    parser.add_argument("--max-batch-rows", type=int, default=8)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
     parser.add_argument("--no-audio", action="store_true", help="leave the audio column out")
     args = parser.parse_args(argv)
     audio = not args.no_audio
+    clients = [int(c) for c in args.clients.split(",") if c]
+
+    # memory-only caches: the server and this process must not answer from each other's disk cache
+    os.environ["SKMM_CACHE_DIR"] = ""
 
     import skmm
+    from skmm._threads import available_cpus, torch_threads
     from skmm.encoders import BaseEncoder
 
     folder = tempfile.mkdtemp(prefix="skmm-bench-")
@@ -129,105 +216,89 @@ def main(argv=None):
     for _, step, _ in pipe.named_steps["fusion"].transformers_:
         if isinstance(step, BaseEncoder):
             step.set_params(verbose=0)  # no progress bars in the timings
+    budget = max(1, available_cpus() // args.workers)  # the server's torch threads per worker
     print(f"model ready in {time.perf_counter() - start:.1f}s: {model}")
 
-    port = free_port()
+    phases = [(n, 0) for n in clients] + ([(n, args.busy) for n in clients] if args.busy else [])
+    # fresh rows for every request: enough for ~60 rows/s in every phase
+    pool, _ = make_rows(args.requests + int(60 * args.duration) * len(phases) + 8,
+                        seed=time.time_ns() % 2**32, audio=audio)
+    records = pool.to_dict("records")
+    warm, records = records[:4], records[4:]
+    sequential, records = records[:args.requests], records[args.requests:]
+
+    server, port = start_server(model, args)
     url = f"http://127.0.0.1:{port}/predict"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "skmm", "serve", model, "--port", str(port),
-         "--threads", str(args.threads)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        start = time.perf_counter()
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - start > 300:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
-        print(f"server up in {time.perf_counter() - start:.1f}s (load + warm-up), "
-              f"{args.threads} waitress threads")
+    results, background = [], []
+    from concurrent.futures import ThreadPoolExecutor
 
-        warm, _ = make_rows(4, seed=1, audio=audio)
-        for row in warm.to_dict("records"):
-            post(url, row)
-            pipe.predict_proba(pd.DataFrame([row]))
+    worker_thread = ThreadPoolExecutor(1)  # the baseline runs in a thread, as the server's worker
 
-        def timed_predict(row):
+    def timed_predict(row):
+        with torch_threads(budget):
             t0 = time.perf_counter()
             proba = pipe.predict_proba(pd.DataFrame([row]))
             return time.perf_counter() - t0, proba
 
-        # the server predicts in waitress worker threads; torch behaves differently there
-        # than in the main thread on a busy machine, so the baseline is taken in both
-        from concurrent.futures import ThreadPoolExecutor
-
-        worker_thread = ThreadPoolExecutor(1)
-        rows, _ = make_rows(args.requests, seed=2, audio=audio)
-        records = rows.to_dict("records")
-        fresh, _ = make_rows(args.requests, seed=4, audio=audio)
-        served, local, local_thread = [], [], []
-        for row, other in zip(records, fresh.to_dict("records")):
+    try:
+        for row in warm:
+            post(url, row)
+            worker_thread.submit(timed_predict, row).result()
+        served, local, mismatched = [], [], 0
+        for row in sequential:
             t0 = time.perf_counter()
             answer = post(url, row)
             served.append(time.perf_counter() - t0)
             seconds, proba = worker_thread.submit(timed_predict, row).result()
-            local_thread.append(seconds)
-            local.append(timed_predict(other)[0])
+            local.append(seconds)
             got = list(answer["predictions"][0]["probabilities"].values())
-            assert np.allclose(got, proba[0], atol=1e-4), (got, proba)
+            mismatched += not np.allclose(got, proba[0], atol=1e-4)
         worker_thread.shutdown()
 
-        many, _ = make_rows(args.concurrent_requests, seed=3, audio=audio)
-        queue = list(many.to_dict("records"))
-        lock, errors = threading.Lock(), []
-
-        def worker():
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    row = queue.pop()
-                try:
-                    post(url, row)
-                except Exception as exc:  # noqa: BLE001 - counted and reported
-                    errors.append(repr(exc))
-
-        t0 = time.perf_counter()
-        clients = [threading.Thread(target=worker) for _ in range(args.concurrency)]
-        for client in clients:
-            client.start()
-        for client in clients:
-            client.join()
-        elapsed = time.perf_counter() - t0
+        offset = 0
+        for n_clients, n_busy in phases:
+            stop(background)
+            background = busy_processes(n_busy, args.duration + 120)
+            rows = records[offset:offset + int(60 * args.duration)]
+            offset += len(rows)
+            elapsed, answers, latencies, errors = load_phase(url, rows, n_clients, args.duration)
+            stop(background)
+            background = []
+            load = os.getloadavg()[0]
+            results.append((n_clients, n_busy, elapsed, answers, latencies, errors, rows, load))
     finally:
+        stop(background)
         server.terminate()
         server.wait(timeout=30)
 
-    served_median, served_p95 = percentiles(served)
-    local_median, local_p95 = percentiles(local)
-    thread_median, thread_p95 = percentiles(local_thread)
-    print(f"columns: {list(rows.columns)}; cores: {os.cpu_count()}")
+    served_p, local_p = percentiles(served), percentiles(local)
+    print(f"columns: {list(pool.columns)}; cores: {available_cpus()}; server: {args.threads} "
+          f"waitress threads, {args.workers} worker(s) x {budget} torch thread(s), batches of <= "
+          f"{args.max_batch_rows} rows, wait {args.max_wait_ms:g} ms")
     print(f"single-row latency over HTTP ({args.requests} sequential requests): "
-          f"median {served_median:.1f} ms, p95 {served_p95:.1f} ms")
-    print(f"in-process predict_proba, same rows, in a worker thread: median {thread_median:.1f} ms, "
-          f"p95 {thread_p95:.1f} ms")
-    print(f"in-process predict_proba, fresh rows, in the main thread: median {local_median:.1f} ms, "
-          f"p95 {local_p95:.1f} ms")
-    print(f"ratio HTTP / in-process worker thread (median): {served_median / thread_median:.2f}x "
-          f"({served_median - thread_median:+.1f} ms per request)")
-    print(f"ratio HTTP / in-process main thread (median): {served_median / local_median:.2f}x")
-    print(f"sequential throughput: {1e3 / served_median:.1f} rows/s")
-    print(f"concurrent load: {args.concurrent_requests} requests from {args.concurrency} threads "
-          f"in {elapsed:.1f}s = {args.concurrent_requests / elapsed:.1f} rows/s, "
-          f"{len(errors)} errors")
-    if errors:
-        print("first error:", errors[0])
-        return 1
-    return 0
+          + ", ".join(f"p{q} {v:.1f} ms" for q, v in served_p.items()))
+    print("in-process predict_proba, same rows, worker thread: "
+          + ", ".join(f"p{q} {v:.1f} ms" for q, v in local_p.items()))
+    print(f"ratio HTTP / in-process (p50): {served_p[50] / local_p[50]:.2f}x "
+          f"({served_p[50] - local_p[50]:+.1f} ms per request); "
+          f"{mismatched} answers differ from in-process")
+    print("| clients | busy processes | requests | rows/s | p50 ms | p99 ms | max ms | failed "
+          "| differ from in-process | load avg |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    failed = mismatched
+    for n_clients, n_busy, elapsed, answers, latencies, errors, rows, load in results:
+        differ = check(pipe, rows, answers) if answers else []
+        p = percentiles(latencies) if latencies else {50: math.nan, 99: math.nan}
+        slowest = max(latencies, default=math.nan) * 1e3
+        print(f"| {n_clients} | {n_busy} | {len(answers)} | {len(answers) / elapsed:.1f} | "
+              f"{p[50]:.0f} | {p[99]:.0f} | {slowest:.0f} | {len(errors)} | {len(differ)} | "
+              f"{load:.1f} |")
+        if len(answers) == len(rows):
+            print(f"  (the {len(rows)} fresh rows ran out before {args.duration:g} s)")
+        if errors:
+            print("  first error:", errors[0])
+        failed += len(errors) + len(differ)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

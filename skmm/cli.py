@@ -327,15 +327,25 @@ def _cmd_serve(args):
         raise CLIError(f"--threads {args.threads}: expected at least 1.")
     if args.max_body_mb <= 0:
         raise CLIError(f"--max-body-mb {args.max_body_mb}: expected a positive size.")
-    for option in ("max_rows", "max_text_chars", "connection_limit", "channel_timeout"):
+    for option in ("max_rows", "max_text_chars", "connection_limit", "channel_timeout",
+                   "max_batch_rows", "workers", "queue_size"):
         if getattr(args, option) < 1:
             raise CLIError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected at least 1.")
+    if not 0 <= args.max_wait_ms <= 1000:
+        raise CLIError(f"--max-wait-ms {args.max_wait_ms}: expected 0 to 1000 milliseconds.")
+    if not args.request_timeout > 0:
+        raise CLIError(f"--request-timeout {args.request_timeout}: expected a positive number of seconds.")
+    if args.torch_threads is not None and args.torch_threads < 1:
+        raise CLIError(f"--torch-threads {args.torch_threads}: expected at least 1.")
     try:
         serve(
             args.model, host=args.host, port=args.port, threads=args.threads,
             max_body_bytes=int(args.max_body_mb * 1024**2), max_rows=args.max_rows,
             max_text_chars=args.max_text_chars, connection_limit=args.connection_limit,
             channel_timeout=args.channel_timeout, trusted=args.trust,
+            max_batch_rows=args.max_batch_rows, max_wait_ms=args.max_wait_ms, workers=args.workers,
+            queue_size=args.queue_size, request_timeout=args.request_timeout,
+            torch_threads=args.torch_threads,
         )
     except KeyboardInterrupt:
         return 130
@@ -373,6 +383,11 @@ DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_TEXT_CHARS = 100_000
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
+DEFAULT_MAX_BATCH_ROWS = 8
+DEFAULT_MAX_WAIT_MS = 2.0
+DEFAULT_WORKERS = 1
+DEFAULT_QUEUE_SIZE = 64
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 def _version():
@@ -458,8 +473,9 @@ def build_parser():
     serve.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--threads", type=int, default=4, metavar="N",
-                       help="requests served concurrently (default: 4)")
+    serve.add_argument("--threads", type=int, default=16, metavar="N",
+                       help="HTTP threads: requests read and answered concurrently; their "
+                       "predictions are batched by the --workers (default: 16)")
     serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
                        help="largest request body in MiB (default: 32)")
     serve.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
@@ -472,6 +488,23 @@ def build_parser():
     serve.add_argument("--channel-timeout", type=int, default=DEFAULT_CHANNEL_TIMEOUT, metavar="S",
                        help="seconds before an inactive connection is closed (default: "
                        f"{DEFAULT_CHANNEL_TIMEOUT})")
+    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                       help="inference workers, each predicting one batch of requests at a time "
+                       f"(default: {DEFAULT_WORKERS})")
+    serve.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS, metavar="N",
+                       help=f"most rows predicted as one batch (default: {DEFAULT_MAX_BATCH_ROWS})")
+    serve.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, metavar="MS",
+                       help="how long a worker waits for more requests to join its batch "
+                       f"(default: {DEFAULT_MAX_WAIT_MS:g})")
+    serve.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                       help="requests waiting for a worker before the server answers 503 "
+                       f"(default: {DEFAULT_QUEUE_SIZE})")
+    serve.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                       metavar="S", help="seconds a request waits for its answer before the "
+                       f"server answers 503 (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+    serve.add_argument("--torch-threads", type=int, default=None, metavar="N",
+                       help="torch threads of each worker (default: the CPUs shared between "
+                       "the workers)")
     serve.add_argument("--trust", action="store_true", help=TRUST_HELP)
     serve.set_defaults(handler=_cmd_serve)
 

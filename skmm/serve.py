@@ -29,6 +29,13 @@ its own files.
 
 Limits (rows per request, characters per text, body size; connections and
 their timeout for :func:`serve`) bound the work one client can cause.
+
+Predictions are micro-batched (:class:`skmm._batching.MicroBatcher`): each
+request's rows are checked and decoded in its own thread, then queued; a few
+inference workers with a fixed torch thread budget predict the requests that
+arrived together as one batch and hand each request exactly its own rows. A
+full queue, or a request not answered within the timeout, gets 503 with a
+``Retry-After`` header.
 """
 
 import base64
@@ -58,6 +65,16 @@ DEFAULT_MAX_TEXT_CHARS = 100_000
 DEFAULT_CONNECTION_LIMIT = 1000
 #: seconds an inactive connection stays open
 DEFAULT_CHANNEL_TIMEOUT = 30
+#: most rows the inference workers predict as one batch
+DEFAULT_MAX_BATCH_ROWS = 8
+#: milliseconds a worker holding a request waits for others to join its batch
+DEFAULT_MAX_WAIT_MS = 2.0
+#: inference workers (each runs one batch at a time)
+DEFAULT_WORKERS = 1
+#: requests waiting for a worker before the server answers 503
+DEFAULT_QUEUE_SIZE = 64
+#: seconds a request waits for its answer before the server answers 503
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 def _import_flask():
@@ -407,6 +424,12 @@ def create_app(
     max_text_chars=DEFAULT_MAX_TEXT_CHARS,
     warm_up=True,
     trusted=False,
+    max_batch_rows=DEFAULT_MAX_BATCH_ROWS,
+    max_wait_ms=DEFAULT_MAX_WAIT_MS,
+    workers=DEFAULT_WORKERS,
+    queue_size=DEFAULT_QUEUE_SIZE,
+    request_timeout=DEFAULT_REQUEST_TIMEOUT,
+    torch_threads=None,
 ):
     """Return a Flask app serving predictions of a fitted pipeline.
 
@@ -427,11 +450,28 @@ def create_app(
         Passed to :func:`skmm.load` for a model file: by default only types
         skmm knows to be safe are loaded; ``True`` loads anything, which may
         run code: only for files you wrote or trust. See :func:`skmm.load`.
+    max_batch_rows : int, default=8
+        Most rows predicted together as one batch (a larger request runs alone).
+    max_wait_ms : float, default=2.0
+        How long an inference worker holding a request waits for others to
+        join its batch; 0 batches only what has already arrived.
+    workers : int, default=1
+        Inference workers, each predicting one batch at a time.
+    queue_size : int, default=64
+        Requests waiting for a worker; more are answered 503 with ``Retry-After``.
+    request_timeout : float, default=30.0
+        Seconds a request waits for its answer before it is answered 503.
+    torch_threads : int or None, default=None
+        torch intra-op threads of each worker; None shares the available
+        CPUs between the workers (at least 1 each).
 
     Returns
     -------
     app : flask.Flask
-        ``app.config["SKMM_METADATA"]`` holds what ``GET /metadata`` returns.
+        ``app.config["SKMM_METADATA"]`` holds what ``GET /metadata`` returns;
+        ``app.config["SKMM_BATCHER"]`` is the :class:`skmm._batching.MicroBatcher`
+        whose workers predict: ``app.config["SKMM_BATCHER"].close()`` stops them
+        (they also stop when the app is garbage collected).
 
     Examples
     --------
@@ -446,10 +486,16 @@ def create_app(
     >>> answer = app.test_client().post("/predict", json={"row": {"x": 1.0}})
     >>> answer.status_code, answer.get_json()["predictions"][0]["label"] in ("a", "b")
     (200, True)
+    >>> app.config["SKMM_BATCHER"].close()
     """
     flask = _import_flask()
+    import weakref
+
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+    from ._batching import BatcherBusy, MicroBatcher
+    from ._threads import available_cpus
+    from ._threads import torch_threads as thread_budget
     from .persistence import build_metadata, load
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
@@ -474,15 +520,25 @@ def create_app(
         "versions": metadata.get("versions"),
         "created": metadata.get("created"),
     }
+    if torch_threads is None and isinstance(workers, int) and workers >= 1:
+        torch_threads = max(1, available_cpus() // workers)  # the CPUs shared between the workers
+    batcher = MicroBatcher(
+        lambda frame: _predict(pipeline, frame), max_batch_rows=max_batch_rows,
+        max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
+        timeout=request_timeout, n_threads=torch_threads,
+    )
     if warm_up:
-        _warm_up(pipeline, decoder.columns)
+        with thread_budget(torch_threads):
+            _warm_up(pipeline, decoder.columns)
 
     app = flask.Flask("skmm.serve")
     app.config.update(
         MAX_CONTENT_LENGTH=max_body_bytes,
         MAX_FORM_MEMORY_SIZE=max_body_bytes,
         SKMM_METADATA=public,
+        SKMM_BATCHER=batcher,
     )
+    weakref.finalize(app, batcher.close)
     app.json.sort_keys = False
 
     def error(status, message):
@@ -491,6 +547,12 @@ def create_app(
     @app.errorhandler(RequestError)
     def _request_error(exc):
         return error(exc.status, exc.message)
+
+    @app.errorhandler(BatcherBusy)
+    def _busy(exc):
+        response, status = error(503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc):
@@ -536,10 +598,12 @@ def create_app(
                 "multipart/form-data.",
             )
         frame = decoder.frame(rows)
-        predictions = _predict(pipeline, frame)
+        predictions = batcher.submit(frame)
         if request.args.get("explain", "").lower() in ("1", "true", "yes"):
-            for prediction, contributions in zip(predictions, _explain(pipeline, frame)):
-                prediction["contributions"] = contributions
+            with thread_budget(torch_threads):
+                contributions = _explain(pipeline, frame)
+            for prediction, modalities in zip(predictions, contributions):
+                prediction["contributions"] = modalities
         return {"predictions": predictions}
 
     return app
@@ -549,7 +613,7 @@ def serve(
     path,
     host="127.0.0.1",
     port=8000,
-    threads=4,
+    threads=16,
     *,
     max_body_bytes=DEFAULT_MAX_BODY_BYTES,
     max_rows=DEFAULT_MAX_ROWS,
@@ -557,6 +621,12 @@ def serve(
     connection_limit=DEFAULT_CONNECTION_LIMIT,
     channel_timeout=DEFAULT_CHANNEL_TIMEOUT,
     trusted=False,
+    max_batch_rows=DEFAULT_MAX_BATCH_ROWS,
+    max_wait_ms=DEFAULT_MAX_WAIT_MS,
+    workers=DEFAULT_WORKERS,
+    queue_size=DEFAULT_QUEUE_SIZE,
+    request_timeout=DEFAULT_REQUEST_TIMEOUT,
+    torch_threads=None,
 ):
     """Serve a model file over HTTP with waitress (a production WSGI server).
 
@@ -567,8 +637,9 @@ def serve(
     host : str, default="127.0.0.1"
         Interface to listen on; ``"0.0.0.0"`` listens on every interface.
     port : int, default=8000
-    threads : int, default=4
-        Requests handled concurrently.
+    threads : int, default=16
+        waitress threads: requests read, checked and answered concurrently
+        (their predictions are batched by the ``workers``).
     max_body_bytes : int, default=32 MiB
         Larger request bodies are refused with 413.
     max_rows : int, default=1000
@@ -584,6 +655,8 @@ def serve(
         Passed to :func:`skmm.load`: by default only types skmm knows to be
         safe are loaded; ``True`` loads anything, which may run code: only for
         files you wrote or trust.
+    max_batch_rows, max_wait_ms, workers, queue_size, request_timeout, torch_threads
+        How predictions are micro-batched: see :func:`create_app`.
     """
     try:
         import waitress
@@ -592,23 +665,30 @@ def serve(
 
     app = create_app(
         path, max_body_bytes=max_body_bytes, max_rows=max_rows, max_text_chars=max_text_chars,
-        trusted=trusted,
+        trusted=trusted, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, workers=workers,
+        queue_size=queue_size, request_timeout=request_timeout, torch_threads=torch_threads,
     )
+    batcher = app.config["SKMM_BATCHER"]
     print(
-        f"skmm: serving {path} on http://{host}:{port} with {threads} threads "
-        "(routes: GET /health, GET /metadata, POST /predict)",
+        f"skmm: serving {path} on http://{host}:{port} with {threads} threads, "
+        f"{batcher.workers} inference worker(s) of {batcher.n_threads} torch thread(s), batches "
+        f"of up to {batcher.max_batch_rows} rows (routes: GET /health, GET /metadata, "
+        "POST /predict)",
         file=sys.stderr,
         flush=True,
     )
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        # waitress refuses far larger bodies itself; the app answers 413 in JSON below that
-        max_request_body_size=max_body_bytes + 1024**2,
-        connection_limit=connection_limit,
-        channel_timeout=channel_timeout,
-        asyncore_use_poll=True,  # select() cannot watch more than 1024 connections
-        ident="skmm",
-    )
+    try:
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            # waitress refuses far larger bodies itself; the app answers 413 in JSON below that
+            max_request_body_size=max_body_bytes + 1024**2,
+            connection_limit=connection_limit,
+            channel_timeout=channel_timeout,
+            asyncore_use_poll=True,  # select() cannot watch more than 1024 connections
+            ident="skmm",
+        )
+    finally:
+        batcher.close()

@@ -368,10 +368,24 @@ def test_concurrent_requests_all_answered_right(server, model):
 # --------------------------------------------------------------------------- hardening (issue 13)
 
 
+_APPS = []  # every in-process app, so that its inference workers are stopped after the test
+
+
 def in_process_app(pipe, **options):
     from skmm.serve import create_app
 
-    return create_app(pipe, warm_up=False, **options).test_client()
+    app = create_app(pipe, warm_up=False, **options)
+    _APPS.append(app)
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def stop_inference_workers():
+    yield
+    while _APPS:
+        batcher = _APPS.pop().config["SKMM_BATCHER"]
+        batcher.close()
+        assert not batcher.running
 
 
 @pytest.fixture(scope="module")
@@ -526,7 +540,8 @@ def test_the_command_line_defaults_are_the_servers():
     from skmm import cli, serve
 
     for name in ("DEFAULT_MAX_ROWS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_CONNECTION_LIMIT",
-                 "DEFAULT_CHANNEL_TIMEOUT"):
+                 "DEFAULT_CHANNEL_TIMEOUT", "DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_WAIT_MS",
+                 "DEFAULT_WORKERS", "DEFAULT_QUEUE_SIZE", "DEFAULT_REQUEST_TIMEOUT"):
         assert getattr(cli, name) == getattr(serve, name), name
 
 
@@ -607,3 +622,161 @@ def test_explain_on_a_model_that_cannot_make_a_modality_absent_is_a_501(model):
     _, pipe, X = model  # its TfidfVectorizer fails on a missing review
     answer = in_process_app(pipe).post("/predict?explain=true", json={"row": good_row(X)})
     assert answer.status_code == 501 and "accept missing values" in answer.get_json()["error"]
+
+
+# --------------------------------------------------------------------------- micro-batching (issue 14)
+
+
+def gate_predictions(client):
+    """Make the app's first batch wait for the returned Event, so that requests queue behind it.
+
+    Returns the gate, an Event set once the first batch is waiting, and the list of the row
+    counts of every batch predicted.
+    """
+    batcher = client.application.config["SKMM_BATCHER"]
+    predict, gate, started, batches = batcher.predict, threading.Event(), threading.Event(), []
+
+    def gated(frame):
+        batches.append(len(frame))
+        if len(batches) == 1:
+            started.set()
+            assert gate.wait(60)
+        return predict(frame)
+
+    batcher.predict = gated
+    return gate, started, batches
+
+
+def post_in_thread(client, body, answers, key):
+    def run():
+        answer = client.application.test_client().post("/predict", json=body)
+        answers[key] = (answer.status_code, answer.get_json(), answer.headers)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def queue_behind_a_first_request(client, X, bodies):
+    """Post a first row, hold its batch, queue ``bodies`` behind it, then let them all run."""
+    gate, started, batches = gate_predictions(client)
+    batcher = client.application.config["SKMM_BATCHER"]
+    answers = {}
+    threads = [post_in_thread(client, {"row": good_row(X, 0)}, answers, "first")]
+    assert started.wait(60)
+    threads += [post_in_thread(client, body, answers, key) for key, body in bodies.items()]
+    deadline = time.monotonic() + 60
+    while batcher._queue.qsize() < len(bodies):
+        assert time.monotonic() < deadline, "the requests never queued"
+        time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+    return answers, batches
+
+
+def test_requests_batched_together_each_get_exactly_their_own_rows(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, max_wait_ms=50)
+    picks = {"a": [3], "b": [5, 1, 8], "c": [2], "d": [7, 4]}
+    bodies = {key: {"rows": [good_row(X, i) for i in rows]} for key, rows in picks.items()}
+    answers, batches = queue_behind_a_first_request(client, X, bodies)
+    assert batches == [1, 7]  # the held row, then the four requests' seven rows as one batch
+    for key, rows in picks.items():
+        status, body, _ = answers[key]
+        assert status == 200, body
+        assert_same(body["predictions"], *expected(pipe, X.iloc[rows]), pipe.classes_)
+
+
+def test_a_bad_row_does_not_fail_the_requests_batched_with_it(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, max_wait_ms=50)
+    broken = X["photo"].iloc[0][:60]  # a PNG header that passes the upload check, no pixels
+    bodies = {
+        "good": {"rows": [good_row(X, 1), good_row(X, 2)]},
+        "bad": {"rows": [good_row(X, 3), {**good_row(X, 4),
+                                          "photo": base64.b64encode(broken).decode()}]},
+        "also_good": {"row": good_row(X, 5)},
+    }
+    answers, batches = queue_behind_a_first_request(client, X, bodies)
+    assert batches[1] == 5  # tried together first
+    assert answers["good"][0] == 200 and answers["also_good"][0] == 200
+    assert_same(answers["good"][1]["predictions"], *expected(pipe, X.iloc[[1, 2]]), pipe.classes_)
+    assert_same(answers["also_good"][1]["predictions"], *expected(pipe, X.iloc[[5]]), pipe.classes_)
+    status, body, _ = answers["bad"]
+    assert status == 422 and "row 1" in body["error"], body  # its own row number
+
+
+def test_a_full_queue_answers_503_with_json_and_retry_after(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, queue_size=1)
+    gate, started, _ = gate_predictions(client)
+    batcher = client.application.config["SKMM_BATCHER"]
+    answers = {}
+    threads = [post_in_thread(client, {"row": good_row(X, 0)}, answers, "running")]
+    assert started.wait(60)
+    threads.append(post_in_thread(client, {"row": good_row(X, 1)}, answers, "queued"))
+    deadline = time.monotonic() + 60
+    while batcher._queue.qsize() < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    refused = client.post("/predict", json={"row": good_row(X, 2)})
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+    assert refused.status_code == 503
+    assert "--queue-size" in refused.get_json()["error"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert answers["running"][0] == 200 and answers["queued"][0] == 200
+
+
+def test_a_request_not_answered_in_time_is_a_503(model):
+    _, pipe, X = model
+    client = in_process_app(pipe, request_timeout=0.3)
+    gate, started, _ = gate_predictions(client)
+    answers = {}
+    first = post_in_thread(client, {"row": good_row(X, 0)}, answers, "first")
+    assert started.wait(60)
+    late = client.post("/predict", json={"row": good_row(X, 1)})
+    gate.set()
+    first.join(60)
+    assert late.status_code == 503 and "--request-timeout" in late.get_json()["error"]
+    assert "Retry-After" in late.headers
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [("max_batch_rows", 0, "max_batch_rows=0"), ("max_wait_ms", -2, "max_wait_ms=-2"),
+     ("workers", 0, "workers=0"), ("queue_size", 0, "queue_size=0"),
+     ("request_timeout", 0, "timeout=0"), ("torch_threads", 0, "n_threads=0")],
+)
+def test_batching_options_are_checked(model, option, value, words):
+    from skmm.serve import create_app
+
+    with pytest.raises(ValueError, match=words):
+        create_app(model[1], warm_up=False, **{option: value})
+
+
+def test_skmm_serve_passes_its_batching_options_and_stops_the_workers(monkeypatch, model):
+    import waitress
+
+    from skmm.cli import main
+
+    seen = {}
+
+    def fake_serve(app, **options):
+        seen["batcher"] = app.config["SKMM_BATCHER"]
+        seen["answer"] = app.test_client().post("/predict", json={"row": good_row(model[2])})
+
+    monkeypatch.setattr(waitress, "serve", fake_serve)
+    assert main(["serve", str(model[0]), "--workers", "2", "--max-batch-rows", "5",
+                 "--max-wait-ms", "7.5", "--queue-size", "9", "--request-timeout", "11",
+                 "--torch-threads", "1"]) == 0
+    batcher = seen["batcher"]
+    assert (batcher.workers, batcher.max_batch_rows, batcher.max_wait_ms, batcher.queue_size,
+            batcher.timeout, batcher.n_threads) == (2, 5, 7.5, 9, 11, 1)
+    assert seen["answer"].status_code == 200
+    assert not batcher.running  # stopped when waitress returned
+    for bad in (["--workers", "0"], ["--max-batch-rows", "0"], ["--max-wait-ms", "-1"],
+                ["--queue-size", "0"], ["--request-timeout", "0"], ["--torch-threads", "0"]):
+        assert main(["serve", str(model[0]), *bad]) == 1, bad
