@@ -1,5 +1,6 @@
 """Parallel and distributed search: same results as serial, each unique row encoded once across workers."""
 
+import os
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skmm
 from counting_encoder import CountingEncoder, encoded_rows
 from skmm import MultimodalFusion
 from skmm.cache import DiskCache, clear_memory_cache, default_folder
@@ -102,6 +104,42 @@ def test_dask_cluster_of_two_worker_processes(tmp_path, salt, reference):
     _same_results(search, reference)
     rows, _ = encoded_rows(counter)
     assert sorted(rows) == sorted(set(X["text"]))  # once across both workers
+
+
+@pytest.fixture
+def local_ray(monkeypatch):
+    """A Ray instance of this machine (2 CPUs, no dashboard), shut down after the test.
+
+    Ray's worker processes inherit the environment, not ``sys.path``: PYTHONPATH lets them import
+    skmm and the counting encoder; SKMM_CACHE_DIR (conftest.py) points them at the test's cache.
+    """
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+
+    import counting_encoder
+
+    paths = [str(Path(counting_encoder.__file__).parent), str(Path(skmm.__file__).parents[1])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_ray()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_ray_backend_encodes_each_row_once(tmp_path, salt, reference, local_ray):
+    import joblib
+
+    X, y = _data()
+    counter = tmp_path / "ray.txt"
+    with joblib.parallel_backend("ray"):
+        search = _search(counter, -1, salt=salt).fit(X, y)
+    _same_results(search, reference)
+    rows, processes = encoded_rows(counter)
+    assert sorted(rows) == sorted(set(X["text"]))  # once across all the Ray workers
+    assert processes and str(os.getpid()) not in processes  # the refit here found every row stored
 
 
 def _fitted_fusion(counter, salt):
