@@ -12,7 +12,8 @@ installed.
 accelerate is an optional dependency: ``pip install "skmm[accelerate]"``.
 """
 
-__all__ = ["accelerated_net", "make_accelerator", "plain_net"]
+__all__ = ["accelerated_net", "device_name", "make_accelerator", "plain_net"]
+
 
 def make_accelerator(spec):
     """An ``accelerate.Accelerator`` from ``MultimodalClassifier(accelerator=spec)``.
@@ -160,6 +161,12 @@ def accelerated_net(spec, module, **params):
     return net
 
 
+def device_name(net):
+    """The device ``net``'s accelerator trains on, as ``MultimodalClassifier.device_`` names it."""
+    device = net.accelerator.device
+    return "cpu" if device.type == "cpu" else str(device)  # "cpu", not the "cpu:0" of several processes
+
+
 def _print_nothing(*args, **kwargs):
     pass
 
@@ -181,8 +188,7 @@ def plain_net(net):
     from skorch import NeuralNetClassifier
 
     net._unwrap_accelerator()  # done at the end of training already (unwrap_after_train=True)
-    device = net.accelerator.device
-    plain = NeuralNetClassifier(**{**net._plain_params, "device": "cpu" if device.type == "cpu" else str(device)})
+    plain = NeuralNetClassifier(**{**net._plain_params, "device": device_name(net)})
     plain.initialize()
     for name in [*net._modules, *net._criteria]:
         setattr(plain, f"{name}_", getattr(net, f"{name}_"))

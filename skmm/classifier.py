@@ -449,11 +449,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         )
         if self.accelerator is None:
             return NeuralNetClassifier(FusionNetwork, **params)
-        from ._accelerate import accelerated_net
+        from ._accelerate import accelerated_net, device_name
 
         net = accelerated_net(self.accelerator, FusionNetwork, **params)
-        device = net.accelerator.device
-        self.device_ = "cpu" if device.type == "cpu" else str(device)
+        self.device_ = device_name(net)
         return net
 
     def _class_weights(self, y_encoded):
