@@ -13,8 +13,8 @@ their cluster (2 worker processes, loopback only) inside the timing, and run whe
 
 Run: ``python benchmarks/bench_parallel.py [--n 150] [--epochs 5] [--tiny] [--runs loky,memory,dask,ray]``
 (``--tiny``: small random-weight models instead of the default ones; ``--runs``: which searches besides
-the serial one, e.g. ``--runs ray`` for a quick check). About 5 minutes with the default models on a
-2-core machine, under a minute with ``--tiny``.
+the serial one, e.g. ``--runs ray``). With the default models on a busy 2-core machine (load average
+12): about 7 minutes for all runs, 4 for ``--runs dask,ray``.
 """
 
 import argparse
@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=150, help="rows of the synthetic dataset")
     parser.add_argument("--epochs", type=int, default=5, help="classifier max_epochs")
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight models (fast)")
@@ -99,39 +99,41 @@ def main():
     if "memory" in runs:
         results.append(("  the same, memory-only cache (SKMM_CACHE_DIR='')",
                         *cold("memory", lambda: search(2).fit(X, y), disk=False)))
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        print("dask.distributed is not installed: no Dask figure (pip install 'skmm[dask]')")
-    if "dask" in runs and "LocalCluster" in locals():
-        def on_dask():
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                              dashboard_address=None) as cluster, Client(cluster):
-                with parallel_backend("dask"):
-                    return search(-1).fit(X, y)
+    if "dask" in runs:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            print("dask.distributed is not installed: no Dask figure (pip install 'skmm[dask]')")
+        else:
+            def on_dask():
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, Client(cluster):
+                    with parallel_backend("dask"):
+                        return search(-1).fit(X, y)
 
-        results.append(("GridSearchCV on Dask LocalCluster(2 processes)", *cold("dask", on_dask)))
-    try:
-        import ray
-        from ray.util.joblib import register_ray
-    except ImportError:
-        print("ray is not installed: no Ray figure (pip install 'skmm[ray]')")
-    if "ray" in runs and "register_ray" in locals():
-        started = {}
+            results.append(("GridSearchCV on Dask LocalCluster(2 processes)", *cold("dask", on_dask)))
+    if "ray" in runs:
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError:
+            print("ray is not installed: no Ray figure (pip install 'skmm[ray]')")
+        else:
+            started = {}
 
-        def on_ray():
-            start = time.perf_counter()
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the env
-            started["seconds"] = time.perf_counter() - start
-            register_ray()
-            try:
-                with parallel_backend("ray"):
-                    return search(-1).fit(X, y)
-            finally:
-                ray.shutdown()
+            def on_ray():
+                start = time.perf_counter()
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the env
+                started["seconds"] = time.perf_counter() - start
+                register_ray()
+                try:
+                    with parallel_backend("ray"):
+                        return search(-1).fit(X, y)
+                finally:
+                    ray.shutdown()
 
-        results.append(("GridSearchCV on Ray (ray.init(num_cpus=2))", *cold("ray", on_ray)))
-        print(f"ray.init took {started['seconds']:.1f} s of the Ray search")
+            results.append(("GridSearchCV on Ray (ray.init(num_cpus=2))", *cold("ray", on_ray)))
+            print(f"ray.init took {started['seconds']:.1f} s of the Ray search")
 
     single = results[0][1]
     models = "tiny random-weight ViT + BERT" if args.tiny else "EfficientNet-Lite0 + all-MiniLM-L6-v2"
