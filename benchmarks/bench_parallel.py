@@ -1,4 +1,4 @@
-"""A parallel grid search (loky processes, a Dask cluster) against one cold fit of the pipeline.
+"""A parallel grid search (loky processes, a Dask cluster, Ray) against one cold fit of the pipeline.
 
 Each run starts cold: a fresh cache folder (``SKMM_CACHE_DIR``), new worker
 processes (which load the models again, inside the timing) and an empty memory
@@ -6,11 +6,15 @@ store in this process. The search is 4 candidates x 3 folds plus the refit;
 with the default disk-backed cache, each unique image and text is encoded once
 across all workers, so the search costs the encodings of one fit plus 13
 classifier trainings. For comparison, the loky search also runs with the
-memory-only cache (``SKMM_CACHE_DIR=""``), where every worker encodes again. The script counts the rows handed to the models in every
-process (through a counter file) to show it.
+memory-only cache (``SKMM_CACHE_DIR=""``), where every worker encodes again. The script counts the rows
+handed to the models in every process (through a counter file) to show it. The Dask and Ray runs start
+their cluster (2 worker processes, loopback only) inside the timing, and run where installed
+(``pip install "skmm[dask]"``, ``pip install "skmm[ray]"``).
 
-Run: ``python benchmarks/bench_parallel.py [--n 150] [--epochs 5] [--tiny]``
-(``--tiny``: small random-weight models instead of the default ones.)
+Run: ``python benchmarks/bench_parallel.py [--n 150] [--epochs 5] [--tiny] [--runs loky,memory,dask,ray]``
+(``--tiny``: small random-weight models instead of the default ones; ``--runs``: which searches besides
+the serial one, e.g. ``--runs ray``). With the default models on a busy 2-core machine (load average
+12): about 7 minutes for all runs, 4 for ``--runs dask,ray``.
 """
 
 import argparse
@@ -22,11 +26,15 @@ from pathlib import Path
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=150, help="rows of the synthetic dataset")
     parser.add_argument("--epochs", type=int, default=5, help="classifier max_epochs")
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight models (fast)")
+    parser.add_argument("--runs", default="loky,memory,dask,ray",
+                        help="searches to time besides n_jobs=1: loky, memory (loky, memory-only cache), "
+                             "dask, ray (default: all)")
     args = parser.parse_args()
+    runs = set(args.runs.split(","))
 
     from joblib import parallel_backend
     from joblib.externals.loky import get_reusable_executor
@@ -86,21 +94,46 @@ def main():
     results = [("one fit of the pipeline", *cold("single", lambda: clone(pipe).fit(X, y)))]
     search = lambda n_jobs: GridSearchCV(clone(pipe), grid, cv=cv, n_jobs=n_jobs)  # noqa: E731
     results.append(("GridSearchCV n_jobs=1", *cold("serial", lambda: search(1).fit(X, y))))
-    results.append(("GridSearchCV n_jobs=2 (loky)", *cold("loky", lambda: search(2).fit(X, y))))
-    results.append(("  the same, memory-only cache (SKMM_CACHE_DIR='')",
-                    *cold("memory", lambda: search(2).fit(X, y), disk=False)))
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        print("dask.distributed is not installed: no Dask figure (pip install 'skmm[dask]')")
-    else:
-        def on_dask():
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                              dashboard_address=None) as cluster, Client(cluster):
-                with parallel_backend("dask"):
-                    return search(-1).fit(X, y)
+    if "loky" in runs:
+        results.append(("GridSearchCV n_jobs=2 (loky)", *cold("loky", lambda: search(2).fit(X, y))))
+    if "memory" in runs:
+        results.append(("  the same, memory-only cache (SKMM_CACHE_DIR='')",
+                        *cold("memory", lambda: search(2).fit(X, y), disk=False)))
+    if "dask" in runs:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            print("dask.distributed is not installed: no Dask figure (pip install 'skmm[dask]')")
+        else:
+            def on_dask():
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, Client(cluster):
+                    with parallel_backend("dask"):
+                        return search(-1).fit(X, y)
 
-        results.append(("GridSearchCV on Dask LocalCluster(2 processes)", *cold("dask", on_dask)))
+            results.append(("GridSearchCV on Dask LocalCluster(2 processes)", *cold("dask", on_dask)))
+    if "ray" in runs:
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError:
+            print("ray is not installed: no Ray figure (pip install 'skmm[ray]')")
+        else:
+            started = {}
+
+            def on_ray():
+                start = time.perf_counter()
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the env
+                started["seconds"] = time.perf_counter() - start
+                register_ray()
+                try:
+                    with parallel_backend("ray"):
+                        return search(-1).fit(X, y)
+                finally:
+                    ray.shutdown()
+
+            results.append(("GridSearchCV on Ray (ray.init(num_cpus=2))", *cold("ray", on_ray)))
+            print(f"ray.init took {started['seconds']:.1f} s of the Ray search")
 
     single = results[0][1]
     models = "tiny random-weight ViT + BERT" if args.tiny else "EfficientNet-Lite0 + all-MiniLM-L6-v2"

@@ -131,7 +131,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         ``warm_start``) instead of starting again, when features and classes
         are unchanged.
     device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else CPU.
+        ``"auto"`` trains on CUDA when available, else CPU. Ignored with an
+        ``accelerator``, which places the network itself.
+    accelerator : None, "auto" or dict, default=None
+        Train through Hugging Face Accelerate (``pip install
+        "skmm[accelerate]"``), e.g. on several GPUs under ``accelerate launch
+        --multi_gpu --num_processes N script.py``: every process trains a
+        replica on its share of the batches, gradients are averaged. ``"auto"``
+        uses ``accelerate.Accelerator()`` as the launcher configured it; a dict
+        gives its keyword arguments, e.g. ``{"mixed_precision": "bf16"}`` or
+        ``{"cpu": True}``. Settings, not an ``Accelerator`` instance, so that
+        the parameter clones and pickles: the fitted model keeps no accelerate
+        state (``net_`` is a plain skorch net on ``device_``). None: no
+        accelerate. See the *Scaling out* page of the documentation.
     n_threads : int or None, default=1
         torch CPU threads used by ``fit``, ``predict*`` and ``modality_weights``,
         set for the call and restored after it (the caller's setting is left as
@@ -162,7 +174,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     scaler_ : sklearn.preprocessing.StandardScaler
         Standardisation learned in ``fit``, NaN ignored. A constant column
         gets scale 1; a column NaN in every row gets mean 0 and scale 1.
-    net_ : skorch.NeuralNetClassifier
+    net_ : skorch.NeuralNetClassifier (skmm.nn._training.FusionNetClassifier)
         The trained skorch net.
     history_ : skorch.History
         Per-epoch losses (and validation scores with early stopping).
@@ -214,6 +226,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
         "device": [str],
+        "accelerator": [None, StrOptions({"auto"}), dict],
         "n_threads": [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -243,6 +256,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         callbacks=None,
         warm_start=False,
         device="auto",
+        accelerator=None,
         n_threads=1,
         random_state=None,
         verbose=1,
@@ -268,6 +282,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.device = device
+        self.accelerator = accelerator
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
@@ -336,6 +351,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             if sample_weight is not None:  # skorch's dict input: splits and batches keep the weights
                 X = {"X": X, "sample_weight": sample_weight}
             self._train(X, y_encoded.astype(np.int64), seed)
+        if self.accelerator is not None:  # the fitted model keeps no accelerate state
+            from ._accelerate import plain_net
+
+            self.net_ = plain_net(self.net_)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.history_)
         if self.device_.startswith("cuda"):
@@ -349,6 +368,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"hidden_dims must be a tuple of positive integers, got {self.hidden_dims!r}; "
                 "e.g. hidden_dims=(128, 64) or () for none."
+            )
+        if self.warm_start and self.accelerator is not None:
+            raise ValueError(
+                f"warm_start=True cannot be combined with accelerator={self.accelerator!r}: a fitted "
+                "network is handed back without its accelerate state, so it could only train on in "
+                "one process. Set warm_start=False (each fit trains from the start), or accelerator=None."
             )
         if not isinstance(self.fusion, str):
             from .nn._base import resolve_strategy
@@ -421,8 +446,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if learns_combination:
             callbacks.append(("combination", FitCombinationWeights()))
         callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
-        return FusionNetClassifier(
-            FusionNetwork,
+        params = dict(
             **{f"module__{name}": getattr(self, name) for name in _MODULE_PARAMS},
             module__block_sizes=self.modality_sizes_,
             module__n_classes=len(self.classes_),
@@ -450,6 +474,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             # skorch's epoch table is formatted every epoch even when it is not printed
             **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
         )
+        if self.accelerator is None:
+            return FusionNetClassifier(FusionNetwork, **params)
+        from ._accelerate import accelerated_net, device_name
+
+        net = accelerated_net(self.accelerator, FusionNetwork, **params)
+        self.device_ = device_name(net)
+        return net
 
     def _unimodal_loss_weight(self):
         """``unimodal_loss``; at least 1 for a strategy whose heads learn from their own losses only."""

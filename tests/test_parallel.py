@@ -1,5 +1,6 @@
 """Parallel and distributed search: same results as serial, each unique row encoded once across workers."""
 
+import os
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skmm
 from counting_encoder import CountingEncoder, encoded_rows
 from skmm import MultimodalFusion
 from skmm.cache import DiskCache, clear_memory_cache, default_folder
@@ -104,6 +106,43 @@ def test_dask_cluster_of_two_worker_processes(tmp_path, salt, reference):
     assert sorted(rows) == sorted(set(X["text"]))  # once across both workers
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A Ray instance of this machine (2 CPUs, no dashboard) for this module's tests, then shut down.
+
+    Ray's worker processes inherit the environment, not ``sys.path``: PYTHONPATH lets them import
+    skmm and the counting encoder; SKMM_CACHE_DIR (conftest.py) points them at the test's cache.
+    """
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+
+    import counting_encoder
+
+    paths = [str(Path(counting_encoder.__file__).parent), str(Path(skmm.__file__).parents[1])]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]))
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        register_ray()
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def test_ray_backend_encodes_each_row_once(tmp_path, salt, reference, local_ray):
+    import joblib
+
+    X, y = _data()
+    counter = tmp_path / "ray.txt"
+    with joblib.parallel_backend("ray"):
+        search = _search(counter, -1, salt=salt).fit(X, y)
+    _same_results(search, reference)
+    rows, processes = encoded_rows(counter)
+    assert sorted(rows) == sorted(set(X["text"]))  # once across all the Ray workers
+    assert processes and str(os.getpid()) not in processes  # the refit here found every row stored
+
+
 def _fitted_fusion(counter, salt):
     X, _ = _data()
     fusion = MultimodalFusion([
@@ -171,3 +210,22 @@ def test_encode_partitions_refuses_a_pandas_frame(tmp_path):
     fusion, X = _fitted_fusion(tmp_path / "count.txt", "x")
     with pytest.raises(TypeError, match="dask.dataframe.from_pandas"):
         encode_partitions(fusion, X, tmp_path / "out")
+
+
+def test_ray_data_encodes_a_dataset_to_parquet(tmp_path, salt, local_ray):
+    """Ray Data needs no helper: a fitted fusion's transform maps pandas batches as it is."""
+    counter = tmp_path / "count.txt"
+    fusion, X = _fitted_fusion(counter, salt)
+    counter.write_text("")
+    blocks = [X.iloc[start:start + 20] for start in range(0, len(X), 20)]
+    dataset = local_ray.data.from_pandas(blocks)
+    dataset.map_batches(fusion.transform, batch_format="pandas").write_parquet(str(tmp_path / "out"))
+
+    def by_row(frame):
+        return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+    written = pd.read_parquet(tmp_path / "out")  # Ray Data writes blocks in no fixed order
+    pd.testing.assert_frame_equal(by_row(written), by_row(fusion.transform(X)), check_dtype=False)
+    rows, processes = encoded_rows(counter)
+    assert sorted(rows) == sorted(set(X["text"]))  # each unique row once, across the Ray workers
+    assert str(os.getpid()) not in processes
