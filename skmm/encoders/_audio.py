@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
-from ._base import BaseEncoder
+from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle
 
 __all__ = ["AudioMFCC"]
@@ -94,6 +94,14 @@ class AudioMFCC(BaseEncoder):
         distance to the centroid) and may differ by about 1 Hz.
     batch_size : int, default=64
         Clips computed together by the torch backend.
+    n_threads : int or None, default=-1
+        CPU threads the encoding uses: batches are encoded at once by up to
+        4 workers sharing this many torch threads, set for the call and
+        restored after it. Workers each on few threads keep their pace when
+        other work shares the CPU, where one forward pass on many threads
+        waits for its slowest thread at every step. -1 uses every available
+        CPU, None encodes one batch at a time with torch's own setting.
+        Ignored on CUDA. The output does not depend on it.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU (torch backend only).
     cache : "memory", path or None, default="memory"
@@ -143,6 +151,7 @@ class AudioMFCC(BaseEncoder):
 
     _parameter_constraints = {
         **BaseEncoder._parameter_constraints,
+        "n_threads": N_THREADS_CONSTRAINT,
         "sr": [Interval(Integral, 1000, None, closed="left")],
         "n_mfcc": [Interval(Integral, 1, None, closed="left")],
         "n_fft": [Interval(Integral, 16, None, closed="left")],
@@ -175,6 +184,7 @@ class AudioMFCC(BaseEncoder):
         max_duration=30.0,
         backend="torch",
         batch_size=64,
+        n_threads=-1,
         device="auto",
         cache="memory",
         on_error="raise",
@@ -193,6 +203,7 @@ class AudioMFCC(BaseEncoder):
         self.max_duration = max_duration
         self.backend = backend
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.device = device
         self.cache = cache
         self.on_error = on_error
