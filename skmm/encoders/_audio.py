@@ -331,24 +331,26 @@ class AudioMFCC(BaseEncoder):
 
         device = tables.device
         lengths = np.fromiter((len(w) for w in waves), dtype=np.int64, count=len(waves))
-        padded = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
+        half = self.n_fft // 2  # librosa's center=True: frames centred on multiples of the hop, zeros beyond
+        padded = np.zeros((len(waves), int(lengths.max()) + 2 * half), dtype=np.float32)
         for row, wave in zip(padded, waves):
-            row[: len(wave)] = wave
-        spectrum = torch.stft(
-            torch.from_numpy(padded).to(device), self.n_fft, self.hop_length,
-            window=tables.window, center=True, pad_mode="constant", return_complex=True,
-        )
-        parts = torch.view_as_real(spectrum).square_()  # in place, contiguous; abs() is 3x slower
-        power = parts[..., 0].add_(parts[..., 1])  # (batch, bins, frames)
+            row[half : half + len(wave)] = wave
+        # the STFT as torch.stft computes it, laid out (batch, frames, bins): then each filterbank
+        # is one matrix product over every frame of the batch
+        frames = torch.from_numpy(padded).to(device).unfold(-1, self.n_fft, self.hop_length)
+        spectrum = torch.fft.rfft(frames.contiguous().mul_(tables.window))
+        parts = torch.view_as_real(spectrum).square_()  # in place; abs() is 3x slower
+        power = torch.add(parts[..., 0], parts[..., 1])  # (batch, frames, bins)
         n_frames = torch.from_numpy(1 + lengths // self.hop_length).to(device)
-        valid = torch.arange(power.shape[-1], device=device) < n_frames[:, None]  # (batch, frames)
+        valid = torch.arange(power.shape[1], device=device) < n_frames[:, None]  # (batch, frames)
 
         # power_to_db(ref=1, amin=1e-10, top_db=80) in natural-log units (the factor 10 / ln 10 is
         # folded into the DCT matrix); the floor follows each clip's own peak over its valid frames
-        log_mel = (tables.mel @ power).clamp_(min=AMIN).log_()
-        peak = log_mel.amax(dim=1).masked_fill_(~valid, -torch.inf).amax(dim=1)
+        log_mel = (power @ tables.mel.T).clamp_(min=AMIN).log_()  # (batch, frames, n_mels)
+        peak = log_mel.amax(dim=2).masked_fill_(~valid, -torch.inf).amax(dim=1)
         log_mel = log_mel.clamp_(min=(peak - TOP_DB / DB_PER_NEPER)[:, None, None])
-        mfcc = tables.dct @ log_mel
+        mfcc = (log_mel @ tables.dct.T).mT  # (batch, n_mfcc, frames)
+        power = power.mT  # (batch, bins, frames), as librosa lays it out
         rows = [mfcc]
         if self.deltas:
             # mode="nearest": repeat each clip's last valid frame past its end, and the first before it
@@ -359,7 +361,7 @@ class AudioMFCC(BaseEncoder):
             windows = held.unfold(-1, DELTA_WIDTH, 1)  # (batch, n_mfcc, frames, width)
             rows += list((windows @ tables.savgol).movedim(-1, 0))
         if self.chroma:
-            raw = tables.chroma @ power
+            raw = (power.mT @ tables.chroma.T).mT
             peak = raw.amax(dim=1, keepdim=True)
             rows.append(raw / torch.where(peak < tables.tiny, 1.0, peak))
         if self.spectral:
