@@ -90,7 +90,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """Whether decoding these rows in worker threads pays for the threads' overhead."""
         return self._decode_in_threads
 
-    def _encode_workers(self, bundle):
+    def _encode_workers(self, bundle, n_batches):
         """``(workers, threads)``: batches encoded at once, and the torch threads of each.
 
         An encoder with an ``n_threads`` parameter splits that budget (see
@@ -99,7 +99,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """
         if str(getattr(bundle, "device", "cpu")).startswith("cuda"):
             return 1, None
-        return encode_workers(getattr(self, "n_threads", None))
+        return encode_workers(getattr(self, "n_threads", None), n_batches)
 
     def _batch_order(self, raws):
         """Order in which rows are batched (e.g. by length); results keep input order."""
@@ -269,8 +269,8 @@ N_THREADS_CONSTRAINT = [None, Options(Integral, {-1}), Interval(Integral, 1, Non
 MAX_ENCODE_WORKERS = 4
 
 
-def encode_workers(n_threads):
-    """``(workers, threads per worker)`` for an encoder's ``n_threads`` parameter.
+def encode_workers(n_threads, n_batches):
+    """``(workers, threads per worker)`` for an encoder's ``n_threads`` parameter and ``n_batches`` to encode.
 
     The budget is spread over up to :data:`MAX_ENCODE_WORKERS` batches encoded at
     once, each with its own small torch thread count: a worker slowed down by
@@ -281,13 +281,16 @@ def encode_workers(n_threads):
     Examples
     --------
     >>> from skmm.encoders._base import encode_workers
-    >>> encode_workers(1), encode_workers(None)
+    >>> encode_workers(1, n_batches=10), encode_workers(None, n_batches=10)
     ((1, 1), (1, None))
+
+    On two CPUs, ``encode_workers(-1, n_batches=10)`` is ``(2, 1)``: two batches at once, one
+    thread each; a single batch gets both threads: ``encode_workers(-1, n_batches=1)`` is ``(1, 2)``.
     """
     count = resolve_n_threads(n_threads)
     if count is None:
         return 1, None
-    workers = min(count, MAX_ENCODE_WORKERS)
+    workers = max(1, min(count, MAX_ENCODE_WORKERS, n_batches))
     return workers, count // workers
 
 

@@ -144,8 +144,7 @@ class ColumnEncoding:
         ordered = [keys[i] for i in encoder._batch_order(raws)]
         size = encoder.batch_size
         batches = [ordered[start : start + size] for start in range(0, len(ordered), size)]
-        workers, threads = encoder._encode_workers(self.bundle)
-        workers = max(1, min(workers, len(batches)))
+        workers, threads = encoder._encode_workers(self.bundle, len(batches))
         decoders = min(4, os.cpu_count() or 1) if encoder._use_decode_threads(raws) else 0
         progress = tqdm(
             total=len(keys), desc=type(encoder).__name__, unit="row",
