@@ -63,9 +63,10 @@ class TextEncoder(BaseEncoder):
     """Encode a column of texts with a frozen transformers model (sentence embeddings).
 
     Texts are tokenised, run through ``transformers.AutoModel`` and pooled over
-    the attention mask. Batches are formed from texts of similar length, padded
-    only to the longest text of the batch; rows come back in input order. None,
-    NaN, empty and whitespace-only strings are missing (a row of NaN). Numbers
+    the attention mask. Batches are formed from texts of similar length in
+    tokens, padded only to the longest text of the batch; rows come back in
+    input order. None, NaN, empty and whitespace-only strings are missing (a
+    row of NaN). Numbers
     are encoded as their text. Texts longer than ``max_length`` tokens are
     truncated; a text is first cut to ``max_length * 100`` characters, so a
     huge text costs no more time or memory than its beginning.
@@ -187,7 +188,13 @@ class TextEncoder(BaseEncoder):
         return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
     def _batch_order(self, raws):
-        return np.argsort([len(text) for text in raws], kind="stable")
+        # by token count (what a batch is padded to), not characters: about half the padding
+        bundle = self._load_bundle()
+        with bundle.tokenizer_lock:
+            ids = bundle.tokenizer(
+                raws, truncation=True, max_length=min(self.max_length, bundle.max_length)
+            )["input_ids"]
+        return np.argsort([len(row) for row in ids], kind="stable")
 
     def _encode_batch(self, items, bundle):
         import torch
