@@ -66,10 +66,10 @@ class TextEncoder(BaseEncoder):
     the attention mask. Batches are formed from texts of similar length in
     tokens, padded only to the longest text of the batch; rows come back in
     input order. None, NaN, empty and whitespace-only strings are missing (a
-    row of NaN). Numbers
-    are encoded as their text. Texts longer than ``max_length`` tokens are
-    truncated; a text is first cut to ``max_length * 100`` characters, so a
-    huge text costs no more time or memory than its beginning.
+    row of NaN). Numbers are encoded as their text. Texts longer than
+    ``max_length`` tokens are truncated; a text is first cut to
+    ``max_length * 100`` characters, so a huge text costs no more time or
+    memory than its beginning.
 
     Parameters
     ----------
