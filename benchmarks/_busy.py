@@ -60,9 +60,9 @@ def compare(runs, *, baseline, rounds, busy, describe=None):
         base = medians[baseline]
         print(f"\n{condition} (load average {before} before, {load()} after), "
               f"{rounds} interleaved rounds, medians{describe or ''}")
-        print(f"{'':<34}{'seconds':>9}{'vs ' + baseline:>28}")
+        print(f"{'':<34}{'seconds':>9}   vs {baseline}")
         for name, seconds in medians.items():
-            print(f"{name:<34}{seconds:>9.2f}{base / seconds:>27.2f}x")
+            print(f"{name:<34}{seconds:>9.2f}   {base / seconds:.2f}x")
         for name in runs:
             if name != baseline:
                 ratios = [b / t for b, t in zip(times[baseline], times[name])]
