@@ -39,7 +39,7 @@ def load():
 
 
 def compare(runs, *, baseline, rounds, busy, describe=None):
-    """Time every ``runs[name]()`` in turn, ``rounds`` times, quiet then with each count of ``busy`` processes.
+    """Time every ``runs[name]()`` in turn, ``rounds`` times, with each count of ``busy`` processes added.
 
     Prints, per condition, the median seconds and the ratio of every contender to
     ``baseline`` (above 1: faster than the baseline), with the per-round ratios and
@@ -47,7 +47,7 @@ def compare(runs, *, baseline, rounds, busy, describe=None):
     """
     results = {}
     for n_busy in busy:
-        condition = "quiet" if not n_busy else f"{n_busy} busy process{'es' if n_busy > 1 else ''}"
+        condition = f"{n_busy} busy process{'' if n_busy == 1 else 'es'} added"
         times = {name: [] for name in runs}
         before = load()
         with busy_processes(n_busy):
