@@ -38,14 +38,16 @@ def load():
         return "?"
 
 
-def compare(runs, *, baseline, rounds, busy, describe=None):
+def compare(runs, *, baseline, rounds, busy, describe=None, references=()):
     """Time every ``runs[name]()`` in turn, ``rounds`` times, with each count of ``busy`` processes added.
 
     Prints, per condition, the median seconds and the ratio of every contender to
-    ``baseline`` (above 1: faster than the baseline), with the per-round ratios and
-    the load average before and after. Returns ``{condition: {name: median seconds}}``.
+    ``baseline`` (and to each of ``references``; above 1: faster), with the
+    per-round ratios and the load average before and after. Returns
+    ``{condition: {name: median seconds}}``.
     """
     results = {}
+    columns = [baseline, *references]
     for n_busy in busy:
         condition = f"{n_busy} busy process{'' if n_busy == 1 else 'es'} added"
         times = {name: [] for name in runs}
@@ -57,16 +59,17 @@ def compare(runs, *, baseline, rounds, busy, describe=None):
                     run()
                     times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(values) for name, values in times.items()}
-        base = medians[baseline]
         print(f"\n{condition} (load average {before} before, {load()} after), "
               f"{rounds} interleaved rounds, medians{describe or ''}")
-        print(f"{'':<34}{'seconds':>9}   vs {baseline}")
+        print(f"{'':<34}{'seconds':>9}" + "".join(f"   vs {name}" for name in columns))
         for name, seconds in medians.items():
-            print(f"{name:<34}{seconds:>9.2f}   {base / seconds:.2f}x")
+            ratios = "".join(f"   {medians[ref] / seconds:>{len(ref) + 2}.2f}x" for ref in columns)
+            print(f"{name:<34}{seconds:>9.2f}{ratios}")
         for name in runs:
-            if name != baseline:
-                ratios = [b / t for b, t in zip(times[baseline], times[name])]
-                print(f"  per-round ratios, {name}: {', '.join(f'{r:.2f}' for r in ratios)}")
+            if name not in columns:
+                for ref in columns:
+                    per_round = [b / t for b, t in zip(times[ref], times[name])]
+                    print(f"  per-round ratios, {name} vs {ref}: {', '.join(f'{r:.2f}' for r in per_round)}")
         sys.stdout.flush()
         results[condition] = medians
     return results
