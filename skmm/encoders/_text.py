@@ -93,7 +93,7 @@ class TextEncoder(BaseEncoder):
         other work shares the CPU, where one forward pass on many threads
         waits for its slowest thread at every step. -1 uses every available
         CPU, None encodes one batch at a time with torch's own setting.
-        Ignored on CUDA. The output does not depend on it.
+        Ignored on CUDA. Features do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.
     cache : "memory", path or None, default="memory"
