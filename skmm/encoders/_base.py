@@ -275,8 +275,10 @@ def encode_workers(n_threads, n_batches):
     The budget is spread over up to :data:`MAX_ENCODE_WORKERS` batches encoded at
     once, each with its own small torch thread count: a worker slowed down by
     another process on its core holds up only itself, where one forward pass on
-    many threads waits for its slowest thread at every operation. None keeps
-    torch's own setting and encodes one batch at a time.
+    many threads waits for its slowest thread at every operation. -1 is every
+    available CPU, but no more than torch may use in the calling thread (so a
+    budget set around the call, e.g. by :func:`skmm._threads.torch_threads`,
+    holds). None keeps torch's own setting and encodes one batch at a time.
 
     Examples
     --------
@@ -290,6 +292,10 @@ def encode_workers(n_threads, n_batches):
     count = resolve_n_threads(n_threads)
     if count is None:
         return 1, None
+    if n_threads == -1:  # every CPU the caller lets torch use (a server's or a fit's budget wins)
+        import torch
+
+        count = max(1, min(count, torch.get_num_threads()))
     workers = max(1, min(count, MAX_ENCODE_WORKERS, n_batches))
     return workers, count // workers
 

@@ -48,7 +48,8 @@ class ImageEncoder(BaseEncoder):
         restored after it. Workers each on few threads keep their pace when
         other work shares the CPU, where one forward pass on many threads
         waits for its slowest thread at every step. -1 uses every available
-        CPU, None encodes one batch at a time with torch's own setting.
+        CPU torch may use in the calling thread (a budget set around the call
+        holds), None encodes one batch at a time with torch's own setting.
         Ignored on CUDA. Features do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.

@@ -128,6 +128,26 @@ def test_torch_thread_count_is_restored_after_encoding(n_threads):
     assert torch.get_num_threads() == before
 
 
+def test_a_thread_budget_set_around_the_call_holds(monkeypatch):
+    import threading
+
+    import torch
+
+    from skmm._threads import torch_threads
+
+    seen = []
+    encode_batch = AudioMFCC._encode_batch
+
+    def recording(self, items, bundle):
+        seen.append((threading.current_thread(), torch.get_num_threads()))
+        return encode_batch(self, items, bundle)
+
+    monkeypatch.setattr(AudioMFCC, "_encode_batch", recording)
+    with torch_threads(1):
+        encode([(tone(seed=i), SR) for i in range(6)], batch_size=2)  # n_threads=-1
+    assert seen == [(threading.current_thread(), 1)] * 3
+
+
 def test_a_bad_row_among_workers_is_reported_at_its_own_position():
     clips = [(tone(seed=i), SR) for i in range(7)]
     bad = tone()
