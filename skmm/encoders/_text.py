@@ -189,7 +189,7 @@ class TextEncoder(BaseEncoder):
         return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
     def _batch_order(self, raws):
-        # by token count (what a batch is padded to), not characters: about half the padding
+        # by token count (what a batch is padded to), not characters: less padding
         bundle = self._load_bundle()
         with bundle.tokenizer_lock:
             ids = bundle.tokenizer(
