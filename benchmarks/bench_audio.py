@@ -100,7 +100,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per condition")
+    parser.add_argument("--rounds", "--repeat", type=int, default=3, help="interleaved rounds per condition")
     parser.add_argument("--busy", type=int, default=1, help="busy background processes (0: quiet only)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-threads", type=int, default=-1, help="AudioMFCC's n_threads")
