@@ -1,16 +1,30 @@
-"""Throughput of AudioMFCC(backend="torch") against a plain librosa per-clip loop.
+"""Throughput of AudioMFCC(backend="torch") against a plain librosa per-clip loop, quiet and busy.
 
-Both run in this process on the same in-memory 1-second 16 kHz clips, without
-the cache, and the ratio of their rates is printed (absolute rates on a shared
-machine are noisy; the ratio measured in one run is what to compare)::
+Both run in this process on the same in-memory 1-second 16 kHz clips (a tone in
+noise), AudioMFCC without the cache, interleaved for ``--rounds`` rounds. The
+loop runs twice: as written (numpy's BLAS on its own threads, which wait on each
+other on a busy CPU, as torch's do) and with the BLAS held to one thread, the
+fair single-threaded baseline; ratios to both are printed. First
+on the machine as it is, then with ``--busy`` background processes spinning on
+the CPU (started and stopped here, at most 15 minutes). The ratio of the
+medians is what to compare (absolute rates on a shared machine are noisy).
+``--breakdown`` first shows where AudioMFCC's time goes (reading and hashing
+the rows, decoding, and the torch operators, on one thread)::
 
-    python benchmarks/bench_audio.py --clips 2000 --repeat 3
+    python benchmarks/bench_audio.py [--clips 1000] [--rounds 3] [--busy 1] [--breakdown]
+
+About a minute on two idle cores.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _busy import compare, load  # noqa: E402
 
 
 def make_clips(n_clips, sr=16000, seconds=1.0, seed=0):
@@ -25,6 +39,7 @@ def make_clips(n_clips, sr=16000, seconds=1.0, seed=0):
 
 
 def librosa_loop(clips, n_mfcc=20, n_fft=512, hop_length=160, n_mels=40):
+    """What one writes by hand: librosa's MFCC of each clip, then its mean and std over time."""
     import librosa
 
     rows = []
@@ -36,52 +51,85 @@ def librosa_loop(clips, n_mfcc=20, n_fft=512, hop_length=160, n_mels=40):
     return np.stack(rows).astype(np.float32)
 
 
-def skmm_torch(clips, batch_size):
+def single_threaded(function, *args):
+    """``function(*args)`` with numpy's BLAS on one thread (librosa's mel product is a BLAS call)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return function(*args)
+
+
+def encoder(batch_size, n_threads):
     from skmm import AudioMFCC
 
-    return AudioMFCC(batch_size=batch_size, cache=None, verbose=0).fit(clips[:1]).transform(clips)
+    return AudioMFCC(batch_size=batch_size, n_threads=n_threads, cache=None, verbose=0)
 
 
-def best_time(function, repeat):
-    times = []
-    for _ in range(repeat):
+def breakdown(clips, batch_size):
+    """Print where AudioMFCC's time goes on one thread: Python-side steps, then torch operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from skmm._threads import torch_threads
+    from skmm.encoders._encoding import ColumnEncoding
+
+    mfcc = encoder(batch_size, 1).fit(clips[:1])
+    mfcc.transform(clips[:batch_size])
+    bundle = mfcc._load_bundle()
+    start = time.perf_counter()
+    encoding = ColumnEncoding(mfcc, clips, None, bundle)
+    encoding.read_rows()
+    read = time.perf_counter() - start
+    start = time.perf_counter()
+    waves = [mfcc._decode(raw, bundle) for raw in encoding.raw_of_key.values()]
+    decode = time.perf_counter() - start
+    with profile(activities=[ProfilerActivity.CPU]) as prof, torch_threads(1):
         start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for first in range(0, len(waves), batch_size):
+            mfcc._encode_batch(waves[first : first + batch_size], bundle)
+        features = time.perf_counter() - start
+    print(f"\nwhere AudioMFCC's time goes ({len(clips)} clips, one torch thread, load {load()}, "
+          f"under the profiler):")
+    print(f"  read rows and hash their content (cache keys): {read * 1e3:7.1f} ms")
+    print(f"  decode (mono, float32, sample rate check)    : {decode * 1e3:7.1f} ms")
+    print(f"  features, batches of {batch_size} (torch)           : {features * 1e3:7.1f} ms")
+    print("  torch operators by self CPU time:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=1000)
+    parser.add_argument("--rounds", "--repeat", type=int, default=3, help="interleaved rounds per condition")
+    parser.add_argument("--busy", type=int, default=1, help="busy background processes (0: quiet only)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--n-threads", type=int, default=-1, help="AudioMFCC's n_threads")
+    parser.add_argument("--breakdown", action="store_true", help="show where the time goes first")
     args = parser.parse_args()
 
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     clips = make_clips(args.clips)
-    skmm_torch(clips[:64], args.batch_size)  # warm up: imports, filterbank, torch kernels
-    librosa_loop(clips[:64])
-
+    if args.breakdown:
+        breakdown(clips, args.batch_size)
+    mfcc = encoder(args.batch_size, args.n_threads).fit(clips[:1])
+    mfcc.transform(clips[:64])  # warm up: imports, filterbank, torch kernels
     reference = librosa_loop(clips[:50])
-    ours = skmm_torch(clips[:50], args.batch_size)
+    ours = mfcc.transform(clips[:50])
     # AudioMFCC interleaves [mfcc0_mean, mfcc0_std, ...]; the loop puts all means first
     ours = np.concatenate([ours[:, 0::2], ours[:, 1::2]], axis=1)
-    error = float(np.abs(ours - reference).max())
-
-    t_librosa = best_time(lambda: librosa_loop(clips), args.repeat)
-    t_torch = best_time(lambda: skmm_torch(clips, args.batch_size), args.repeat)
-    n = len(clips)
-    print(f"{n} clips of 1 s at 16 kHz, torch threads={torch.get_num_threads()}, best of {args.repeat}")
-    print(f"librosa per-clip loop     : {n / t_librosa:8.0f} clips/s")
-    print(f"AudioMFCC(backend='torch'): {n / t_torch:8.0f} clips/s  (batch_size={args.batch_size})")
-    print(f"speed-up                  : {t_librosa / t_torch:8.1f}x")
-    print(f"max |difference|          : {error:.1e}")
+    print(f"{args.clips} clips of 1 s at 16 kHz in memory; AudioMFCC(n_threads={args.n_threads}, "
+          f"batch_size={args.batch_size}, cache=None); torch's own thread count "
+          f"{torch.get_num_threads()}; max |difference| to librosa {np.abs(ours - reference).max():.1e}")
+    compare(
+        {
+            "librosa per-clip loop": lambda: librosa_loop(clips),
+            "librosa loop, 1 BLAS thread": lambda: single_threaded(librosa_loop, clips),
+            "AudioMFCC": lambda: mfcc.transform(clips),
+        },
+        baseline="librosa per-clip loop", references=["librosa loop, 1 BLAS thread"],
+        rounds=args.rounds, busy=sorted({0, args.busy}),
+    )
 
 
 if __name__ == "__main__":

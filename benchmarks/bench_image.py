@@ -7,16 +7,23 @@ ImageEncoder (``cache=None``) reads PNG and JPEG photos from disk, decodes and
 resizes them in worker threads while the model runs, and encodes them. Both
 run in this process, interleaved, several rounds; medians are reported.
 
-Run: ``python benchmarks/bench_image.py [--n 256] [--rounds 3]``
+Each condition (the machine as it is, then with ``--busy`` background processes spinning
+on the CPU, started and stopped here) reports the ratio of the medians to the bare
+channels_last forward.
+
+Run: ``python benchmarks/bench_image.py [--n 128] [--rounds 3] [--busy 1]``; a few minutes on two
+idle cores.
 """
 
 import argparse
-import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _busy import compare  # noqa: E402
 
 
 def write_photos(folder, n, seed=0):
@@ -76,11 +83,14 @@ def bare_forward(network, batches):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=256, help="number of images")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=128, help="number of images")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per condition")
+    parser.add_argument("--busy", type=int, default=1, help="busy background processes (0: quiet only)")
+    parser.add_argument("--n-threads", type=int, default=-1, help="ImageEncoder's n_threads")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own); 1 is steadier on a loaded machine")
+                        help="torch threads of the bare forward (default: torch's own)")
     args = parser.parse_args()
 
     import torch
@@ -101,33 +111,22 @@ def main():
     channels_last = [b.contiguous(memory_format=torch.channels_last) for b in contiguous]
     network_cl = load_network().to(memory_format=torch.channels_last)
 
-    encoder = ImageEncoder(cache=None, verbose=0, device="cpu").fit(paths[:1])
+    encoder = ImageEncoder(cache=None, verbose=0, device="cpu", n_threads=args.n_threads).fit(paths[:1])
     encoder.transform(paths[:32])  # warm-up
     bare_forward(network, contiguous[:1])
     bare_forward(network_cl, channels_last[:1])
 
-    runs = {
-        "bare forward, contiguous": lambda: bare_forward(network, contiguous),
-        "bare forward, channels_last": lambda: bare_forward(network_cl, channels_last),
-        "ImageEncoder from files": lambda: encoder.transform(paths),
-    }
-    times = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-
-    best = min(statistics.median(v) for k, v in times.items() if k.startswith("bare"))
     print(f"{args.n} photos on disk ({megabytes:.0f} MB; half JPEG q90, half PNG; 512x384 to 1024x768), "
-          f"EfficientNet-Lite0 at 224 px, batch 32, CPU, torch threads={torch.get_num_threads()}, "
-          f"{args.rounds} interleaved rounds, medians")
-    print(f"{'':<30}{'seconds':>9}{'images/s':>10}{'vs best bare':>14}")
-    for name, values in times.items():
-        seconds = statistics.median(values)
-        print(f"{name:<30}{seconds:>9.2f}{args.n / seconds:>10.1f}{best / seconds:>13.2f}x")
-    per_round = [b / e for b, e in zip(times["bare forward, channels_last"], times["ImageEncoder from files"])]
-    print(f"per-round ratios, ImageEncoder vs bare channels_last: {', '.join(f'{r:.2f}' for r in per_round)}")
+          f"EfficientNet-Lite0 at 224 px, batch 32, CPU; bare forward on torch's "
+          f"{torch.get_num_threads()} threads, ImageEncoder(n_threads={args.n_threads}, cache=None)")
+    compare(
+        {
+            "bare forward, channels_last": lambda: bare_forward(network_cl, channels_last),
+            "bare forward, contiguous": lambda: bare_forward(network, contiguous),
+            "ImageEncoder from files": lambda: encoder.transform(paths),
+        },
+        baseline="bare forward, channels_last", rounds=args.rounds, busy=sorted({0, args.busy}),
+    )
 
 
 if __name__ == "__main__":

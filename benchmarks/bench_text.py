@@ -4,17 +4,23 @@ The plain loop is what one writes by hand: batches of 32 texts in input order,
 padded to the longest text of the batch, one forward pass, mean pooling over
 the attention mask, L2 normalisation. TextEncoder (``cache=None``, so every
 text is encoded) sorts the texts by length before batching, which wastes less
-compute on padding. Both run in this process, interleaved, several rounds;
-medians are reported.
+compute on padding, and encodes batches in up to 4 workers, each on its own torch
+threads. Both run in this process, interleaved, several rounds, first on the
+machine as it is, then with ``--busy`` background processes spinning on the CPU
+(started and stopped here); the ratio of the medians is reported.
 
-Run: ``python benchmarks/bench_text.py [--n 1000] [--rounds 5]``
+Run: ``python benchmarks/bench_text.py [--n 500] [--rounds 3] [--busy 1]``; a few minutes on two
+idle cores.
 """
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _busy import compare  # noqa: E402
 
 WORDS = (
     "the a of and to in is was for on that with as it by at from this be are or an have not "
@@ -47,11 +53,14 @@ def plain_loop(texts, tokenizer, model, batch_size=32, max_length=256):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="number of sentences")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=500, help="number of sentences")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per condition")
+    parser.add_argument("--busy", type=int, default=1, help="busy background processes (0: quiet only)")
+    parser.add_argument("--n-threads", type=int, default=-1, help="TextEncoder's n_threads")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own); 1 is steadier on a loaded machine")
+                        help="torch threads of the plain loop (default: torch's own)")
     args = parser.parse_args()
 
     import torch
@@ -67,32 +76,21 @@ def main():
     path = resolve_text_model(DEFAULT_TEXT_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
-    encoder = TextEncoder(cache=None, verbose=0, device="cpu").fit(texts[:2])
+    encoder = TextEncoder(cache=None, verbose=0, device="cpu", n_threads=args.n_threads).fit(texts[:2])
 
     # warm-up, and a check that both compute the same embeddings
     reference = plain_loop(texts[:64], tokenizer, model)
     ours = encoder.transform(texts[:64])
     max_diff = float(np.abs(reference - ours).max())
 
-    times = {"plain loop": [], "TextEncoder": []}
-    for _ in range(args.rounds):
-        for name, run in (("plain loop", lambda: plain_loop(texts, tokenizer, model)),
-                          ("TextEncoder", lambda: encoder.transform(texts))):
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-
-    base = statistics.median(times["plain loop"])
     print(f"{args.n} sentences (2-120 words, median {int(np.median([len(t.split()) for t in texts]))}), "
-          f"all-MiniLM-L6-v2, batch 32, CPU, torch threads={torch.get_num_threads()}, "
-          f"{args.rounds} interleaved rounds, medians")
-    print(f"max |difference| between the two embeddings: {max_diff:.1e}")
-    print(f"{'':<14}{'seconds':>9}{'sentences/s':>13}{'ratio':>8}")
-    for name, values in times.items():
-        seconds = statistics.median(values)
-        print(f"{name:<14}{seconds:>9.2f}{args.n / seconds:>13.0f}{base / seconds:>7.2f}x")
-    per_round = [p / t for p, t in zip(times["plain loop"], times["TextEncoder"])]
-    print(f"per-round speed ratios: {', '.join(f'{r:.2f}' for r in per_round)}")
+          f"all-MiniLM-L6-v2, batch 32, CPU; plain loop on torch's {torch.get_num_threads()} threads, "
+          f"TextEncoder(n_threads={args.n_threads}, cache=None); "
+          f"max |difference| between the two embeddings {max_diff:.1e}")
+    compare(
+        {"plain loop": lambda: plain_loop(texts, tokenizer, model), "TextEncoder": lambda: encoder.transform(texts)},
+        baseline="plain loop", rounds=args.rounds, busy=sorted({0, args.busy}),
+    )
 
 
 if __name__ == "__main__":

@@ -171,6 +171,10 @@ def decode_image(raw, *, max_pixels=None, draft_size=None):
         raise ValueError(_too_big(image)) from None
 
 
+#: the EXIF tag of an image's orientation (1: stored upright)
+_EXIF_ORIENTATION = 0x0112
+
+
 def _upright(image):
     """``image`` turned as its EXIF orientation tag says (phone photos are stored rotated)."""
     from PIL import ImageOps
@@ -178,6 +182,8 @@ def _upright(image):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" and the like
+            if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+                return image  # already upright (exif_transpose would copy every pixel)
             return ImageOps.exif_transpose(image)
     except _PILLOW_ERRORS:  # a damaged EXIF block: the pixels are still good
         return image

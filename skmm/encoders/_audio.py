@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
-from ._base import BaseEncoder
+from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle
 
 __all__ = ["AudioMFCC"]
@@ -94,6 +94,15 @@ class AudioMFCC(BaseEncoder):
         distance to the centroid) and may differ by about 1 Hz.
     batch_size : int, default=64
         Clips computed together by the torch backend.
+    n_threads : int or None, default=-1
+        CPU threads the encoding uses: batches are encoded at once by up to
+        4 workers sharing this many torch threads, set for the call and
+        restored after it. Workers each on few threads keep their pace when
+        other work shares the CPU, where one forward pass on many threads
+        waits for its slowest thread at every step. -1 uses every available
+        CPU torch may use in the calling thread (a budget set around the call
+        holds), None encodes one batch at a time with torch's own setting.
+        Ignored on CUDA. Features do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU (torch backend only).
     cache : "memory", path or None, default="memory"
@@ -143,6 +152,7 @@ class AudioMFCC(BaseEncoder):
 
     _parameter_constraints = {
         **BaseEncoder._parameter_constraints,
+        "n_threads": N_THREADS_CONSTRAINT,
         "sr": [Interval(Integral, 1000, None, closed="left")],
         "n_mfcc": [Interval(Integral, 1, None, closed="left")],
         "n_fft": [Interval(Integral, 16, None, closed="left")],
@@ -175,6 +185,7 @@ class AudioMFCC(BaseEncoder):
         max_duration=30.0,
         backend="torch",
         batch_size=64,
+        n_threads=-1,
         device="auto",
         cache="memory",
         on_error="raise",
@@ -193,6 +204,7 @@ class AudioMFCC(BaseEncoder):
         self.max_duration = max_duration
         self.backend = backend
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.device = device
         self.cache = cache
         self.on_error = on_error
@@ -320,24 +332,26 @@ class AudioMFCC(BaseEncoder):
 
         device = tables.device
         lengths = np.fromiter((len(w) for w in waves), dtype=np.int64, count=len(waves))
-        padded = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
+        half = self.n_fft // 2  # librosa's center=True: frames centred on multiples of the hop, zeros beyond
+        padded = np.zeros((len(waves), int(lengths.max()) + 2 * half), dtype=np.float32)
         for row, wave in zip(padded, waves):
-            row[: len(wave)] = wave
-        spectrum = torch.stft(
-            torch.from_numpy(padded).to(device), self.n_fft, self.hop_length,
-            window=tables.window, center=True, pad_mode="constant", return_complex=True,
-        )
-        parts = torch.view_as_real(spectrum).square_()  # in place, contiguous; abs() is 3x slower
-        power = parts[..., 0].add_(parts[..., 1])  # (batch, bins, frames)
+            row[half : half + len(wave)] = wave
+        # the STFT as torch.stft computes it, laid out (batch, frames, bins): then each filterbank
+        # is one matrix product over every frame of the batch
+        frames = torch.from_numpy(padded).to(device).unfold(-1, self.n_fft, self.hop_length)
+        spectrum = torch.fft.rfft(frames.contiguous().mul_(tables.window))
+        parts = torch.view_as_real(spectrum).square_()  # in place; abs() is 3x slower
+        power = torch.add(parts[..., 0], parts[..., 1])  # (batch, frames, bins)
         n_frames = torch.from_numpy(1 + lengths // self.hop_length).to(device)
-        valid = torch.arange(power.shape[-1], device=device) < n_frames[:, None]  # (batch, frames)
+        valid = torch.arange(power.shape[1], device=device) < n_frames[:, None]  # (batch, frames)
 
         # power_to_db(ref=1, amin=1e-10, top_db=80) in natural-log units (the factor 10 / ln 10 is
         # folded into the DCT matrix); the floor follows each clip's own peak over its valid frames
-        log_mel = (tables.mel @ power).clamp_(min=AMIN).log_()
-        peak = log_mel.amax(dim=1).masked_fill_(~valid, -torch.inf).amax(dim=1)
+        log_mel = (power @ tables.mel.T).clamp_(min=AMIN).log_()  # (batch, frames, n_mels)
+        peak = log_mel.amax(dim=2).masked_fill_(~valid, -torch.inf).amax(dim=1)
         log_mel = log_mel.clamp_(min=(peak - TOP_DB / DB_PER_NEPER)[:, None, None])
-        mfcc = tables.dct @ log_mel
+        mfcc = (log_mel @ tables.dct.T).mT  # (batch, n_mfcc, frames)
+        power = power.mT  # (batch, bins, frames), as librosa lays it out
         rows = [mfcc]
         if self.deltas:
             # mode="nearest": repeat each clip's last valid frame past its end, and the first before it
@@ -348,7 +362,7 @@ class AudioMFCC(BaseEncoder):
             windows = held.unfold(-1, DELTA_WIDTH, 1)  # (batch, n_mfcc, frames, width)
             rows += list((windows @ tables.savgol).movedim(-1, 0))
         if self.chroma:
-            raw = tables.chroma @ power
+            raw = (power.mT @ tables.chroma.T).mT
             peak = raw.amax(dim=1, keepdim=True)
             rows.append(raw / torch.where(peak < tables.tiny, 1.0, peak))
         if self.spectral:

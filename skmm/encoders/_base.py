@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._threads import resolve_n_threads
 from ._bundle import shared_bundle, weights_fingerprint
 from ._encoding import ColumnEncoding
 
@@ -47,7 +48,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
     #: parameters that do not change the embedding, left out of the cache key
-    _runtime_params = ("batch_size", "device", "cache", "on_error", "verbose")
+    _runtime_params = ("batch_size", "device", "cache", "on_error", "verbose", "n_threads")
     #: decode rows in worker threads while the model computes (worth it for files)
     _decode_in_threads = True
     _feature_prefix = "emb"
@@ -88,6 +89,17 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _use_decode_threads(self, raws):
         """Whether decoding these rows in worker threads pays for the threads' overhead."""
         return self._decode_in_threads
+
+    def _encode_workers(self, bundle, n_batches):
+        """``(workers, threads)``: batches encoded at once, and the torch threads of each.
+
+        An encoder with an ``n_threads`` parameter splits that budget (see
+        :func:`encode_workers`); without one, or on CUDA, one batch at a time
+        with torch's own thread setting.
+        """
+        if str(getattr(bundle, "device", "cpu")).startswith("cuda"):
+            return 1, None
+        return encode_workers(getattr(self, "n_threads", None), n_batches)
 
     def _batch_order(self, raws):
         """Order in which rows are batched (e.g. by length); results keep input order."""
@@ -248,6 +260,44 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         payload = {"encoder": type(self).__name__, "model": self._model_identity(bundle)}
         payload["params"] = {key: repr(value) for key, value in sorted(params.items())}
         return json.dumps(payload, sort_keys=True).encode()
+
+
+#: the constraint of an encoder's ``n_threads`` parameter (as MultimodalClassifier's)
+N_THREADS_CONSTRAINT = [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")]
+
+#: most batches encoded at once: each holds a batch's activations in memory
+MAX_ENCODE_WORKERS = 4
+
+
+def encode_workers(n_threads, n_batches):
+    """``(workers, threads per worker)`` for an encoder's ``n_threads`` parameter and ``n_batches`` to encode.
+
+    The budget is spread over up to :data:`MAX_ENCODE_WORKERS` batches encoded at
+    once, each with its own small torch thread count: a worker slowed down by
+    another process on its core holds up only itself, where one forward pass on
+    many threads waits for its slowest thread at every operation. -1 is every
+    available CPU, but no more than torch may use in the calling thread (so a
+    budget set around the call, e.g. by :func:`skmm._threads.torch_threads`,
+    holds). None keeps torch's own setting and encodes one batch at a time.
+
+    Examples
+    --------
+    >>> from skmm.encoders._base import encode_workers
+    >>> encode_workers(1, n_batches=10), encode_workers(None, n_batches=10)
+    ((1, 1), (1, None))
+
+    On two CPUs, ``encode_workers(-1, n_batches=10)`` is ``(2, 1)``: two batches at once, one
+    thread each; a single batch gets both threads: ``encode_workers(-1, n_batches=1)`` is ``(1, 2)``.
+    """
+    count = resolve_n_threads(n_threads)
+    if count is None:
+        return 1, None
+    if n_threads == -1:  # every CPU the caller lets torch use (a server's or a fit's budget wins)
+        import torch
+
+        count = max(1, min(count, torch.get_num_threads()))
+    workers = max(1, min(count, MAX_ENCODE_WORKERS, n_batches))
+    return workers, count // workers
 
 
 def _from_polars(X):

@@ -1,5 +1,7 @@
 """One transform call of an encoder: read the rows, consult the cache, decode and encode the rest."""
 
+import collections
+import contextlib
 import hashlib
 import os
 import sys
@@ -12,6 +14,7 @@ import numpy as np
 
 from ..cache import resolve_cache, row_key
 from ..exceptions import InputError, InputWarning
+from .._threads import torch_threads
 from .._utils import describe_value, is_missing
 
 __all__ = ["ColumnEncoding"]
@@ -126,7 +129,12 @@ class ColumnEncoding:
         return identity
 
     def compute(self, keys):
-        """Decode and encode the rows of ``keys`` in batches; ``{key: vector}`` of those that worked."""
+        """Decode and encode the rows of ``keys`` in batches; ``{key: vector}`` of those that worked.
+
+        Batches are encoded by the encoder's workers (:meth:`BaseEncoder._encode_workers`),
+        each under its own torch thread budget, while worker threads decode the rows of the
+        batches that come next.
+        """
         if not keys:
             return {}
         from tqdm.auto import tqdm
@@ -136,21 +144,21 @@ class ColumnEncoding:
         ordered = [keys[i] for i in encoder._batch_order(raws)]
         size = encoder.batch_size
         batches = [ordered[start : start + size] for start in range(0, len(ordered), size)]
-        workers = min(4, os.cpu_count() or 1) if encoder._use_decode_threads(raws) else 0
-        pool = ThreadPoolExecutor(workers) if workers else None
+        workers, threads = encoder._encode_workers(self.bundle, len(batches))
+        decoders = min(4, os.cpu_count() or 1) if encoder._use_decode_threads(raws) else 0
         progress = tqdm(
             total=len(keys), desc=type(encoder).__name__, unit="row",
             disable=not encoder.verbose, delay=1.0, leave=False,
         )
         computed = {}
-        try:
-            for batch, decoded in zip(batches, self._decoded_batches(batches, pool)):
-                computed.update(self._encode(batch, decoded))
+        with contextlib.ExitStack() as stack:
+            stack.callback(progress.close)
+            decode_pool = _pool(stack, decoders)
+            encode_pool = _pool(stack, workers if workers > 1 else 0)
+            pipeline = _Pipeline(self, batches, decode_pool, encode_pool, workers, threads)
+            for batch, (decoded, vectors) in zip(batches, pipeline.results()):
+                computed.update(self._collect(batch, decoded, vectors))
                 progress.update(len(batch))
-        finally:
-            progress.close()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
         return computed
 
     def fail(self, position, reason):
@@ -197,36 +205,83 @@ class ColumnEncoding:
         except ROW_ERRORS as exc:
             return None, str(exc)
 
-    def _decoded_batches(self, batches, pool):
-        """Each batch's decoded rows; with a pool, the next batch decodes while this one is encoded."""
-        if pool is None:
-            for batch in batches:
-                yield [self._decode(key) for key in batch]
-            return
-        pending = [pool.submit(self._decode, key) for key in batches[0]]
-        for number in range(len(batches)):
-            decoded = [future.result() for future in pending]
-            if number + 1 < len(batches):
-                pending = [pool.submit(self._decode, key) for key in batches[number + 1]]
-            yield decoded
+    def _encode(self, decoded, threads):
+        """The vectors of the decoded rows of one batch (those without a reason), or None."""
+        items = [item for item, reason in decoded if reason is None]
+        if not items:
+            return None
+        with torch_threads(threads):
+            vectors = self.encoder._encode_batch(items, self.bundle)
+        return np.asarray(vectors, dtype=np.float32)
 
-    def _encode(self, batch, decoded):
-        """Encode one batch of decoded rows; ``{key: vector}`` of the rows with finite features."""
-        keys, items = [], []
+    def _collect(self, batch, decoded, vectors):
+        """``{key: vector}`` of one batch's rows with finite features; the others fail."""
+        keys = []
         for key, (item, reason) in zip(batch, decoded):
             if reason is None:
                 keys.append(key)
-                items.append(item)
             else:
                 self.fail(self.rows_of_key[key][0], reason)
-        if not items:
-            return {}
-        vectors = np.asarray(self.encoder._encode_batch(items, self.bundle), dtype=np.float32)
         computed = {}
-        for key, vector in zip(keys, vectors):
+        for key, vector in zip(keys, () if vectors is None else vectors):
             if self.encoder._is_usable(vector):
                 computed[key] = vector
             else:
                 reason = "encoding gave NaN or infinite features (values out of range?)"
                 self.fail(self.rows_of_key[key][0], reason)
         return computed
+
+
+def _pool(stack, workers):
+    """A thread pool of ``workers`` threads shut down (pending work cancelled) with ``stack``; None for 0."""
+    if not workers:
+        return None
+    pool = ThreadPoolExecutor(workers)
+    stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+    return pool
+
+
+@dataclass
+class _Pipeline:
+    """Decoding and encoding of the batches of one ``compute``, overlapped; results in batch order.
+
+    With a decode pool, the rows of the next batches decode while the current ones are
+    encoded; with an encode pool, ``workers`` batches are encoded at once, each with
+    ``threads`` torch threads (one batch at a time in the calling thread otherwise).
+    """
+
+    encoding: ColumnEncoding
+    batches: list
+    decode_pool: object
+    encode_pool: object
+    workers: int
+    threads: object
+
+    def results(self):
+        """``(decoded, vectors)`` of every batch, in order (see :meth:`ColumnEncoding._encode`)."""
+        decoding = {}
+        in_flight = collections.deque()
+        for number in range(len(self.batches)):
+            for ahead in range(number, min(number + self.workers + 1, len(self.batches))):
+                self._start_decoding(ahead, decoding)
+            futures = decoding.pop(number, None)
+            if self.encode_pool is None:
+                yield self._job(number, futures)
+                continue
+            in_flight.append(self.encode_pool.submit(self._job, number, futures))
+            if len(in_flight) >= self.workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+    def _start_decoding(self, number, decoding):
+        if self.decode_pool is not None and number not in decoding:
+            decode = self.encoding._decode
+            decoding[number] = [self.decode_pool.submit(decode, key) for key in self.batches[number]]
+
+    def _job(self, number, futures):
+        if futures is None:
+            decoded = [self.encoding._decode(key) for key in self.batches[number]]
+        else:
+            decoded = [future.result() for future in futures]
+        return decoded, self.encoding._encode(decoded, self.threads)

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._utils import resolve_device
 from ..io import decode_image, read_image_source
-from ._base import BaseEncoder
+from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, quiet_transformers
 
@@ -42,6 +42,15 @@ class ImageEncoder(BaseEncoder):
         the EfficientNet path can change it.
     batch_size : int, default=32
         Images per forward pass.
+    n_threads : int or None, default=-1
+        CPU threads the encoding uses: batches are encoded at once by up to
+        4 workers sharing this many torch threads, set for the call and
+        restored after it. Workers each on few threads keep their pace when
+        other work shares the CPU, where one forward pass on many threads
+        waits for its slowest thread at every step. -1 uses every available
+        CPU torch may use in the calling thread (a budget set around the call
+        holds), None encodes one batch at a time with torch's own setting.
+        Ignored on CUDA. Features do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.
     max_pixels : int, default=89_478_485
@@ -82,6 +91,7 @@ class ImageEncoder(BaseEncoder):
 
     _parameter_constraints = {
         **BaseEncoder._parameter_constraints,
+        "n_threads": N_THREADS_CONSTRAINT,
         "model": [str, os.PathLike],
         "image_size": [None, Interval(Integral, 8, None, closed="left")],
         "max_pixels": [Interval(Integral, 1, None, closed="left")],
@@ -95,6 +105,7 @@ class ImageEncoder(BaseEncoder):
         *,
         image_size=None,
         batch_size=32,
+        n_threads=-1,
         device="auto",
         max_pixels=DEFAULT_MAX_PIXELS,
         cache="memory",
@@ -104,6 +115,7 @@ class ImageEncoder(BaseEncoder):
         self.model = model
         self.image_size = image_size
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.device = device
         self.max_pixels = max_pixels
         self.cache = cache
@@ -191,6 +203,7 @@ def _load_efficientnet(device):
         return features.float().cpu().numpy()
 
     return SimpleNamespace(
+        device=device,
         dim=1280,
         image_size=224,
         fingerprint=weights_fingerprint(network),
@@ -228,6 +241,7 @@ def _load_transformers(name, device):
     probe = preprocess(Image.new("RGB", (64, 64)), None)
     dim = encode([probe]).shape[1]
     return SimpleNamespace(
+        device=device,
         dim=dim,
         image_size=None,
         fingerprint=weights_fingerprint(network),

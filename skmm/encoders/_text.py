@@ -1,6 +1,7 @@
 """TextEncoder: a frozen transformers language model turning a column of texts into embeddings."""
 
 import os
+import threading
 from numbers import Integral
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
-from ._base import BaseEncoder
+from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, masked_mean, quiet_transformers
 
@@ -62,12 +63,13 @@ class TextEncoder(BaseEncoder):
     """Encode a column of texts with a frozen transformers model (sentence embeddings).
 
     Texts are tokenised, run through ``transformers.AutoModel`` and pooled over
-    the attention mask. Batches are formed from texts of similar length, padded
-    only to the longest text of the batch; rows come back in input order. None,
-    NaN, empty and whitespace-only strings are missing (a row of NaN). Numbers
-    are encoded as their text. Texts longer than ``max_length`` tokens are
-    truncated; a text is first cut to ``max_length * 100`` characters, so a
-    huge text costs no more time or memory than its beginning.
+    the attention mask. Batches are formed from texts of similar length in
+    tokens, padded only to the longest text of the batch; rows come back in
+    input order. None, NaN, empty and whitespace-only strings are missing (a
+    row of NaN). Numbers are encoded as their text. Texts longer than
+    ``max_length`` tokens are truncated; a text is first cut to
+    ``max_length * 100`` characters, so a huge text costs no more time or
+    memory than its beginning.
 
     Parameters
     ----------
@@ -84,6 +86,15 @@ class TextEncoder(BaseEncoder):
         Scale each embedding to unit L2 norm.
     batch_size : int, default=32
         Texts per forward pass.
+    n_threads : int or None, default=-1
+        CPU threads the encoding uses: batches are encoded at once by up to
+        4 workers sharing this many torch threads, set for the call and
+        restored after it. Workers each on few threads keep their pace when
+        other work shares the CPU, where one forward pass on many threads
+        waits for its slowest thread at every step. -1 uses every available
+        CPU torch may use in the calling thread (a budget set around the call
+        holds), None encodes one batch at a time with torch's own setting.
+        Ignored on CUDA. Features do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available (with bfloat16 autocast), else CPU.
     cache : "memory", path or None, default="memory"
@@ -120,6 +131,7 @@ class TextEncoder(BaseEncoder):
 
     _parameter_constraints = {
         **BaseEncoder._parameter_constraints,
+        "n_threads": N_THREADS_CONSTRAINT,
         "model": [str, os.PathLike],
         "pooling": [StrOptions({"mean", "cls"})],
         "max_length": [Interval(Integral, 1, None, closed="left")],
@@ -137,6 +149,7 @@ class TextEncoder(BaseEncoder):
         max_length=256,
         normalize=True,
         batch_size=32,
+        n_threads=-1,
         device="auto",
         cache="memory",
         on_error="raise",
@@ -147,6 +160,7 @@ class TextEncoder(BaseEncoder):
         self.max_length = max_length
         self.normalize = normalize
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.device = device
         self.cache = cache
         self.on_error = on_error
@@ -175,18 +189,26 @@ class TextEncoder(BaseEncoder):
         return content, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
     def _batch_order(self, raws):
-        return np.argsort([len(text) for text in raws], kind="stable")
+        # by token count (what a batch is padded to), not characters: less padding
+        bundle = self._load_bundle()
+        with bundle.tokenizer_lock:
+            ids = bundle.tokenizer(
+                raws, truncation=True, max_length=min(self.max_length, bundle.max_length)
+            )["input_ids"]
+        return np.argsort([len(row) for row in ids], kind="stable")
 
     def _encode_batch(self, items, bundle):
         import torch
 
-        tokens = bundle.tokenizer(
-            items,
-            padding=True,
-            truncation=True,
-            max_length=min(self.max_length, bundle.max_length),
-            return_tensors="pt",
-        ).to(bundle.device)
+        with bundle.tokenizer_lock:  # a fast tokenizer is not safe to call from two threads at once
+            tokens = bundle.tokenizer(
+                items,
+                padding=True,
+                truncation=True,
+                max_length=min(self.max_length, bundle.max_length),
+                return_tensors="pt",
+            )
+        tokens = tokens.to(bundle.device)
         with inference_context(bundle.device):
             hidden = bundle.network(**tokens).last_hidden_state.float()
         if self.pooling == "cls":
@@ -207,6 +229,7 @@ def _load_text_model(name, device):
         network = AutoModel.from_pretrained(name).eval().to(device)
     return SimpleNamespace(
         tokenizer=tokenizer,
+        tokenizer_lock=threading.Lock(),
         network=network,
         device=device,
         dim=network.config.hidden_size,

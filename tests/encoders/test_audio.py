@@ -110,6 +110,57 @@ def test_result_does_not_depend_on_batch_companions():
 # ------------------------------------------------------------------ output layout
 
 
+def test_workers_give_the_features_of_one_batch_at_a_time():
+    # n_threads=2: two batches encoded at once, each on one torch thread; n_threads=1: one by one
+    clips = [(wave, SR) for wave in mixed_batch()] * 2
+    sequential = encode(clips, batch_size=3, n_threads=1, **ALL_FEATURES)
+    np.testing.assert_array_equal(encode(clips, batch_size=3, n_threads=2, **ALL_FEATURES), sequential)
+    np.testing.assert_allclose(encode(clips, batch_size=3, n_threads=None, **ALL_FEATURES), sequential,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, None])
+def test_torch_thread_count_is_restored_after_encoding(n_threads):
+    import torch
+
+    before = torch.get_num_threads()
+    encode([(tone(seed=i), SR) for i in range(5)], batch_size=2, n_threads=n_threads)
+    assert torch.get_num_threads() == before
+
+
+def test_a_thread_budget_set_around_the_call_holds(monkeypatch):
+    import threading
+
+    import torch
+
+    from skmm._threads import torch_threads
+
+    seen = []
+    encode_batch = AudioMFCC._encode_batch
+
+    def recording(self, items, bundle):
+        seen.append((threading.current_thread(), torch.get_num_threads()))
+        return encode_batch(self, items, bundle)
+
+    monkeypatch.setattr(AudioMFCC, "_encode_batch", recording)
+    with torch_threads(1):
+        encode([(tone(seed=i), SR) for i in range(6)], batch_size=2)  # n_threads=-1
+    assert seen == [(threading.current_thread(), 1)] * 3
+
+
+def test_a_bad_row_among_workers_is_reported_at_its_own_position():
+    clips = [(tone(seed=i), SR) for i in range(7)]
+    bad = tone()
+    bad[3] = np.nan
+    clips[5] = (bad, SR)
+    with pytest.raises(InputError, match=r"row 5, .*NaN or infinite"):
+        encode(clips, batch_size=2, n_threads=2)
+    with pytest.warns(InputWarning, match=r"1 of 7 rows"):
+        Z = encode(clips, batch_size=2, n_threads=2, on_error="missing")
+    assert np.isnan(Z[5]).all() and np.isfinite(np.delete(Z, 5, axis=0)).all()
+    np.testing.assert_array_equal(Z[6], encode([clips[6]])[0])
+
+
 def test_shape_dtype_and_feature_names():
     clips = [(tone(), SR)] * 3
     encoder = AudioMFCC(n_mfcc=13, **ALL_FEATURES, verbose=0, cache=None)

@@ -91,3 +91,18 @@ def test_one_column_only():
         ImageEncoder().fit(pd.DataFrame({"a": [1], "b": [2]}))
     with pytest.raises(ValueError, match="'on_error' parameter of ImageEncoder must be a str among"):
         ImageEncoder(on_error="ignore").fit([None])
+
+
+def test_workers_give_the_embeddings_of_one_batch_at_a_time(tmp_path):
+    import torch
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.fromarray(rng.integers(0, 256, (60 + 10 * i, 80, 3), dtype=np.uint8)).save(paths[-1])
+    before = torch.get_num_threads()
+    sequential = ImageEncoder(batch_size=2, n_threads=1, verbose=0, cache=None).fit_transform(paths)
+    workers = ImageEncoder(batch_size=2, n_threads=2, verbose=0, cache=None).fit_transform(paths)
+    np.testing.assert_array_equal(workers, sequential)
+    assert torch.get_num_threads() == before

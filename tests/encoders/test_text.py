@@ -30,6 +30,17 @@ def test_length_sorted_batches_return_rows_in_input_order(tiny_text_model):
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
 
 
+def test_workers_give_the_embeddings_of_one_batch_at_a_time(tiny_text_model):
+    import torch
+
+    texts = TEXTS * 3 + ["a", "the mat"]
+    before = torch.get_num_threads()
+    sequential = TextEncoder(tiny_text_model, batch_size=3, n_threads=1, verbose=0, cache=None).fit_transform(texts)
+    workers = TextEncoder(tiny_text_model, batch_size=3, n_threads=2, verbose=0, cache=None).fit_transform(texts)
+    np.testing.assert_array_equal(workers, sequential)
+    assert torch.get_num_threads() == before
+
+
 def test_pooling_and_normalisation(tiny_text_model):
     mean = TextEncoder(tiny_text_model, verbose=0).fit_transform(TEXTS)
     cls = TextEncoder(tiny_text_model, pooling="cls", verbose=0).fit_transform(TEXTS)
