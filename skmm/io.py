@@ -631,7 +631,8 @@ def sample_times(duration, *, frames, fps=None):
     return (np.arange(count) + 0.5) / fps
 
 
-def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixels=None, size=None):
+def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixels=None, size=None,
+                        seek="exact", threads=None):
     """Decode the frames to embed from one clip, seeking to each instead of decoding the whole file.
 
     Frame timestamps are taken from the clip's timeline (uniformly, or every
@@ -642,6 +643,12 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
     next timestamp, decoding simply goes on (no seek would save work). The
     rotation recorded in the file (display matrix, or the older ``rotate``
     tag) is applied, so portrait phone clips come out upright.
+
+    With ``seek="keyframe"`` each timestamp gets instead the keyframe nearest
+    to it, and only those keyframes are decoded: much less work, at the price
+    of positions that are off by up to half the keyframe interval (a clip
+    with a single keyframe gives that frame every time). A clip whose headers
+    give no duration (a raw stream) is sampled as with ``"exact"``.
 
     Parameters
     ----------
@@ -660,6 +667,12 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
     size : int, optional
         Scale frames (while converting them to RGB) so that their shorter
         side is at most ``size`` pixels.
+    seek : {"exact", "keyframe"}, default="exact"
+        Take the first frame at or after each timestamp, or the keyframe
+        nearest to it.
+    threads : int, optional
+        Threads FFmpeg decodes with (frame and slice threading); None uses
+        every CPU this process may run on, 1 decodes in the calling thread.
 
     Returns
     -------
@@ -673,12 +686,15 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
         For a file FFmpeg cannot read, without a video stream, with no frames,
         too many pixels or an implausible duration.
     """
+    if seek not in ("exact", "keyframe"):
+        raise ValueError(f"seek must be 'exact' or 'keyframe', got {seek!r}")
     if isinstance(raw, np.ndarray):
         return _frames_of_array(raw, frames=frames, max_pixels=max_pixels)
     av = _import_av()
     with _open_video(raw, av) as container:
         stream = _video_stream(container, max_pixels)
         start, duration = _clip_span(container, stream)
+        _use_threads(stream, threads)
         try:
             if duration is None or duration <= 0:
                 picked = _sample_by_decoding(container, stream, start, frames, fps, max_duration)
@@ -686,7 +702,8 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
                 if max_duration is not None:
                     duration = min(duration, max_duration)
                 targets = start + sample_times(duration, frames=frames, fps=fps)
-                picked = _sample_by_seeking(container, stream, targets)
+                sample = _sample_keyframes if seek == "keyframe" else _sample_by_seeking
+                picked = sample(container, stream, targets)
         except av.FFmpegError as exc:
             raise ValueError(f"corrupt or truncated video ({_av_reason(exc)})") from None
         rotate = _rotation_quarters(stream)
@@ -721,6 +738,20 @@ def _keyframe_times(stream):
 
 #: frames within half a millisecond of a timestamp count as at it
 _TIME_SLACK = 5e-4
+
+
+def _use_threads(stream, threads):
+    """Let FFmpeg decode ``stream`` with ``threads`` threads (None: every CPU this process may use).
+
+    Frame threading decodes several frames at once; the frames are the same
+    as a single-threaded decode's.
+    """
+    from ._threads import available_cpus
+
+    count = available_cpus() if threads is None else max(1, int(threads))
+    if count > 1:
+        stream.codec_context.thread_count = count
+        stream.thread_type = "AUTO"
 
 
 def _sample_by_seeking(container, stream, targets):
@@ -759,6 +790,47 @@ def _decode_forward(container, stream, goal):
         early = packet.pts is not None and float(packet.pts * base) < goal[0] - _TIME_SLACK
         codec.skip_frame = "NONREF" if early else "DEFAULT"
         yield from packet.decode()
+
+
+def _sample_keyframes(container, stream, targets):
+    """For each target time, the keyframe nearest to it; only keyframes are decoded.
+
+    The keyframes' times come from the packets, read up to the first keyframe
+    after the last target (an index may list decoding times or, in Matroska,
+    only some keyframes). With an index, the container then seeks to each
+    chosen keyframe; without one (MPEG-TS, where a seek can land past a
+    keyframe), the keyframes are decoded during that one pass.
+    """
+    base, codec = stream.time_base, stream.codec_context
+    indexed = len(_keyframe_times(stream)) > 0
+    keyframes, passed = [], []
+    codec.skip_frame = "NONKEY"  # the decoder drops every other frame unread
+    try:
+        for packet in container.demux(stream):
+            if indexed and packet.is_keyframe and packet.pts is not None:
+                keyframes.append(float(packet.pts * base))
+            elif not indexed:  # the decoded keyframes themselves (their output lags the packets)
+                passed.extend(frame for frame in packet.decode() if frame.time is not None)
+                keyframes = [frame.time for frame in passed]
+            if keyframes and keyframes[-1] > targets[-1]:
+                break
+        if not keyframes:
+            raise ValueError("video has no keyframes (zero-length or truncated)")
+        keyframes = np.array(keyframes)
+        chosen = keyframes[np.abs(keyframes[None, :] - np.asarray(targets)[:, None]).argmin(1)]
+        decoded = {}
+        for time in np.unique(chosen):
+            if indexed:
+                container.seek(int(round(time / base)), stream=stream, backward=True)
+                frames = (frame for packet in container.demux(stream) for frame in packet.decode())
+            else:
+                frames = iter(passed)
+            decoded[time] = next((f for f in frames if _time_of(f) >= time - _TIME_SLACK), None)
+            if decoded[time] is None:
+                raise ValueError(f"truncated video: its keyframe at {time:.2f} s does not decode")
+    finally:
+        codec.skip_frame = "DEFAULT"
+    return [decoded[time] for time in chosen]
 
 
 def _check_not_truncated(last, target, stream):

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._threads import available_cpus
 from ..io import decode_video_audio, decode_video_frames, read_video_source
 from ._audio import FEATURES_VERSION as AUDIO_FEATURES_VERSION
 from ._audio import AudioMFCC
@@ -24,6 +25,8 @@ DEFAULT_MAX_PIXELS = 7680 * 4320
 FRAME_BATCH = 64
 #: bump when the definition of the features changes, so that cached vectors are not reused
 FEATURES_VERSION = "video-v1"
+#: clips decoded at once by the encoder's worker threads (skmm.encoders._encoding)
+DECODE_WORKERS = 4
 _STATISTICS = {"mean": ("mean",), "meanmax": ("mean", "max"), "meanstd": ("mean", "std")}
 
 
@@ -35,7 +38,8 @@ class VideoEncoder(BaseEncoder):
     segments) or every ``1 / fps`` seconds. The decoder seeks to each sampled
     timestamp instead of decoding the whole file, uses timestamps (variable
     frame rates are sampled by time) and applies the rotation recorded in the
-    file. The frames are embedded in batches by the same backbone as
+    file; ``seek="keyframe"`` takes the nearest keyframes instead (faster,
+    approximate). The frames are embedded in batches by the same backbone as
     :class:`ImageEncoder` (one loaded model shared by both) and pooled over
     time. With ``audio``, the sound track is summarised as
     :class:`AudioMFCC` does; a clip without sound gets a NaN audio block.
@@ -64,6 +68,12 @@ class VideoEncoder(BaseEncoder):
         Take one frame every ``1 / fps`` seconds from the start instead (at
         most ``frames`` of them: a longer clip is sampled over its first
         ``frames / fps`` seconds).
+    seek : {"exact", "keyframe"}, default="exact"
+        ``"exact"``: the first frame at or after each sampled time (decoded
+        from the keyframe before it). ``"keyframe"``: the keyframe nearest to
+        each sampled time, and only keyframes are decoded; several times
+        faster, but off by up to half the keyframe interval (a clip with a
+        single keyframe gives that frame for every sample).
     image_model : str, default="efficientnet-lite0"
         The image backbone, as :class:`ImageEncoder`'s ``model``.
     audio : bool or AudioMFCC, default=True
@@ -128,6 +138,7 @@ class VideoEncoder(BaseEncoder):
         **BaseEncoder._parameter_constraints,
         "frames": [Interval(Integral, 1, None, closed="left")],
         "fps": [None, Interval(Real, 0, None, closed="neither")],
+        "seek": [StrOptions({"exact", "keyframe"})],
         "image_model": [str, os.PathLike],
         "audio": ["boolean", AudioMFCC],
         "part": [StrOptions({"all", "frames", "audio"})],
@@ -142,6 +153,7 @@ class VideoEncoder(BaseEncoder):
         *,
         frames=8,
         fps=None,
+        seek="exact",
         image_model=DEFAULT_IMAGE_MODEL,
         audio=True,
         part="all",
@@ -156,6 +168,7 @@ class VideoEncoder(BaseEncoder):
     ):
         self.frames = frames
         self.fps = fps
+        self.seek = seek
         self.image_model = image_model
         self.audio = audio
         self.part = part
@@ -251,7 +264,8 @@ class VideoEncoder(BaseEncoder):
             size = bundle.image.image_size
             pictures = decode_video_frames(
                 raw, frames=self.frames, fps=self.fps, max_duration=self.max_duration,
-                max_pixels=self.max_pixels, size=size or DECODE_SIDE,
+                max_pixels=self.max_pixels, size=size or DECODE_SIDE, seek=self.seek,
+                threads=_decoder_threads(),
             )
             frames = [bundle.image.preprocess(Image.fromarray(picture), size) for picture in pictures]
         if bundle.sound is not None:
@@ -292,3 +306,9 @@ class VideoEncoder(BaseEncoder):
         return bool(np.isfinite(frames).all()) and bool(
             np.isfinite(sound).all() or np.isnan(sound).all()
         )
+
+
+def _decoder_threads():
+    """FFmpeg threads per clip: the CPUs this process may use, shared by the clips decoded at once."""
+    cpus = available_cpus()
+    return max(1, cpus // min(DECODE_WORKERS, cpus))

@@ -127,6 +127,41 @@ def test_skipping_frames_before_a_sample_gives_the_frames_of_a_full_decode():
         np.testing.assert_array_equal(picture, every[index])
 
 
+def keyframe_indices(data):
+    with av.open(io.BytesIO(data)) as container:
+        return [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+
+
+@pytest.mark.parametrize(
+    "container, codec", [("mp4", "libx264"), ("webm", "libvpx-vp9"), ("mpegts", "libx264")]
+)
+def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, codec):
+    # Matroska's index lists some keyframes only, MP4's lists decoding times, MPEG-TS has none
+    data = clip_bytes(container=container, codec=codec, keyframe_interval=10)
+    keyframes = np.array(keyframe_indices(data))
+    centres = (np.arange(4) + 0.5) * 50 / 4  # 2 s at 25 fps: frames 6.25, 18.75, 31.25, 43.75
+    nearest = keyframes[np.abs(keyframes[None, :] - centres[:, None]).argmin(1)].tolist()
+    picked = index_of(decode_video_frames(data, frames=4, seek="keyframe"))
+    assert picked == nearest and len(set(picked)) == 4
+    assert index_of(decode_video_frames(data, frames=4)) == [7, 19, 32, 44]  # exact (the default): at or after
+
+
+def test_keyframe_seeking_decodes_only_keyframes():
+    data = clip_bytes(keyframe_interval=250)  # one keyframe: every sample is that frame
+    assert index_of(decode_video_frames(data, frames=4, seek="keyframe")) == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="seek must be 'exact' or 'keyframe', got 'nearest'"):
+        decode_video_frames(data, frames=4, seek="nearest")
+
+
+@pytest.mark.parametrize("keyframe_interval", [10, 250])
+def test_decoding_threads_give_the_frames_of_one_thread(keyframe_interval):
+    data = clip_bytes(keyframe_interval=keyframe_interval)
+    one = decode_video_frames(data, frames=5, threads=1)
+    np.testing.assert_array_equal(decode_video_frames(data, frames=5, threads=4), one)
+    np.testing.assert_array_equal(decode_video_frames(data, frames=5), one)  # every CPU
+    assert index_of(one) == [5, 15, 25, 35, 45]
+
+
 def test_variable_frame_rate_is_sampled_by_time():
     # frames 0-14 every 20 ms, then frames 15-19 every 350 ms: by index, 4 samples would be 2, 7, 12, 17
     times = [0.02 * i for i in range(15)] + [0.3 + 0.35 * i for i in range(5)]
@@ -294,6 +329,18 @@ def test_frames_block_is_the_image_backbone_pooled_over_time(tiny_image_model):
         video = encoder(tiny_image_model, frames=3, part="frames", pooling=pooling).fit([data])
         np.testing.assert_allclose(video.transform([data])[0], expected, rtol=1e-4, atol=1e-5)
     assert video.get_feature_names_out()[-1] == f"frames_img{len(per_frame[0]) - 1}_std"
+
+
+def test_keyframe_seeking_embeds_the_keyframes(tiny_image_model):
+    data = clip_bytes(keyframe_interval=10)
+    pictures = list(decode_video_frames(data, frames=4, size=384, seek="keyframe"))
+    expected = ImageEncoder(tiny_image_model, verbose=0, cache=None).fit_transform(pictures).mean(0)
+    video = encoder(tiny_image_model, frames=4, part="frames", seek="keyframe").fit([data])
+    np.testing.assert_allclose(video.transform([data])[0], expected, rtol=1e-4, atol=1e-5)
+    exact = encoder(tiny_image_model, frames=4, part="frames").fit([data]).transform([data])[0]
+    assert not np.allclose(exact, expected)  # other frames: another cache key, another vector
+    with pytest.raises(ValueError, match="'seek' parameter of VideoEncoder must be"):
+        encoder(tiny_image_model, seek="nearest").fit([data])
 
 
 def test_the_image_backbone_is_shared_with_image_encoder(tiny_image_model):
