@@ -798,39 +798,95 @@ def _sample_keyframes(container, stream, targets):
     The keyframes' times come from the packets, read up to the first keyframe
     after the last target (an index may list decoding times or, in Matroska,
     only some keyframes). With an index, the container then seeks to each
-    chosen keyframe; without one (MPEG-TS, where a seek can land past a
-    keyframe), the keyframes are decoded during that one pass.
+    chosen keyframe and decodes it alone; without one (MPEG-TS, where a seek
+    can land past a keyframe), the keyframes are decoded during that one pass.
     """
-    base, codec = stream.time_base, stream.codec_context
-    indexed = len(_keyframe_times(stream)) > 0
-    keyframes, passed = [], []
-    codec.skip_frame = "NONKEY"  # the decoder drops every other frame unread
+    if len(_keyframe_times(stream)):
+        times = _keyframe_packet_times(container, stream, until=targets[-1])
+        chosen = _nearest(times, targets)
+        frames = {time: _first_at(_decode_keyframe(container, stream, time), time) for time in set(chosen)}
+    else:
+        decoded = _decode_keyframes_until(container, stream, until=targets[-1])
+        chosen = _nearest([frame.time for frame in decoded], targets)
+        frames = {time: _first_at(decoded, time) for time in set(chosen)}
+    return [frames[time] for time in chosen]
+
+
+def _keyframe_packet_times(container, stream, until):
+    """Times (s) of the keyframe packets, up to the first one after ``until`` s; nothing is decoded."""
+    base, times, last = stream.time_base, [], -np.inf
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            last = max(last, float(packet.pts * base))
+        if packet.is_keyframe and packet.pts is not None:
+            times.append(float(packet.pts * base))
+            if times[-1] > until:
+                return times
+    _check_packets_reach(last, until, stream)
+    return times
+
+
+def _decode_keyframes_until(container, stream, until):
+    """The keyframes, decoded in one pass (the others skipped), up to the first one after ``until`` s."""
+    codec, base, decoded, last = stream.codec_context, stream.time_base, [], -np.inf
+    codec.skip_frame = "NONKEY"
     try:
         for packet in container.demux(stream):
-            if indexed and packet.is_keyframe and packet.pts is not None:
-                keyframes.append(float(packet.pts * base))
-            elif not indexed:  # the decoded keyframes themselves (their output lags the packets)
-                passed.extend(frame for frame in packet.decode() if frame.time is not None)
-                keyframes = [frame.time for frame in passed]
-            if keyframes and keyframes[-1] > targets[-1]:
-                break
-        if not keyframes:
-            raise ValueError("video has no keyframes (zero-length or truncated)")
-        keyframes = np.array(keyframes)
-        chosen = keyframes[np.abs(keyframes[None, :] - np.asarray(targets)[:, None]).argmin(1)]
-        decoded = {}
-        for time in np.unique(chosen):
-            if indexed:
-                container.seek(int(round(time / base)), stream=stream, backward=True)
-                frames = (frame for packet in container.demux(stream) for frame in packet.decode())
-            else:
-                frames = iter(passed)
-            decoded[time] = next((f for f in frames if _time_of(f) >= time - _TIME_SLACK), None)
-            if decoded[time] is None:
-                raise ValueError(f"truncated video: its keyframe at {time:.2f} s does not decode")
+            if packet.pts is not None:
+                last = max(last, float(packet.pts * base))
+            decoded.extend(frame for frame in packet.decode() if frame.time is not None)
+            if decoded and decoded[-1].time > until:  # frames come out some packets late
+                return decoded
     finally:
         codec.skip_frame = "DEFAULT"
-    return [decoded[time] for time in chosen]
+    _check_packets_reach(last, until, stream)
+    return decoded
+
+
+def _check_packets_reach(last, until, stream):
+    """Refuse a clip whose packets stop well before ``until`` s, a time its header says it reaches."""
+    rate = stream.average_rate or stream.guessed_rate
+    slack = max(0.5, 2 / float(rate)) if rate else 0.5
+    if last + slack < until:
+        where = "it has no frames" if last == -np.inf else f"its frames stop at {last:.2f} s"
+        raise ValueError(
+            f"truncated video: {where}, but its header says it goes on past {until:.2f} s"
+        )
+
+
+def _nearest(times, targets):
+    """For each target, the nearest of ``times`` (a list of floats)."""
+    if not times:
+        raise ValueError("video has no keyframes (zero-length or truncated)")
+    times = np.asarray(times)
+    return times[np.abs(times[None, :] - np.asarray(targets)[:, None]).argmin(1)].tolist()
+
+
+def _first_at(frames, time):
+    """The first of ``frames`` at or after ``time`` s."""
+    found = next((frame for frame in frames if _time_of(frame) >= time - _TIME_SLACK), None)
+    if found is None:
+        raise ValueError(f"truncated video: its keyframe at {time:.2f} s does not decode")
+    return found
+
+
+def _decode_keyframe(container, stream, time):
+    """The frames of the keyframe at ``time`` s alone: seek to it, decode its packet, drain the decoder.
+
+    Draining returns the frame at once (a decoder holding frames back to
+    reorder them would otherwise wait for the next keyframes); the next seek
+    resets the decoder.
+    """
+    base = stream.time_base
+    container.seek(int(round(time / base)), stream=stream, backward=True)
+    for packet in container.demux(stream):
+        early = packet.pts is not None and float(packet.pts * base) < time - _TIME_SLACK
+        if packet.is_keyframe and not early:
+            frames = [*packet.decode(), *stream.codec_context.decode(None)]
+            for frame in frames:
+                frame.time_base = frame.time_base or base  # drained frames come without one
+            return frames
+    return []
 
 
 def _check_not_truncated(last, target, stream):

@@ -133,17 +133,20 @@ def keyframe_indices(data):
 
 
 @pytest.mark.parametrize(
-    "container, codec", [("mp4", "libx264"), ("webm", "libvpx-vp9"), ("mpegts", "libx264")]
+    "container, codec, bit_rate",
+    [("mp4", "libx264", None), ("webm", "libvpx-vp9", None), ("mpegts", "libx264", None),
+     ("avi", "mpeg4", 4_000_000)],
 )
-def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, codec):
+def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, codec, bit_rate):
     # Matroska's index lists some keyframes only, MP4's lists decoding times, MPEG-TS has none
-    data = clip_bytes(container=container, codec=codec, keyframe_interval=10)
+    data = clip_bytes(container=container, codec=codec, keyframe_interval=10, bit_rate=bit_rate)
     keyframes = np.array(keyframe_indices(data))
     centres = (np.arange(4) + 0.5) * 50 / 4  # 2 s at 25 fps: frames 6.25, 18.75, 31.25, 43.75
     nearest = keyframes[np.abs(keyframes[None, :] - centres[:, None]).argmin(1)].tolist()
     picked = index_of(decode_video_frames(data, frames=4, seek="keyframe"))
     assert picked == nearest and len(set(picked)) == 4
-    assert index_of(decode_video_frames(data, frames=4)) == [7, 19, 32, 44]  # exact (the default): at or after
+    exact = decode_video_frames(data, frames=4)  # the default: the first frame at or after each time
+    assert index_of(exact) == [7, 19, 32, 44]
 
 
 def test_keyframe_seeking_decodes_only_keyframes():
@@ -260,6 +263,13 @@ def test_truncated_webm_is_refused():
     data = clip_bytes(container="webm", codec="libvpx-vp9")
     with pytest.raises(ValueError, match=r"truncated video: its frames stop at 0\.\d+ s"):
         decode_video_frames(data[: len(data) // 2], frames=4)
+
+
+@pytest.mark.parametrize("seek", ["exact", "keyframe"])
+def test_truncated_webm_with_keyframes_is_refused(seek):
+    data = clip_bytes(container="webm", codec="libvpx-vp9", keyframe_interval=10)
+    with pytest.raises(ValueError, match=r"truncated video: its frames stop at 0\.\d+ s"):
+        decode_video_frames(data[: len(data) // 2], frames=4, seek=seek)
 
 
 def test_an_empty_file_is_refused(tmp_path):
