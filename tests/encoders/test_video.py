@@ -353,6 +353,20 @@ def test_keyframe_seeking_embeds_the_keyframes(tiny_image_model):
         encoder(tiny_image_model, seek="nearest").fit([data])
 
 
+def test_encoding_on_cpu_leaves_torch_threads_as_they_were(tiny_image_model, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(_video, "FRAME_BATCH", {"cuda": 64, "cpu": 2})
+    real = _video.VideoEncoder._pool_frames
+    monkeypatch.setattr(_video.VideoEncoder, "_pool_frames",
+                        lambda self, *a: seen.append(torch.get_num_threads()) or real(self, *a))
+    before = torch.get_num_threads()
+    clips = [clip_bytes(), clip_bytes(red_ramp()[::-1].copy())]
+    Z = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2).fit_transform(clips)
+    assert np.isfinite(Z).all() and torch.get_num_threads() == before and seen == [before]
+
+
 def test_the_image_backbone_is_shared_with_image_encoder(tiny_image_model):
     video_bundle = encoder(tiny_image_model, device="cpu")._load_bundle()
     assert video_bundle.image is ImageEncoder(tiny_image_model, device="cpu")._load_bundle()
