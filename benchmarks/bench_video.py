@@ -193,7 +193,7 @@ def breakdown(paths, bundle):
             p, frames=FRAMES, size=224, threads=1, seek="keyframe"),
         "exact: 8 frames to crops (PIL)": lambda p: [bundle.preprocess(Image.fromarray(f), 224) for f in scaled],
         "forward, 8 frames in one batch": lambda p: bundle.encode(items),
-        "forward, 8 frames (their share of 32)": lambda p: bundle.encode(items * 4),
+        "forward, 8 frames (a quarter of 32 at once)": lambda p: bundle.encode(items * 4),
         "sound: decode 10 s to 16 kHz mono": lambda p: decode_video_audio(p, sr=SR, max_duration=30.0),
         "sound: MFCC statistics": lambda p: mfcc._encode_batch([wave], tables),
     }
@@ -209,7 +209,7 @@ def breakdown(paths, bundle):
                 started = time.process_time()
                 stage(path)
                 runs.append(time.process_time() - started)
-            scale = 4 if "share of 32" in name else 1
+            scale = 4 if "of 32" in name else 1
             costs[name] = 1000 * statistics.median(runs) / scale
     finally:
         torch.set_num_threads(before)
@@ -223,8 +223,7 @@ def show_breakdown(costs):
     plain = costs["open the container, read headers"] + costs["plain: decode every frame"] + \
         costs["plain: 8 frames to RGB + crop"] + forward
     exact = costs["read + hash the file (cache key)"] + costs["open the container, read headers"] + \
-        costs["exact: seek + decode 8 frames, RGB"] + costs["exact: 8 frames to crops (PIL)"] + \
-        costs["forward, 8 frames (their share of 32)"]
+        costs["exact: seek + decode 8 frames, RGB"] + costs["exact: 8 frames to crops (PIL)"] + forward
     keyframe = exact - costs["exact: seek + decode 8 frames, RGB"] + costs["keyframe: decode 8 keyframes, RGB"]
     print(f"    one core, per clip: plain loop {plain:.0f} ms, VideoEncoder {exact:.0f} ms "
           f"({plain / exact:.2f}x), seek='keyframe' {keyframe:.0f} ms ({plain / keyframe:.2f}x); "

@@ -816,11 +816,13 @@ def _keyframe_packet_times(container, stream, until):
     """Times (s) of the keyframe packets, up to the first one after ``until`` s; nothing is decoded."""
     base, times, last = stream.time_base, [], -np.inf
     for packet in container.demux(stream):
-        if packet.pts is not None:
-            last = max(last, float(packet.pts * base))
-        if packet.is_keyframe and packet.pts is not None:
-            times.append(float(packet.pts * base))
-            if times[-1] > until:
+        if packet.pts is None:
+            continue
+        time = float(packet.pts * base)
+        last = max(last, time)
+        if packet.is_keyframe:
+            times.append(time)
+            if time > until:
                 return times
     _check_packets_reach(last, until, stream)
     return times
