@@ -10,29 +10,36 @@ runs (``part="frames"``; the plain loop ignores it too).
   after the centre of each of 8 equal segments of the clip (the frames
   VideoEncoder takes), convert them to RGB and crop them, embed the 8 in
   one forward pass.
+- **plain, 1 thread**: the same loop with torch limited to one thread (on a
+  loaded machine torch's default threads stall each other: this separates
+  that effect from the rest).
 - **VideoEncoder** (``cache=None``, the default ``seek="exact"``: the same
   frames): seeks to each sampled time (decoding from the keyframe before
-  it), converts frames at reduced size in FFmpeg's scaler, decodes clips in
-  worker threads while the model embeds the frames of 4 clips in one batch.
+  it, skipping B-frames), converts frames at reduced size in FFmpeg's
+  scaler, decodes clips in worker threads while the model embeds the
+  previous 4 clips (8 frames per forward pass on CPU, torch limited to the
+  CPUs the decoding leaves).
 - **VideoEncoder(seek="keyframe")**: the keyframe nearest each sampled time
   instead, only keyframes decoded (other frames: an approximation).
 
 The clips are 10 s at 25 fps, moving shapes over a gradient with light grain,
-a sound track, H.264 (libx264's default preset) with a keyframe every
+a sound track, H.264 (libx264's default preset) with a keyframe exactly every
 ``--keyframe-interval`` frames (25: one per second, as phones and streaming
 encoders do; 250: one per clip, the worst case for seeking). ``--unique``
 clips are encoded per setting; the others are copies remuxed with a distinct
 title (distinct bytes, the same decoding work), which keeps writing 1080p
 clips short. The methods run in this process, interleaved, for ``--rounds``
 rounds; medians are reported, as clips per second (wall clock) and as CPU
-time per clip (all threads of the process: the work, which a busy machine
-does not distort as much).
+time per clip (all threads of the process, torch's threads waiting for each
+other included). The embeddings are compared with the plain loop's.
 
 The breakdown first times each stage alone, one clip at a time, on one core
 (torch and FFmpeg limited to one thread): where the time of each method goes.
 
-Run: ``python benchmarks/bench_video.py`` (about 5 minutes on 2 cores), or
-``--size 640x360 --keyframe-interval 25 --rounds 2`` for a quick look.
+Run: ``python benchmarks/bench_video.py`` (16 minutes on 2 cores at load
+average 13, half of it writing and decoding 1080p clips), or
+``--size 640x360`` (about 4 minutes there), or ``--size 640x360
+--keyframe-interval 25 --rounds 2 --no-breakdown`` for a quick look.
 """
 
 import argparse
@@ -82,7 +89,8 @@ def write_clip(path, width, height, keyframe_interval, rng):
         for packet in stream.encode():
             output.mux(packet)
         seconds = np.arange(SECONDS * SR) / SR
-        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * seconds) + 0.05 * rng.normal(size=seconds.size)
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * seconds)
+        wave += 0.05 * rng.normal(size=seconds.size)
         chunk = av.AudioFrame.from_ndarray(wave.astype(np.float32)[None], format="fltp", layout="mono")
         chunk.sample_rate = SR
         for packet in [*audio.encode(chunk), *audio.encode()]:
@@ -180,18 +188,20 @@ def breakdown(paths, bundle):
 
     frames = decode_all(paths[0])
     scaled = decode_video_frames(paths[0], frames=FRAMES, size=224)
-    index = ((np.arange(FRAMES) + 0.5) * len(frames) / FRAMES).astype(int)
-    items = [bundle.preprocess(frames[i].to_image(), bundle.image_size) for i in index]
+    sampled = frames[:: len(frames) // FRAMES][:FRAMES]
+    items = [bundle.preprocess(frame.to_image(), bundle.image_size) for frame in sampled]
     stages = {
-        "read + hash the file (cache key)": lambda p: read_video_source(p),
+        "read + hash the file (cache key)": read_video_source,
         "open the container, read headers": opened,
         "demux every packet (no decoding)": demux,
         "plain: decode every frame": decode_all,
-        "plain: 8 frames to RGB + crop": lambda p: [bundle.preprocess(frames[i].to_image(), 224) for i in index],
-        "exact: seek + decode 8 frames, RGB": lambda p: decode_video_frames(p, frames=FRAMES, size=224, threads=1),
+        "plain: 8 frames to RGB + crop": lambda p: [bundle.preprocess(f.to_image(), 224) for f in sampled],
+        "exact: seek + decode 8 frames, RGB": lambda p: decode_video_frames(
+            p, frames=FRAMES, size=224, threads=1),
         "keyframe: decode 8 keyframes, RGB": lambda p: decode_video_frames(
             p, frames=FRAMES, size=224, threads=1, seek="keyframe"),
-        "exact: 8 frames to crops (PIL)": lambda p: [bundle.preprocess(Image.fromarray(f), 224) for f in scaled],
+        "exact: 8 frames to crops (PIL)": lambda p: [
+            bundle.preprocess(Image.fromarray(f), 224) for f in scaled],
         "forward, 8 frames in one batch": lambda p: bundle.encode(items),
         "forward, 8 frames (a quarter of 32 at once)": lambda p: bundle.encode(items * 4),
         "sound: decode 10 s to 16 kHz mono": lambda p: decode_video_audio(p, sr=SR, max_duration=30.0),
@@ -218,13 +228,14 @@ def breakdown(paths, bundle):
 
 def show_breakdown(costs):
     for name, value in costs.items():
-        print(f"    {name:40s} {value:8.1f} ms")
+        print(f"    {name:44s} {value:8.1f} ms")
     forward = costs["forward, 8 frames in one batch"]
     plain = costs["open the container, read headers"] + costs["plain: decode every frame"] + \
         costs["plain: 8 frames to RGB + crop"] + forward
     exact = costs["read + hash the file (cache key)"] + costs["open the container, read headers"] + \
         costs["exact: seek + decode 8 frames, RGB"] + costs["exact: 8 frames to crops (PIL)"] + forward
-    keyframe = exact - costs["exact: seek + decode 8 frames, RGB"] + costs["keyframe: decode 8 keyframes, RGB"]
+    keyframe = exact - costs["exact: seek + decode 8 frames, RGB"] + \
+        costs["keyframe: decode 8 keyframes, RGB"]
     print(f"    one core, per clip: plain loop {plain:.0f} ms, VideoEncoder {exact:.0f} ms "
           f"({plain / exact:.2f}x), seek='keyframe' {keyframe:.0f} ms ({plain / keyframe:.2f}x); "
           f"the forward pass alone is {forward / plain:.0%} of the plain loop")
@@ -238,8 +249,9 @@ def main():
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--clips", type=int, default=8, help="clips per run (default 8)")
-    parser.add_argument("--unique", type=int, default=2, help="clips encoded per setting, the rest remuxed copies")
+    parser.add_argument("--clips", type=int, default=6, help="clips per run (default 6)")
+    parser.add_argument("--unique", type=int, default=2,
+                        help="clips encoded per setting, the others remuxed copies (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--keyframe-interval", type=int, nargs="+", default=[25, 250],
                         help="frames between keyframes (default 25 250)")
