@@ -749,8 +749,8 @@ def _use_threads(stream, threads):
     from ._threads import available_cpus
 
     count = available_cpus() if threads is None else max(1, int(threads))
+    stream.codec_context.thread_count = count
     if count > 1:
-        stream.codec_context.thread_count = count
         stream.thread_type = "AUTO"
 
 
@@ -824,7 +824,7 @@ def _keyframe_packet_times(container, stream, until):
             times.append(time)
             if time > until:
                 return times
-    _check_packets_reach(last, until, stream)
+    _check_reaches(last, until, stream)
     return times
 
 
@@ -841,19 +841,8 @@ def _decode_keyframes_until(container, stream, until):
                 return decoded
     finally:
         codec.skip_frame = "DEFAULT"
-    _check_packets_reach(last, until, stream)
+    _check_reaches(last, until, stream)
     return decoded
-
-
-def _check_packets_reach(last, until, stream):
-    """Refuse a clip whose packets stop well before ``until`` s, a time its header says it reaches."""
-    rate = stream.average_rate or stream.guessed_rate
-    slack = max(0.5, 2 / float(rate)) if rate else 0.5
-    if last + slack < until:
-        where = "it has no frames" if last == -np.inf else f"its frames stop at {last:.2f} s"
-        raise ValueError(
-            f"truncated video: {where}, but its header says it goes on past {until:.2f} s"
-        )
 
 
 def _nearest(times, targets):
@@ -895,11 +884,18 @@ def _check_not_truncated(last, target, stream):
     """At the end of the frames before ``target``: refuse a clip whose frames stop well before its header's end."""
     if last is None:
         raise ValueError("video has no frames (zero-length or truncated)")
+    _check_reaches(_time_of(last), target, stream)
+
+
+def _check_reaches(last, target, stream):
+    """Refuse a clip whose frames stop at ``last`` s (-inf: none), well before ``target`` s."""
+    if last == -np.inf:
+        raise ValueError("video has no frames (zero-length or truncated)")
     rate = stream.average_rate or stream.guessed_rate
     slack = max(0.5, 2 / float(rate)) if rate else 0.5
-    if _time_of(last) + slack < target:
+    if last + slack < target:
         raise ValueError(
-            f"truncated video: its frames stop at {_time_of(last):.2f} s, but its header says "
+            f"truncated video: its frames stop at {last:.2f} s, but its header says "
             f"it goes on past {target:.2f} s"
         )
 
