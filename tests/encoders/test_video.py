@@ -149,8 +149,24 @@ def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, code
     assert index_of(exact) == [7, 19, 32, 44]
 
 
-def test_keyframe_seeking_decodes_only_keyframes():
-    data = clip_bytes(keyframe_interval=250)  # one keyframe: every sample is that frame
+def test_keyframe_seeking_decodes_only_the_chosen_keyframes(monkeypatch):
+    from skmm import io as skmm_io
+
+    decoded, real = [], skmm_io._decode_keyframe
+
+    def counting(*args):
+        frames = real(*args)
+        decoded.extend(frames)
+        return frames
+
+    monkeypatch.setattr(skmm_io, "_decode_keyframe", counting)
+    data = clip_bytes(frames=np.repeat(red_ramp(10), 10, axis=0), keyframe_interval=10)  # 4 s
+    decode_video_frames(data, frames=8, seek="keyframe")  # samples 0.5 s apart, keyframes 0.4 s apart
+    assert len(decoded) == 8 and all(frame.key_frame for frame in decoded)
+
+
+def test_keyframe_seeking_on_a_clip_with_one_keyframe_gives_that_frame():
+    data = clip_bytes(keyframe_interval=250)
     assert index_of(decode_video_frames(data, frames=4, seek="keyframe")) == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="seek must be 'exact' or 'keyframe', got 'nearest'"):
         decode_video_frames(data, frames=4, seek="nearest")
@@ -353,18 +369,26 @@ def test_keyframe_seeking_embeds_the_keyframes(tiny_image_model):
         encoder(tiny_image_model, seek="nearest").fit([data])
 
 
-def test_encoding_on_cpu_leaves_torch_threads_as_they_were(tiny_image_model, monkeypatch):
+def test_on_cpu_frames_go_through_the_model_in_small_batches_with_a_thread_budget(
+    tiny_image_model, monkeypatch
+):
     import torch
 
-    seen = []
+    video = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2)
+    image = video._load_bundle().image
+    calls, real = [], image.encode
+    monkeypatch.setattr(image, "encode", lambda items: calls.append((len(items), torch.get_num_threads()))
+                        or real(items))
     monkeypatch.setattr(_video, "FRAME_BATCH", {"cuda": 64, "cpu": 2})
-    real = _video.VideoEncoder._pool_frames
-    monkeypatch.setattr(_video.VideoEncoder, "_pool_frames",
-                        lambda self, *a: seen.append(torch.get_num_threads()) or real(self, *a))
+    monkeypatch.setattr(_video, "_forward_threads", lambda: 1)
     before = torch.get_num_threads()
-    clips = [clip_bytes(), clip_bytes(red_ramp()[::-1].copy())]
-    Z = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2).fit_transform(clips)
-    assert np.isfinite(Z).all() and torch.get_num_threads() == before and seen == [before]
+    torch.set_num_threads(2)
+    try:
+        Z = video.fit_transform([clip_bytes(), clip_bytes(red_ramp()[::-1].copy())])
+        assert torch.get_num_threads() == 2  # restored after the forward passes
+    finally:
+        torch.set_num_threads(before)
+    assert np.isfinite(Z).all() and calls == [(2, 1), (2, 1), (2, 1)]  # 6 frames, 2 at a time, 1 thread
 
 
 def test_the_image_backbone_is_shared_with_image_encoder(tiny_image_model):
