@@ -637,7 +637,8 @@ def sample_times(duration, *, frames, fps=None):
     return (np.arange(count) + 0.5) / fps
 
 
-def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixels=None, size=None):
+def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixels=None, size=None,
+                        seek="exact", threads=None):
     """Decode the frames to embed from one clip, seeking to each instead of decoding the whole file.
 
     Frame timestamps are taken from the clip's timeline (uniformly, or every
@@ -648,6 +649,12 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
     next timestamp, decoding simply goes on (no seek would save work). The
     rotation recorded in the file (display matrix, or the older ``rotate``
     tag) is applied, so portrait phone clips come out upright.
+
+    With ``seek="keyframe"`` each timestamp gets instead the keyframe nearest
+    to it, and only those keyframes are decoded: much less work, at the price
+    of positions that are off by up to half the keyframe interval (a clip
+    with a single keyframe gives that frame every time). A clip whose headers
+    give no duration (a raw stream) is sampled as with ``"exact"``.
 
     Parameters
     ----------
@@ -666,6 +673,12 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
     size : int, optional
         Scale frames (while converting them to RGB) so that their shorter
         side is at most ``size`` pixels.
+    seek : {"exact", "keyframe"}, default="exact"
+        Take the first frame at or after each timestamp, or the keyframe
+        nearest to it.
+    threads : int, optional
+        Threads FFmpeg decodes with (frame and slice threading); None uses
+        every CPU this process may run on, 1 decodes in the calling thread.
 
     Returns
     -------
@@ -679,12 +692,15 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
         For a file FFmpeg cannot read, without a video stream, with no frames,
         too many pixels or an implausible duration.
     """
+    if seek not in ("exact", "keyframe"):
+        raise ValueError(f"seek must be 'exact' or 'keyframe', got {seek!r}")
     if isinstance(raw, np.ndarray):
         return _frames_of_array(raw, frames=frames, max_pixels=max_pixels)
     av = _import_av()
     with _open_video(raw, av) as container:
         stream = _video_stream(container, max_pixels)
         start, duration = _clip_span(container, stream)
+        _use_threads(stream, threads)
         try:
             if duration is None or duration <= 0:
                 picked = _sample_by_decoding(container, stream, start, frames, fps, max_duration)
@@ -692,7 +708,8 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
                 if max_duration is not None:
                     duration = min(duration, max_duration)
                 targets = start + sample_times(duration, frames=frames, fps=fps)
-                picked = _sample_by_seeking(container, stream, targets)
+                sample = _sample_keyframes if seek == "keyframe" else _sample_by_seeking
+                picked = sample(container, stream, targets)
         except av.FFmpegError as exc:
             raise ValueError(f"corrupt or truncated video ({_av_reason(exc)})") from None
         rotate = _rotation_quarters(stream)
@@ -727,6 +744,20 @@ def _keyframe_times(stream):
 
 #: frames within half a millisecond of a timestamp count as at it
 _TIME_SLACK = 5e-4
+
+
+def _use_threads(stream, threads):
+    """Let FFmpeg decode ``stream`` with ``threads`` threads (None: every CPU this process may use).
+
+    Frame threading decodes several frames at once; the frames are the same
+    as a single-threaded decode's.
+    """
+    from ._threads import available_cpus
+
+    count = available_cpus() if threads is None else max(1, int(threads))
+    stream.codec_context.thread_count = count
+    if count > 1:
+        stream.thread_type = "AUTO"
 
 
 def _sample_by_seeking(container, stream, targets):
@@ -767,15 +798,110 @@ def _decode_forward(container, stream, goal):
         yield from packet.decode()
 
 
+def _sample_keyframes(container, stream, targets):
+    """For each target time, the keyframe nearest to it; only keyframes are decoded.
+
+    The keyframes' times come from the packets, read up to the first keyframe
+    after the last target (an index may list decoding times or, in Matroska,
+    only some keyframes). With an index, the container then seeks to each
+    chosen keyframe and decodes it alone; without one (MPEG-TS, where a seek
+    can land past a keyframe), the keyframes are decoded during that one pass.
+    """
+    if len(_keyframe_times(stream)):
+        times = _keyframe_packet_times(container, stream, until=targets[-1])
+        chosen = _nearest(times, targets)
+        frames = {time: _first_at(_decode_keyframe(container, stream, time), time) for time in set(chosen)}
+    else:
+        decoded = _decode_keyframes_until(container, stream, until=targets[-1])
+        chosen = _nearest([frame.time for frame in decoded], targets)
+        frames = {time: _first_at(decoded, time) for time in set(chosen)}
+    return [frames[time] for time in chosen]
+
+
+def _keyframe_packet_times(container, stream, until):
+    """Times (s) of the keyframe packets, up to the first one after ``until`` s; nothing is decoded."""
+    base, times, last = stream.time_base, [], -np.inf
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        time = float(packet.pts * base)
+        last = max(last, time)
+        if packet.is_keyframe:
+            times.append(time)
+            if time > until:
+                return times
+    _check_reaches(last, until, stream)
+    return times
+
+
+def _decode_keyframes_until(container, stream, until):
+    """The keyframes, decoded in one pass (the others skipped), up to the first one after ``until`` s."""
+    codec, base, decoded, last = stream.codec_context, stream.time_base, [], -np.inf
+    codec.skip_frame = "NONKEY"
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                last = max(last, float(packet.pts * base))
+            decoded.extend(frame for frame in packet.decode() if frame.time is not None)
+            if decoded and decoded[-1].time > until:  # frames come out some packets late
+                return decoded
+    finally:
+        codec.skip_frame = "DEFAULT"
+    _check_reaches(last, until, stream)
+    return decoded
+
+
+def _nearest(times, targets):
+    """For each target, the nearest of ``times`` (a list of floats)."""
+    if not times:
+        raise ValueError("video has no keyframes (zero-length or truncated)")
+    times = np.asarray(times)
+    return times[np.abs(times[None, :] - np.asarray(targets)[:, None]).argmin(1)].tolist()
+
+
+def _first_at(frames, time):
+    """The first of ``frames`` at or after ``time`` s."""
+    found = next((frame for frame in frames if _time_of(frame) >= time - _TIME_SLACK), None)
+    if found is None:
+        raise ValueError(f"truncated video: its keyframe at {time:.2f} s does not decode")
+    return found
+
+
+def _decode_keyframe(container, stream, time):
+    """The frames of the keyframe at ``time`` s alone: seek to it, decode its packet, drain the decoder.
+
+    Draining returns the frame at once (a decoder holding frames back to
+    reorder them would otherwise wait for the next keyframes); the next seek
+    resets the decoder.
+    """
+    base = stream.time_base
+    container.seek(int(round(time / base)), stream=stream, backward=True)
+    for packet in container.demux(stream):
+        early = packet.pts is not None and float(packet.pts * base) < time - _TIME_SLACK
+        if packet.is_keyframe and not early:
+            frames = [*packet.decode(), *stream.codec_context.decode(None)]
+            for frame in frames:
+                frame.time_base = frame.time_base or base  # drained frames come without one
+            return frames
+    return []
+
+
 def _check_not_truncated(last, target, stream):
     """At the end of the frames before ``target``: refuse a clip whose frames stop well before its header's end."""
     if last is None:
         raise ValueError("video has no frames (zero-length or truncated)")
+    _check_reaches(_time_of(last), target, stream)
+
+
+def _check_reaches(last, target, stream):
+    """Refuse a clip whose frames stop at ``last`` s (-inf: none), well before ``target`` s."""
+    if last == -np.inf:
+        raise ValueError("video has no frames (zero-length or truncated)")
     rate = stream.average_rate or stream.guessed_rate
     slack = max(0.5, 2 / float(rate)) if rate else 0.5
-    if _time_of(last) + slack < target:
+    if last + slack < target:
         raise ValueError(
-            f"truncated video: its frames stop at {_time_of(last):.2f} s, but its header says "
+            f"truncated video: its frames stop at {last:.2f} s, but its header says "
             f"it goes on past {target:.2f} s"
         )
 

@@ -127,6 +127,60 @@ def test_skipping_frames_before_a_sample_gives_the_frames_of_a_full_decode():
         np.testing.assert_array_equal(picture, every[index])
 
 
+def keyframe_indices(data):
+    with av.open(io.BytesIO(data)) as container:
+        return [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+
+
+@pytest.mark.parametrize(
+    "container, codec, bit_rate",
+    [("mp4", "libx264", None), ("webm", "libvpx-vp9", None), ("mpegts", "libx264", None),
+     ("avi", "mpeg4", 4_000_000)],
+)
+def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, codec, bit_rate):
+    # Matroska's index lists some keyframes only, MP4's lists decoding times, MPEG-TS has none
+    data = clip_bytes(container=container, codec=codec, keyframe_interval=10, bit_rate=bit_rate)
+    keyframes = np.array(keyframe_indices(data))
+    centres = (np.arange(4) + 0.5) * 50 / 4  # 2 s at 25 fps: frames 6.25, 18.75, 31.25, 43.75
+    nearest = keyframes[np.abs(keyframes[None, :] - centres[:, None]).argmin(1)].tolist()
+    picked = index_of(decode_video_frames(data, frames=4, seek="keyframe"))
+    assert picked == nearest and len(set(picked)) == 4
+    exact = decode_video_frames(data, frames=4)  # the default: the first frame at or after each time
+    assert index_of(exact) == [7, 19, 32, 44]
+
+
+def test_keyframe_seeking_decodes_only_the_chosen_keyframes(monkeypatch):
+    from skmm import io as skmm_io
+
+    decoded, real = [], skmm_io._decode_keyframe
+
+    def counting(*args):
+        frames = real(*args)
+        decoded.extend(frames)
+        return frames
+
+    monkeypatch.setattr(skmm_io, "_decode_keyframe", counting)
+    data = clip_bytes(frames=np.repeat(red_ramp(10), 10, axis=0), keyframe_interval=10)  # 4 s
+    decode_video_frames(data, frames=8, seek="keyframe")  # samples 0.5 s apart, keyframes 0.4 s apart
+    assert len(decoded) == 8 and all(frame.key_frame for frame in decoded)
+
+
+def test_keyframe_seeking_on_a_clip_with_one_keyframe_gives_that_frame():
+    data = clip_bytes(keyframe_interval=250)
+    assert index_of(decode_video_frames(data, frames=4, seek="keyframe")) == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="seek must be 'exact' or 'keyframe', got 'nearest'"):
+        decode_video_frames(data, frames=4, seek="nearest")
+
+
+@pytest.mark.parametrize("keyframe_interval", [10, 250])
+def test_decoding_threads_give_the_frames_of_one_thread(keyframe_interval):
+    data = clip_bytes(keyframe_interval=keyframe_interval)
+    one = decode_video_frames(data, frames=5, threads=1)
+    np.testing.assert_array_equal(decode_video_frames(data, frames=5, threads=4), one)
+    np.testing.assert_array_equal(decode_video_frames(data, frames=5), one)  # every CPU
+    assert index_of(one) == [5, 15, 25, 35, 45]
+
+
 def test_variable_frame_rate_is_sampled_by_time():
     # frames 0-14 every 20 ms, then frames 15-19 every 350 ms: by index, 4 samples would be 2, 7, 12, 17
     times = [0.02 * i for i in range(15)] + [0.3 + 0.35 * i for i in range(5)]
@@ -227,6 +281,13 @@ def test_truncated_webm_is_refused():
         decode_video_frames(data[: len(data) // 2], frames=4)
 
 
+@pytest.mark.parametrize("seek", ["exact", "keyframe"])
+def test_truncated_webm_with_keyframes_is_refused(seek):
+    data = clip_bytes(container="webm", codec="libvpx-vp9", keyframe_interval=10)
+    with pytest.raises(ValueError, match=r"truncated video: its frames stop at 0\.\d+ s"):
+        decode_video_frames(data[: len(data) // 2], frames=4, seek=seek)
+
+
 def test_an_empty_file_is_refused(tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(ValueError, match="not a readable video file"):
@@ -294,6 +355,40 @@ def test_frames_block_is_the_image_backbone_pooled_over_time(tiny_image_model):
         video = encoder(tiny_image_model, frames=3, part="frames", pooling=pooling).fit([data])
         np.testing.assert_allclose(video.transform([data])[0], expected, rtol=1e-4, atol=1e-5)
     assert video.get_feature_names_out()[-1] == f"frames_img{len(per_frame[0]) - 1}_std"
+
+
+def test_keyframe_seeking_embeds_the_keyframes(tiny_image_model):
+    data = clip_bytes(keyframe_interval=10)
+    pictures = list(decode_video_frames(data, frames=4, size=384, seek="keyframe"))
+    expected = ImageEncoder(tiny_image_model, verbose=0, cache=None).fit_transform(pictures).mean(0)
+    video = encoder(tiny_image_model, frames=4, part="frames", seek="keyframe").fit([data])
+    np.testing.assert_allclose(video.transform([data])[0], expected, rtol=1e-4, atol=1e-5)
+    exact = encoder(tiny_image_model, frames=4, part="frames").fit([data]).transform([data])[0]
+    assert not np.allclose(exact, expected)  # other frames: another cache key, another vector
+    with pytest.raises(ValueError, match="'seek' parameter of VideoEncoder must be"):
+        encoder(tiny_image_model, seek="nearest").fit([data])
+
+
+def test_on_cpu_frames_go_through_the_model_in_small_batches_with_a_thread_budget(
+    tiny_image_model, monkeypatch
+):
+    import torch
+
+    video = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2)
+    image = video._load_bundle().image
+    calls, real = [], image.encode
+    monkeypatch.setattr(image, "encode", lambda items: calls.append((len(items), torch.get_num_threads()))
+                        or real(items))
+    monkeypatch.setattr(_video, "FRAME_BATCH", {"cuda": 64, "cpu": 2})
+    monkeypatch.setattr(_video, "_forward_threads", lambda: 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Z = video.fit_transform([clip_bytes(), clip_bytes(red_ramp()[::-1].copy())])
+        assert torch.get_num_threads() == 2  # restored after the forward passes
+    finally:
+        torch.set_num_threads(before)
+    assert np.isfinite(Z).all() and calls == [(2, 1), (2, 1), (2, 1)]  # 6 frames, 2 at a time, 1 thread
 
 
 def test_the_image_backbone_is_shared_with_image_encoder(tiny_image_model):
