@@ -384,6 +384,17 @@ def _quiet(pipeline):
     return pipeline
 
 
+def _modalities_side_by_side(pipeline, n_threads):
+    """Give the fusion steps of a pipeline this module loaded ``n_jobs=n_threads`` (if saved without)."""
+    from .fusion import MultimodalFusion
+
+    if not isinstance(n_threads, int) or n_threads < 2:
+        return
+    for step in getattr(pipeline, "named_steps", {}).values():
+        if isinstance(step, MultimodalFusion) and step.n_jobs is None:
+            step.set_params(n_jobs=n_threads)
+
+
 def _warm_up(pipeline, columns):
     """Load the encoders' models now rather than on the first request (best effort)."""
     import warnings
@@ -463,7 +474,11 @@ def create_app(
         Seconds a request waits for its answer before it is answered 503.
     torch_threads : int or None, default=None
         torch intra-op threads of each worker; None shares the available
-        CPUs between the workers (at least 1 each).
+        CPUs between the workers (at least 1 each). With more than one, the
+        :class:`~skmm.MultimodalFusion` of a model file runs its modalities side
+        by side in that many threads of one torch thread each (its ``n_jobs``,
+        when it was saved without one): a row's image, text and audio are
+        encoded at the same time.
 
     Returns
     -------
@@ -522,6 +537,8 @@ def create_app(
     }
     if torch_threads is None and isinstance(workers, int) and workers >= 1:
         torch_threads = max(1, available_cpus() // workers)  # the CPUs shared between the workers
+    if source is not None:
+        _modalities_side_by_side(pipeline, torch_threads)
     batcher = MicroBatcher(
         lambda frame: _predict(pipeline, frame), max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
