@@ -4,7 +4,9 @@ Loads (or fits, as ``bench_serve.py`` does) the default image + text + audio + n
 categorical model and predicts single fresh rows (no cache hit) in a worker thread under the
 server's torch thread budget, timing each section with ``time.perf_counter``: every modality's
 transformer alone, the rest of ``MultimodalFusion.transform`` (ColumnTransformer, fused frame),
-the classifier's input preparation (``_prepare``: checks, scaling, clipping) and its network.
+the classifier's input preparation (``_prepare``: checks, scaling, clipping) and its network;
+and the whole prediction with the modalities encoded one after the other and side by side
+(``MultimodalFusion(n_jobs=threads)``, as ``skmm serve`` runs them), interleaved.
 Medians over ``--rows`` rows after two warm-up rows. ``--cprofile`` also prints the functions
 with the largest cumulative time over the same rows. A run takes well under a minute::
 
@@ -78,7 +80,7 @@ def main(argv=None):
         if isinstance(step, BaseEncoder):
             step.set_params(verbose=0)
     threads = args.threads or available_cpus()
-    frame, _ = make_rows(args.rows + 2, seed=time.time_ns() % 2**32)
+    frame, _ = make_rows(2 * args.rows + 2, seed=time.time_ns() % 2**32)
     rows = [frame.iloc[[i]] for i in range(len(frame))]
 
     def run(work):
@@ -86,19 +88,31 @@ def main(argv=None):
             return work()
 
     worker = ThreadPoolExecutor(1)  # as the server's inference worker
-    for row in rows[:2]:
-        worker.submit(run, lambda: pipe.predict_proba(row)).result()
-    whole, parts = [], []
-    for row in rows[2:]:
+    fusion = pipe.named_steps["fusion"]
+
+    def timed(row, n_jobs):
+        fusion.set_params(n_jobs=n_jobs)
         t0 = time.perf_counter()
         worker.submit(run, lambda: pipe.predict_proba(row)).result()
-        whole.append(time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    for row in rows[:2]:
+        timed(row, None), timed(row, threads)
+    whole = {None: [], threads: []}
+    for i in range(args.rows):  # a fresh row for every prediction, the two ways in turn
+        order = (None, threads) if i % 2 else (threads, None)
+        whole[order[0]].append(timed(rows[2 + 2 * i], order[0]))
+        whole[order[1]].append(timed(rows[3 + 2 * i], order[1]))
+    fusion.set_params(n_jobs=None)
+    parts = []
     fresh, _ = make_rows(args.rows, seed=(time.time_ns() + 1) % 2**32)
     for i in range(len(fresh)):
         parts.append(worker.submit(run, lambda: sections(pipe, fresh.iloc[[i]])).result())
     load = os.getloadavg()[0]
     print(f"{args.rows} fresh rows, {threads} torch thread(s), load average {load:.1f}")
-    print(f"  {'pipeline.predict_proba':34s} {np.median(whole) * 1e3:7.1f} ms")
+    print(f"  {'predict_proba, modalities in turn':34s} {np.median(whole[None]) * 1e3:7.1f} ms")
+    print(f"  {'predict_proba, side by side':34s} {np.median(whole[threads]) * 1e3:7.1f} ms")
+    print("sections, modalities in turn:")
     for name in parts[0]:
         print(f"  {name:34s} {np.median([p[name] for p in parts]) * 1e3:7.1f} ms")
 
