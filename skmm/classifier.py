@@ -515,10 +515,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """``X`` checked against what ``fit`` saw, as a float64 array.
 
         A DataFrame of numeric columns (numpy dtypes) with exactly the fitted
-        column names, in order, and no infinite value is converted in one step: scikit-learn's
-        ``validate_data`` checks every column's dtype, which costs more than the
-        network for one row of a wide fused frame. Anything else goes through
-        ``validate_data``, with its checks and errors.
+        column names, in order, and no infinite value is converted in one step:
+        scikit-learn's ``validate_data`` checks every column's dtype, which
+        costs more than the network for one row of a wide fused frame. Anything
+        else goes through ``validate_data``, with its checks and errors.
         """
         names = getattr(self, "feature_names_in_", None)
         if isinstance(X, pd.DataFrame) and names is not None and len(X) and len(X.columns) == len(names):

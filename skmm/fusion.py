@@ -123,10 +123,12 @@ class MultimodalFusion(ColumnTransformer):
         Kept for compatibility; 0 gives a dense result, which the classifier needs.
     n_jobs : int, default=None
         Transformers run in parallel: ``fit`` as ``ColumnTransformer`` does
-        (joblib's default backend), ``transform`` in that many threads, each
-        modality's transformer with one torch thread, so that the modalities of
-        a few rows are encoded side by side (``skmm serve`` sets it). None or 1:
-        one after the other. The output is the same either way.
+        (joblib's default backend), ``transform`` in that many threads kept for
+        the process, each modality's transformer with one torch thread. The
+        output is the same. It makes a single row faster (its image, text and
+        audio are encoded side by side) and batches of several rows slower
+        (see docs/performance.md); ``skmm serve`` uses it for single rows.
+        None or 1: one modality after the other.
     transformer_weights : dict, default=None
         Multiplicative weight per modality.
     verbose : bool, default=False
