@@ -384,6 +384,32 @@ def _quiet(pipeline):
     return pipeline
 
 
+def _modalities_side_by_side(pipeline, n_threads):
+    """A copy of ``pipeline`` whose fusion runs a row's modalities in ``n_threads`` threads, or None.
+
+    The copy shares every fitted step (and the encoders' caches) with ``pipeline``, which is left
+    as it is; None when there is no fusion step without ``n_jobs`` or a single thread.
+    """
+    import copy
+
+    from .fusion import MultimodalFusion
+
+    steps = getattr(pipeline, "steps", None)
+    if not isinstance(n_threads, int) or n_threads < 2 or not isinstance(steps, list):
+        return None
+    changed = []
+    for name, step in steps:
+        if isinstance(step, MultimodalFusion) and step.n_jobs is None:
+            step = copy.copy(step)
+            step.n_jobs = n_threads
+        changed.append((name, step))
+    if all(new is old for (_, new), (_, old) in zip(changed, steps)):
+        return None
+    side_by_side = copy.copy(pipeline)
+    side_by_side.steps = changed
+    return side_by_side
+
+
 def _warm_up(pipeline, columns):
     """Load the encoders' models now rather than on the first request (best effort)."""
     import warnings
@@ -463,7 +489,10 @@ def create_app(
         Seconds a request waits for its answer before it is answered 503.
     torch_threads : int or None, default=None
         torch intra-op threads of each worker; None shares the available
-        CPUs between the workers (at least 1 each).
+        CPUs between the workers (at least 1 each). With more than one, a batch
+        of one row has its modalities (image, text, audio...) encoded side by
+        side, in that many threads of one torch thread each (the
+        :class:`~skmm.MultimodalFusion`'s ``n_jobs``, unless it has one).
 
     Returns
     -------
@@ -522,8 +551,12 @@ def create_app(
     }
     if torch_threads is None and isinstance(workers, int) and workers >= 1:
         torch_threads = max(1, available_cpus() // workers)  # the CPUs shared between the workers
+    # a lone row's modalities are encoded side by side; for batches of several rows a
+    # modality's batch keeps every thread (side by side, they were slower: docs/performance.md)
+    lone_row_pipeline = _modalities_side_by_side(pipeline, torch_threads) or pipeline
     batcher = MicroBatcher(
-        lambda frame: _predict(pipeline, frame), max_batch_rows=max_batch_rows,
+        lambda frame: _predict(lone_row_pipeline if len(frame) == 1 else pipeline, frame),
+        max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
         timeout=request_timeout, n_threads=torch_threads,
     )

@@ -635,3 +635,60 @@ def test_a_seeded_fit_leaves_torchs_global_generator_alone_and_an_unseeded_one_f
         torch.manual_seed(7)
         unseeded.append(MultimodalClassifier(max_epochs=2, verbose=0).fit(X, y).predict_proba(X))
     np.testing.assert_array_equal(*unseeded)
+
+
+# ---------------------------------------------------------------------- the predict path's fast route
+
+
+def _skorch_reference(clf, X):
+    """Probabilities as predict_proba computed them before its fast route: every check, skorch's loop."""
+    from sklearn.utils.validation import validate_data
+
+    from skmm.classifier import _clip
+
+    checked = validate_data(clf, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+    prepared = _clip(clf.scaler_.transform(checked))[:, clf._column_order]
+    proba = clf.net_.predict_proba(prepared).astype(np.float64)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "attention"])
+def test_fast_prediction_equals_skorchs_with_absent_modalities_and_nan(fusion, split, fitted):
+    _, X_test, _, _ = split
+    X = X_test.iloc[:70].copy()
+    X.loc[X.index[:10], X.columns.str.startswith("audio__")] = np.nan  # absent modality
+    X.iloc[10:20, 3] = np.nan  # single missing features
+    X.iloc[20:22] = np.nan  # nothing present: the class prior
+    clf = fitted[fusion]
+    with pytest.warns(UserWarning, match="every modality missing"):
+        fast = clf.predict_proba(X)
+    np.testing.assert_allclose(fast, _skorch_reference(clf, X), rtol=0, atol=1e-6)
+    assert fast.shape == (70, len(clf.classes_))  # more rows than one batch of 64
+    # a frame whose dtypes need scikit-learn's conversion takes the checked route, same answer
+    np.testing.assert_allclose(clf.predict_proba(X.iloc[22:30].astype(object)), fast[22:30], atol=1e-6)
+
+
+def test_a_missing_renamed_or_reordered_column_still_raises_scikit_learns_error(split, fitted):
+    _, X_test, _, _ = split
+    clf, X = fitted["concat"], X_test.iloc[:3]
+    first = X.columns[0]
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing"):
+        clf.predict_proba(X.drop(columns=first))
+    with pytest.raises(ValueError, match="Feature names unseen at fit time"):
+        clf.predict_proba(X.rename(columns={first: "renamed"}))
+    with pytest.raises(ValueError, match="same order"):
+        clf.predict_proba(X[X.columns[::-1]])
+    with pytest.raises(ValueError, match="infinity"):
+        clf.predict_proba(X.replace({X.iloc[0, 0]: np.inf}))
+
+
+def test_far_out_features_are_still_clipped_with_a_warning(split, fitted):
+    import skmm
+
+    _, X_test, _, _ = split
+    clf, X = fitted["concat"], X_test.iloc[:4].astype({X_test.columns[0]: np.float64})
+    X.iloc[2, 0] = 1e300  # finite in float64, far out of any float32 range
+    with pytest.warns(skmm.InputWarning, match="1 row\\(s\\) have features more than .*first at row 2"):
+        proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba, _skorch_reference(clf, X), atol=1e-6)

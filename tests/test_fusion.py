@@ -183,3 +183,48 @@ def _has_pyarrow():
     import importlib.util
 
     return importlib.util.find_spec("pyarrow") is not None
+
+
+# ---------------------------------------------------------------------- transform's fast route
+
+
+def _three_modality_fusion(**params):
+    from counting_encoder import CountingEncoder
+
+    return MultimodalFusion([
+        ("text", CountingEncoder(dim=3), "review"),
+        ("tabular", StandardScaler(), ["price"]),
+        ("category", OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+    ], **params)
+
+
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_modalities_in_threads_give_the_sequential_output(frame, n_jobs):
+    frame = frame.copy()
+    frame.loc[12, ["price", "colour"]] = np.nan, None  # review is None too: nothing present
+    sequential = _three_modality_fusion().fit(frame)
+    threaded = clone(sequential).set_params(n_jobs=n_jobs).fit(frame)
+    expected = sequential.transform(frame)
+    for rows in ([0], [2], [0, 1, 2, 3]):
+        pd.testing.assert_frame_equal(threaded.transform(frame.iloc[rows]), expected.iloc[rows])
+    assert expected.loc[12].isna().all()
+
+
+def test_a_refit_gives_the_new_output_names(frame):
+    fusion = _three_modality_fusion()
+    first = fusion.fit_transform(frame).columns.tolist()
+    fewer = frame.assign(colour=["red", "red", "blue", "blue"])
+    second = fusion.fit(fewer).transform(fewer)
+    assert "category__colour_green" in first and "category__colour_green" not in second.columns
+    assert second.columns.tolist() == fusion.get_feature_names_out().tolist()
+
+
+def test_a_pickled_fusion_transforms_as_before(frame):
+    import pickle
+
+    fusion = _three_modality_fusion(n_jobs=2).fit(frame)
+    restored = pickle.loads(pickle.dumps(fusion))
+    pd.testing.assert_frame_equal(restored.transform(frame), fusion.transform(frame))
+    del restored._names_out  # as a fusion saved before the output names were kept
+    pd.testing.assert_frame_equal(restored.transform(frame), fusion.transform(frame))
+    assert restored._names_out.tolist() == fusion.get_feature_names_out().tolist()

@@ -780,3 +780,24 @@ def test_skmm_serve_passes_its_batching_options_and_stops_the_workers(monkeypatc
     for bad in (["--workers", "0"], ["--max-batch-rows", "0"], ["--max-wait-ms", "-1"],
                 ["--queue-size", "0"], ["--request-timeout", "0"], ["--torch-threads", "0"]):
         assert main(["serve", str(model[0]), *bad]) == 1, bad
+
+
+# --------------------------------------------------------------------------- a row's modalities side by side
+
+
+def test_a_lone_rows_modalities_are_encoded_side_by_side_with_the_same_answers(model, monkeypatch):
+    import skmm.fusion
+
+    _, pipe, X = model
+    pools = []
+    thread_pool = skmm.fusion._thread_pool
+    monkeypatch.setattr(skmm.fusion, "_thread_pool", lambda n: pools.append(n) or thread_pool(n))
+    client = in_process_app(pipe, torch_threads=2)
+    answer = client.post("/predict", json={"row": good_row(X, 3)})
+    assert answer.status_code == 200, answer.get_json()
+    assert pools == [2]  # the fusion ran the row's modalities in 2 threads
+    assert_same(answer.get_json()["predictions"], *expected(pipe, X.iloc[[3]]), pipe.classes_)
+    answer = client.post("/predict", json={"rows": [good_row(X, i) for i in (0, 6)]})
+    assert pools == [2]  # several rows: one modality after the other, each with every thread
+    assert_same(answer.get_json()["predictions"], *expected(pipe, X.iloc[[0, 6]]), pipe.classes_)
+    assert pipe.named_steps["fusion"].n_jobs is None  # the pipeline served is left as it is
