@@ -8,12 +8,12 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._threads import available_cpus, torch_threads
+from .._threads import available_cpus
 from .._utils import resolve_device
 from ..io import decode_video_audio, decode_video_frames, read_video_source
 from ._audio import FEATURES_VERSION as AUDIO_FEATURES_VERSION
 from ._audio import AudioMFCC
-from ._base import BaseEncoder
+from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._image import DEFAULT_IMAGE_MODEL, ImageEncoder
 
 __all__ = ["VideoEncoder"]
@@ -98,8 +98,14 @@ class VideoEncoder(BaseEncoder):
     batch_size : int, default=4
         Clips decoded together (in worker threads, while the model embeds
         the previous batch) and embedded in one call: their frames go through
-        the model 8 at a time on CPU (with the CPUs the decoding leaves), 64
-        at a time on CUDA.
+        the model 8 at a time on CPU, 64 at a time on CUDA.
+    n_threads : int or None, default=-1
+        CPU threads the embedding uses: batches of clips are embedded at once
+        by up to 4 workers sharing this many torch threads, set for the call
+        and restored after it (as :class:`ImageEncoder` does). -1 uses every
+        available CPU torch may use in the calling thread, None embeds one
+        batch at a time with torch's own setting. Ignored on CUDA. Features
+        do not depend on it beyond float rounding.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else CPU.
     cache : "memory", path or None, default="memory"
@@ -149,6 +155,7 @@ class VideoEncoder(BaseEncoder):
         "pooling": [StrOptions(set(_STATISTICS))],
         "max_duration": [None, Interval(Real, 0, None, closed="neither")],
         "max_pixels": [Interval(Integral, 1, None, closed="left")],
+        "n_threads": N_THREADS_CONSTRAINT,
     }
     _kind = "video"
 
@@ -165,6 +172,7 @@ class VideoEncoder(BaseEncoder):
         max_duration=600.0,
         max_pixels=DEFAULT_MAX_PIXELS,
         batch_size=4,
+        n_threads=-1,
         device="auto",
         cache="memory",
         on_error="raise",
@@ -180,6 +188,7 @@ class VideoEncoder(BaseEncoder):
         self.max_duration = max_duration
         self.max_pixels = max_pixels
         self.batch_size = batch_size
+        self.n_threads = n_threads
         self.device = device
         self.cache = cache
         self.on_error = on_error
@@ -294,16 +303,14 @@ class VideoEncoder(BaseEncoder):
     def _pool_frames(self, clips, image, device):
         """Embed every frame of ``clips`` in batches and pool each clip's over time.
 
-        On CPU, torch gets the CPUs the decoding threads leave (at least one):
-        more threads than cores stall torch's thread pool.
+        On CPU this runs in one of the encoder's workers, under its share of
+        ``n_threads`` (see :meth:`BaseEncoder._encode_workers`).
         """
         flat = [frame for frames in clips for frame in frames]
-        on_cuda = str(device).startswith("cuda")
-        step = FRAME_BATCH["cuda" if on_cuda else "cpu"]
-        with torch_threads(None if on_cuda else _forward_threads()):
-            embedded = np.concatenate(
-                [image.encode(flat[start : start + step]) for start in range(0, len(flat), step)]
-            ).astype(np.float64)
+        step = FRAME_BATCH["cuda" if str(device).startswith("cuda") else "cpu"]
+        embedded = np.concatenate(
+            [image.encode(flat[start : start + step]) for start in range(0, len(flat), step)]
+        ).astype(np.float64)
         ends = np.cumsum([len(frames) for frames in clips])
         pooled = []
         for clip in np.split(embedded, ends[:-1]):
@@ -325,8 +332,3 @@ def _decoder_threads():
     cpus = available_cpus()
     return max(1, cpus // min(DECODE_WORKERS, cpus))
 
-
-def _forward_threads():
-    """torch threads for the frames' forward pass on CPU: the CPUs beyond the clips decoded meanwhile."""
-    cpus = available_cpus()
-    return max(1, cpus - min(DECODE_WORKERS, cpus))

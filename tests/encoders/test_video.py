@@ -374,13 +374,12 @@ def test_on_cpu_frames_go_through_the_model_in_small_batches_with_a_thread_budge
 ):
     import torch
 
-    video = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2)
+    video = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=2, n_threads=1)
     image = video._load_bundle().image
     calls, real = [], image.encode
     monkeypatch.setattr(image, "encode", lambda items: calls.append((len(items), torch.get_num_threads()))
                         or real(items))
     monkeypatch.setattr(_video, "FRAME_BATCH", {"cuda": 64, "cpu": 2})
-    monkeypatch.setattr(_video, "_forward_threads", lambda: 1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -389,6 +388,13 @@ def test_on_cpu_frames_go_through_the_model_in_small_batches_with_a_thread_budge
     finally:
         torch.set_num_threads(before)
     assert np.isfinite(Z).all() and calls == [(2, 1), (2, 1), (2, 1)]  # 6 frames, 2 at a time, 1 thread
+
+
+def test_clips_embedded_by_parallel_workers_equal_one_batch_at_a_time(tiny_image_model):
+    clips = [clip_bytes(), clip_bytes(red_ramp()[::-1].copy()), clip_bytes(red_ramp(6))]
+    serial = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=1, n_threads=None)
+    parallel = encoder(tiny_image_model, frames=3, part="frames", device="cpu", batch_size=1, n_threads=2)
+    np.testing.assert_allclose(parallel.fit_transform(clips), serial.fit_transform(clips), rtol=1e-5, atol=1e-6)
 
 
 def test_the_image_backbone_is_shared_with_image_encoder(tiny_image_model):
