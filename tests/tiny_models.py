@@ -34,6 +34,6 @@ def save_tiny_vit(folder, seed=0):
     torch.manual_seed(seed)
     config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=64)
-    ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
+    ViTModel(config).save_pretrained(folder)  # the pooler saved too: every process loads the same weights
     ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
     return str(folder)
