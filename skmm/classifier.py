@@ -682,7 +682,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         return torch.cat(batches).float().cpu().numpy()
 
     def _ablation_weights(self, X):
-        full = self.net_.predict_proba(X)
+        full = self._network_proba(X)
         predicted = full.argmax(axis=1)[:, None]
         p_full = np.take_along_axis(full, predicted, axis=1)
         effects = []
@@ -690,7 +690,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             present = ~np.isnan(X[:, block]).all(axis=1, keepdims=True)
             ablated = X.copy()
             ablated[:, block] = np.nan
-            p_without = np.take_along_axis(self.net_.predict_proba(ablated), predicted, axis=1)
+            p_without = np.take_along_axis(self._network_proba(ablated), predicted, axis=1)
             effects.append((np.clip(p_full - p_without, 0, None) + 1e-6) * present)
         effects = np.concatenate(effects, axis=1)
         return effects / np.clip(effects.sum(axis=1, keepdims=True), 1e-12, None)
