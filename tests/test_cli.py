@@ -464,3 +464,12 @@ def test_fit_report_and_report_command_write_pages_with_figures(tmp_path, capsys
     assert "data:image/png;base64," in html and "confusion" in html.lower()
     assert main(["report", str(model), str(tmp_path / "train.csv"), "--target", "nope"]) == 1
     assert "--target 'nope' is not a column" in capsys.readouterr().err
+
+
+def test_the_serve_defaults_shown_by_help_are_the_server_s():
+    # cli.py repeats skmm.serve's limits so that `skmm --help` need not import the server module
+    from skmm import cli, serve
+
+    names = [name for name in vars(cli) if name.startswith("DEFAULT_")]
+    assert len(names) >= 9
+    assert {name: getattr(cli, name) for name in names} == {name: getattr(serve, name) for name in names}
