@@ -252,27 +252,41 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
     return 0
 
 
-def _cmd_report(args):
-    from .infer import resolve_paths
+def _load_model(args):
+    """The pipeline and metadata of ``args.model``, with ``--trust`` and ``--on-error`` applied."""
     from .persistence import load
-    from .report import write_report
 
     pipeline, metadata = load(args.model, trusted=args.trust, return_metadata=True)
     _set_on_error(pipeline, args.on_error)
+    return pipeline, metadata
+
+
+def _model_input(df, metadata, data, base_dir):
+    """The columns of ``df`` the model needs (an error names those missing), numbers checked,
+    file paths resolved against ``base_dir``."""
+    from .infer import resolve_paths
+
+    columns = metadata["input_columns"]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CLIError(
+            f"{data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
+        )
+    X = _check_numbers(df[columns], metadata["kinds"], data)
+    return resolve_paths(X, metadata["kinds"], base_dir)
+
+
+def _cmd_report(args):
+    from .report import write_report
+
+    pipeline, metadata = _load_model(args)
     df, base_dir = _read_csv(args.data)
     if args.target not in df.columns:
         raise CLIError(
             f"--target {args.target!r} is not a column of {args.data}; columns: {list(df.columns)}."
         )
     df = df.loc[df[args.target].notna()]
-    columns = metadata["input_columns"]
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise CLIError(
-            f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
-        )
-    X = _check_numbers(df[columns], metadata["kinds"], args.data)
-    X = resolve_paths(X, metadata["kinds"], base_dir)
+    X = _model_input(df, metadata, args.data, base_dir)
     y = _whole_numbers_as_int(df[args.target])
     page = write_report(pipeline, X, y, args.out, random_state=args.random_state)
     print(f"Report on {len(X)} rows written to {page}")
@@ -283,20 +297,9 @@ def _cmd_predict(args):
     import numpy as np
     import pandas as pd
 
-    from .infer import resolve_paths
-    from .persistence import load
-
-    pipeline, metadata = load(args.model, trusted=args.trust, return_metadata=True)
-    _set_on_error(pipeline, args.on_error)
+    pipeline, metadata = _load_model(args)
     df, base_dir = _read_csv(args.data)
-    columns = metadata["input_columns"]
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise CLIError(
-            f"{args.data} lacks column(s) {missing} that the model needs; expected columns: {columns}."
-        )
-    X = _check_numbers(df[columns], metadata["kinds"], args.data)
-    X = resolve_paths(X, metadata["kinds"], base_dir)
+    X = _model_input(df, metadata, args.data, base_dir)
     output = pd.DataFrame(index=df.index)
     if hasattr(pipeline, "predict_proba"):
         probabilities = np.asarray(pipeline.predict_proba(X), dtype=float)
