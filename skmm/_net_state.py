@@ -1,34 +1,42 @@
-"""Fitted skorch nets as plain data that skops can store safely, and back.
+"""A fitted skorch net as plain data, and back: how a MultimodalClassifier pickles and is stored by skops.
 
-A skorch net pickles its torch modules with ``torch.save``, so skops can only
-store it as an opaque blob that unpickles on load. :func:`to_data` returns a
-copy of a fitted estimator in which every skorch net is a :class:`NetState`:
-the net's class and parameters, and the ``state_dict`` of each of its modules,
-criteria and optimizers, every tensor as a numpy array (:class:`TensorState`).
-:func:`from_data` rebuilds the nets: it creates each net from its parameters,
-initializes it and loads the saved weights, so loading runs no pickle at all.
-The net's class is stored by name, not as a type that skops would create: skops
-must never be allowed to create a skorch net itself, whose ``__setstate__``
-unpickles. :func:`from_data` creates only the net classes it is told to trust.
-Callbacks are rebuilt from their parameters (their per-fit state, e.g. early
-stopping's counters, starts afresh on the next fit, as it does anyway).
+A skorch net pickles its torch modules with ``torch.save``, so skops could only
+store it as an opaque blob that unpickles on load. :class:`skmm.MultimodalClassifier`
+therefore hands pickle and skops its net as data (its ``__getstate__`` calls
+:func:`to_data`): a :class:`NetState` holding the net's class *name* and
+parameters, and the ``state_dict`` of each of its modules, criteria and
+optimizers, every tensor as a numpy array (:class:`TensorState`).
+:func:`from_data` (called by ``__setstate__``) rebuilds the net: it creates it
+from its parameters, initializes it and loads the saved weights, so loading
+runs no pickle at all, and skops is never asked to create a skorch net (whose
+own ``__setstate__`` unpickles).
 
-The estimator given to :func:`to_data` is never changed: estimators on the
-path to a net are shallow-copied.
+Rebuilding calls classes named in the data (the net's module, loss, optimizer,
+batch iterators, dataset, callbacks, the fusion strategy). Each of these slots
+accepts, among the types skmm's model files may hold
+(:data:`skmm.persistence.TRUSTED_TYPES`), only the one skmm puts there, checked
+by identity: a file cannot make the net call any other allow-listed object (a
+function, an estimator class) in its place. A class outside that list can only
+reach this point if the loader trusted it (pickle trusts everything; skops only
+what it was told to trust, such as your own fusion strategy class), and is used.
+The net's own class must be one of :data:`TRUSTED_NET_CLASSES`; it is imported
+only once checked.
+
+Callbacks are rebuilt from their attributes, without calling their constructor;
+their per-fit state (attributes ending in ``_``, e.g. early stopping's counters)
+is left out and starts afresh on the next fit, as it does anyway.
 """
 
+import importlib
+import inspect
 import sys
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
-__all__ = [
-    "CallbackState", "HistoryState", "NetState", "TensorState", "UntrustedNetError", "from_data",
-    "to_data",
-]
+__all__ = ["CallbackState", "HistoryState", "NetState", "TensorState", "UntrustedNetError", "from_data", "to_data"]
 
-#: the net classes skmm's own estimators use (and used), created without being trusted explicitly
+#: the net classes skmm's estimators use; no other net class is ever created from data
 TRUSTED_NET_CLASSES = ("skmm.nn._training.FusionNetClassifier", "skorch.classifier.NeuralNetClassifier")
 
 #: attributes a skorch net sets again in ``initialize()``, not saved
@@ -53,7 +61,7 @@ class HistoryState:
 
 
 class CallbackState:
-    """A skorch callback as its class and parameters."""
+    """A skorch callback as its class and attributes (its per-fit state, ending in ``_``, left out)."""
 
     def __init__(self, cls, params):
         self.cls = cls
@@ -61,22 +69,40 @@ class CallbackState:
 
 
 class NetState:
-    """A fitted skorch net: class name, parameters, fitted attributes and weights."""
+    """A fitted skorch net: class name, parameters, fitted attributes, weights, the state of its callbacks."""
 
-    def __init__(self, cls, params, attributes, weights, history):
+    def __init__(self, cls, params, attributes, weights, history, callbacks=None):
         self.cls = cls  # "module.Class"
         self.params = params
         self.attributes = attributes
         self.weights = weights
         self.history = history
+        self.callbacks = callbacks  # {name: attributes} of the callbacks given in ``params``
+
+
+class UntrustedNetError(ValueError):
+    """Data naming a class or function where a net does not accept it; ``name`` says which."""
+
+    def __init__(self, name, where="the net class"):
+        super().__init__(f"{where} {name!r} is not one skmm builds its network from")
+        self.name = name
 
 
 # --------------------------------------------------------------------------- to data
 
 
 def to_data(obj):
-    """Return ``obj`` with every skorch net, history and tensor replaced by plain data."""
+    """``obj`` with every skorch net, history, callback and tensor in it replaced by plain data.
+
+    Lists, tuples and dicts are walked (and copied where something in them
+    changed); anything else is returned as it is. ``obj`` is never changed.
+    """
     return _Encoder().encode(obj)
+
+
+def _settings(callback):
+    """A callback's attributes, without its per-fit state (names ending in ``_``)."""
+    return {key: value for key, value in vars(callback).items() if not key.endswith("_")}
 
 
 class _Encoder:
@@ -102,87 +128,116 @@ class _Encoder:
             if isinstance(obj, History):
                 return HistoryState(self.encode(list(obj)))
             if isinstance(obj, Callback):
-                return CallbackState(type(obj), self.encode(obj.get_params(deep=False)))
+                return CallbackState(type(obj), self.encode(_settings(obj)))
         if type(obj) in (list, tuple):
             items = [self.encode(item) for item in obj]
             return obj if all(a is b for a, b in zip(items, obj)) else type(obj)(items)
         if type(obj) is dict:
             items = {key: self.encode(value) for key, value in obj.items()}
             return obj if all(items[key] is obj[key] for key in obj) else items
-        if isinstance(obj, BaseEstimator):
-            state = {key: self.encode(value) for key, value in vars(obj).items()}
-            if all(state[key] is value for key, value in vars(obj).items()):
-                return obj
-            copy = object.__new__(type(obj))
-            copy.__dict__.update(state)
-            return copy
         return obj
 
     def _net(self, net):
         name = f"{type(net).__module__}.{type(net).__name__}"
-        params = {key: value for key, value in net.get_params(deep=False).items()
-                  if not key.startswith("_")}
-        if not getattr(net, "initialized_", False):  # e.g. the template net of a search
+        params = {key: value for key, value in net.get_params(deep=False).items() if not key.startswith("_")}
+        if not getattr(net, "initialized_", False):
             return NetState(name, self.encode(params), {}, None, None)
         names = [*net._modules, *net._criteria, *net._optimizers]
         skipped = _REBUILT | {f"{name}_" for name in names}
         attributes = {key: value for key, value in vars(net).items()
                       if key.endswith("_") and not key.startswith("_") and key not in skipped}
         weights = {name: dict(getattr(net, f"{name}_").state_dict()) for name in names}
+        given = {id(item[1] if isinstance(item, tuple) else item) for item in params.get("callbacks") or ()}
+        callbacks = {name: _settings(callback) for name, callback in net.callbacks_ if id(callback) in given}
         return NetState(
-            name, self.encode(params), self.encode(attributes), self.encode(weights),
-            self.encode(net.history),
+            name, self.encode(params), self.encode(attributes), self.encode(weights), self.encode(net.history),
+            self.encode(callbacks),
         )
 
 
 # --------------------------------------------------------------------------- from data
 
 
-class UntrustedNetError(ValueError):
-    """A net class that the caller did not trust; ``name`` says which."""
-
-    def __init__(self, name):
-        super().__init__(f"the net class {name!r} is not trusted")
-        self.name = name
-
-
-def from_data(obj, *, trusted=()):
-    """Rebuild what :func:`to_data` replaced (in place where possible) and return ``obj``.
-
-    Parameters
-    ----------
-    obj : object
-        What :func:`to_data` returned, after a round trip through skops.
-    trusted : True or collection of str, default=()
-        Net classes (``"module.Class"``) to create besides
-        :data:`TRUSTED_NET_CLASSES`; ``True`` creates any skorch net class.
+def from_data(obj):
+    """Rebuild what :func:`to_data` replaced, in lists, tuples and dicts too, and return it.
 
     Raises
     ------
     UntrustedNetError
-        When a net's class is not trusted.
+        When the data names a net class that is not one of
+        :data:`TRUSTED_NET_CLASSES`, or puts one of skmm's allow-listed types
+        or functions into a slot that takes another (see the module's docstring).
     """
-    return _Decoder(trusted).decode(obj)
+    return _Decoder().decode(obj)
 
 
-def _net_class(name, trusted):
-    import importlib
+def _name(obj):
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
-    from skorch import NeuralNet
 
-    if trusted is not True and name not in TRUSTED_NET_CLASSES and name not in trusted:
-        raise UntrustedNetError(name)
-    module_name, _, class_name = name.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, NeuralNet)):
-        raise TypeError(f"{name!r} is not a skorch net class")
-    return cls
+def _slots():
+    """``{parameter: (what skmm puts there, the base class anything else must derive from)}``."""
+    import torch
+    from skorch.callbacks import Callback
+    from skorch.dataset import Dataset, ValidSplit
+
+    from .classifier import _softmax
+    from .nn import FUSIONS
+    from .nn._loss import FusionLoss
+    from .nn._network import FusionNetwork
+    from .nn._training import FitCombinationWeights, TensorBatches, TrainingProgress
+
+    iterators = ((TensorBatches, torch.utils.data.DataLoader), object)
+    return {
+        "module": ((FusionNetwork,), torch.nn.Module),
+        "module__fusion": (tuple(FUSIONS[name] for name in FUSIONS), torch.nn.Module),
+        "criterion": ((FusionLoss, torch.nn.CrossEntropyLoss), torch.nn.Module),
+        "optimizer": ((torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD), torch.optim.Optimizer),
+        "iterator_train": iterators,
+        "iterator_valid": iterators,
+        "dataset": ((Dataset,), Dataset),
+        "train_split": ((ValidSplit,), object),  # an instance
+        "predict_nonlinearity": ((_softmax,), None),  # a function, "auto" or None
+        "callbacks": ((TrainingProgress, FitCombinationWeights, _early_stopping()), Callback),
+    }
+
+
+def _early_stopping():
+    from skorch.callbacks import EarlyStopping
+
+    return EarlyStopping
+
+
+def _check_slot(slot, value, expected, base):
+    """Refuse ``value`` in ``slot`` unless skmm puts it there, or it is a class nobody allow-listed.
+
+    A value on the allow-list (:data:`skmm.persistence.TRUSTED_TYPES`) is there because any model
+    file may hold it, so it is accepted only in the slot skmm puts it in. A class off the list got
+    here only because the loader trusted it; it must still be of the slot's kind (``base``).
+    """
+    from .persistence import TRUSTED_TYPES
+
+    if value is None or isinstance(value, str):  # "auto", None: skorch's own choices
+        return
+    cls = value if inspect.isclass(value) else type(value)  # train_split holds an instance
+    if any(cls is allowed or value is allowed for allowed in expected):
+        return
+    trusted_class = _name(cls) not in TRUSTED_TYPES and (inspect.isclass(value) or slot == "train_split")
+    of_its_kind = base is None or issubclass(cls, base)
+    if not (trusted_class and of_its_kind):
+        raise UntrustedNetError(_name(value), where=f"{slot}=")
 
 
 class _Decoder:
-    def __init__(self, trusted):
-        self.trusted = trusted
+    def __init__(self):
         self.memo = {}
+        self._slots = None
+
+    @property
+    def slots(self):
+        if self._slots is None:
+            self._slots = _slots()
+        return self._slots
 
     def decode(self, obj):
         key = id(obj)
@@ -200,30 +255,34 @@ class _Decoder:
 
             return History(self.decode(obj.entries))
         if isinstance(obj, CallbackState):
-            from skorch.callbacks import Callback
-
-            if not (isinstance(obj.cls, type) and issubclass(obj.cls, Callback)):
-                raise TypeError(f"{obj.cls!r} is not a skorch callback class")
-            return obj.cls(**self.decode(obj.params))
+            expected, base = self.slots["callbacks"]
+            _check_slot("callbacks", obj.cls, expected, base)
+            callback = obj.cls.__new__(obj.cls)  # no constructor runs: the stored attributes are set
+            callback.__dict__.update(self.decode(obj.params))
+            return callback
         if isinstance(obj, NetState):
             return self._net(obj)
         if type(obj) is list:
-            obj[:] = [self.decode(item) for item in obj]
-        elif type(obj) is tuple:
-            obj = tuple(self.decode(item) for item in obj)
-        elif type(obj) is dict:
-            for key, value in obj.items():
-                obj[key] = self.decode(value)
-        elif isinstance(obj, BaseEstimator):
-            for key, value in vars(obj).items():
-                setattr(obj, key, self.decode(value))
+            return [self.decode(item) for item in obj]
+        if type(obj) is tuple:
+            return tuple(self.decode(item) for item in obj)
+        if type(obj) is dict:
+            return {key: self.decode(value) for key, value in obj.items()}
         return obj
 
     def _net(self, state):
         import torch
 
-        cls = _net_class(state.cls, self.trusted)
+        cls = _net_class(state.cls)
         params = self.decode(state.params)
+        for slot, (expected, base) in self.slots.items():
+            if slot != "callbacks" and slot in params:
+                _check_slot(slot, params[slot], expected, base)
+        if isinstance(params.get("module__fusion"), str):
+            from .nn import FUSIONS
+
+            if params["module__fusion"] not in FUSIONS:
+                raise UntrustedNetError(params["module__fusion"], where="module__fusion=")
         device = str(params.get("device") or "cpu")
         if device.startswith("cuda") and not torch.cuda.is_available():
             warnings.warn(
@@ -242,4 +301,19 @@ class _Decoder:
         for key, value in self.decode(state.attributes).items():
             setattr(net, key, value)
         net.history = self.decode(state.history)
+        initialized = dict(net.callbacks_)  # initialize() reset them: give back what they had learned
+        for name, settings in self.decode(getattr(state, "callbacks", None) or {}).items():
+            initialized[name].__dict__.update(settings)
         return net
+
+
+def _net_class(name):
+    from skorch import NeuralNet
+
+    if name not in TRUSTED_NET_CLASSES:
+        raise UntrustedNetError(name)
+    module_name, _, class_name = name.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, NeuralNet)):
+        raise TypeError(f"{name!r} is not a skorch net class")
+    return cls

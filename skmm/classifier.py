@@ -695,6 +695,28 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         effects = np.concatenate(effects, axis=1)
         return effects / np.clip(effects.sum(axis=1, keepdims=True), 1e-12, None)
 
+    def __getstate__(self):
+        """The state pickle and skops store: the trained net as plain data (see :mod:`skmm._net_state`)."""
+        from ._net_state import to_data
+
+        state = dict(super().__getstate__())  # for a class outside sklearn, this is the live __dict__
+        state.pop("history_", None)  # the net's own history, restored with it
+        for key in ("net_", "callbacks"):
+            if key in state:
+                state[key] = to_data(state[key])
+        return state
+
+    def __setstate__(self, state):
+        from ._net_state import from_data
+
+        state = dict(state)
+        for key in ("net_", "callbacks"):
+            if key in state:
+                state[key] = from_data(state[key])
+        if "net_" in state and getattr(state["net_"], "initialized_", False):
+            state["history_"] = state["net_"].history
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True

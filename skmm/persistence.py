@@ -31,12 +31,9 @@ damage, not tampering: what makes a file safe to open is the allow-list.
 """
 
 import hashlib
-import importlib
-import inspect
 import io
 import json
 import os
-import pathlib
 import pickle
 import platform
 import tempfile
@@ -51,7 +48,9 @@ import numpy as np
 from ._utils import jsonable
 from .exceptions import ModelFileError
 
-__all__ = ["ModelFileError", "describe_inputs", "load", "read_metadata", "save", "untrusted_types"]
+__all__ = [
+    "ModelFileError", "describe_inputs", "load", "read_metadata", "save", "trusted_types", "untrusted_types",
+]
 
 FORMAT = "skmm-model"
 FORMAT_VERSION = 2
@@ -67,9 +66,6 @@ MAX_METADATA_BYTES = 16 * 1024**2
 MAX_PAYLOAD_BYTES = 4 * 1024**3
 #: a member larger than 16 MiB may inflate to at most this many times its compressed size
 MAX_COMPRESSION_RATIO = 200
-
-#: skmm modules whose classes and functions a model file may name without ``trusted``
-_SKMM_MODULES = ("skmm.encoders", "skmm.fusion", "skmm.classifier", "skmm.nn", "skmm._net_state")
 
 
 # --------------------------------------------------------------------------- describing a model
@@ -214,12 +210,9 @@ def _dump(estimator):
     """The skops bytes of ``estimator``, checked to load back."""
     import skops.io
 
-    from ._net_state import from_data, to_data
-
     try:
-        payload = skops.io.dumps(to_data(estimator))
-        loaded = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
-        from_data(loaded, trusted=True)
+        payload = skops.io.dumps(estimator)
+        skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
     except Exception as exc:
         raise TypeError(
             f"save cannot write this {type(estimator).__name__} so that it loads again "
@@ -316,38 +309,79 @@ def _type_name(obj):
     return f"{obj.__module__}.{obj.__name__}"
 
 
-def _library_type_names(names):
-    """The names, among ``names``, of the library types and functions skmm's estimators hold."""
-    objects = [print, np.dtype, pathlib.PurePosixPath, pathlib.PosixPath, pathlib.WindowsPath]
-    if any(name.split(".")[0] in ("torch", "skorch") for name in names):
-        import torch
-        from skorch.callbacks import EarlyStopping
-        from skorch.dataset import Dataset, ValidSplit
+#: Every type and function a model file may name without ``trusted``, besides skops's own defaults
+#: (scikit-learn's estimators, numpy arrays, builtins). Only classes that skmm's estimators hold and
+#: one function (the classifier's softmax) are listed: never a function that imports or calls
+#: something by a name read from the file. Where a loaded net calls a class (its module, loss,
+#: optimizer, batches, callbacks), :mod:`skmm._net_state` also checks that the class is one of
+#: skmm's own, by identity.
+TRUSTED_TYPES = (
+    # skmm's estimators
+    "skmm.classifier.MultimodalClassifier",
+    "skmm.fusion.MultimodalFusion",
+    "skmm.encoders._image.ImageEncoder",
+    "skmm.encoders._text.TextEncoder",
+    "skmm.encoders._audio.AudioMFCC",
+    "skmm.encoders._audio_model.AudioEncoder",
+    "skmm.encoders._video.VideoEncoder",
+    # a fitted skorch net, stored as data (skmm._net_state)
+    "skmm._net_state.NetState",
+    "skmm._net_state.TensorState",
+    "skmm._net_state.HistoryState",
+    "skmm._net_state.CallbackState",
+    # what the net is built from
+    "skmm.classifier._softmax",
+    "skmm.nn._network.FusionNetwork",
+    "skmm.nn._loss.FusionLoss",
+    "skmm.nn._concat.ConcatFusion",
+    "skmm.nn._weighted.WeightedFusion",
+    "skmm.nn._gated.GatedFusion",
+    "skmm.nn._attention.AttentionFusion",
+    "skmm.nn._late.LateFusion",
+    "skmm.nn._training.TensorBatches",
+    "skmm.nn._training.TrainingProgress",
+    "skmm.nn._training.FitCombinationWeights",
+    "skorch.callbacks.training.EarlyStopping",
+    "skorch.dataset.Dataset",
+    "skorch.dataset.ValidSplit",
+    "torch.utils.data.dataloader.DataLoader",
+    "torch.nn.modules.loss.CrossEntropyLoss",
+    "torch.optim.adam.Adam",
+    "torch.optim.adamw.AdamW",
+    "torch.optim.sgd.SGD",
+    # plain values
+    "builtins.print",
+    "numpy.dtype",
+    "pathlib.PurePosixPath",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+)
 
-        objects += [
-            EarlyStopping, Dataset, ValidSplit,
-            torch.utils.data.DataLoader, torch.nn.CrossEntropyLoss,
-            torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD,
-        ]
-    return {_type_name(obj) for obj in objects} & set(names)
 
+def trusted_types():
+    """The type names skmm's model files may hold beyond skops's defaults, loaded without ``trusted``.
 
-def _is_skmm_object(name):
-    """Whether ``name`` is a class or function defined in one of skmm's estimator modules.
+    Give them to any skops-based tool that loads a skmm pipeline, e.g.
+    ``skops.io.load(path, trusted=skmm.persistence.trusted_types())`` or
+    MLflow's ``mlflow.sklearn.log_model(..., serialization_format="skops",
+    skops_trusted_types=skmm.persistence.trusted_types())``. skops stores a
+    fitted :class:`~skmm.MultimodalClassifier` only through
+    :func:`skmm.persistence.to_skops`, which turns its trained network into
+    plain data.
 
-    skmm's own skorch net classes are not: skops must never create a net (its ``__setstate__``
-    unpickles), skmm rebuilds them from data (see :mod:`skmm._net_state`).
+    Returns
+    -------
+    names : list of str
+
+    Examples
+    --------
+    >>> from skmm.persistence import trusted_types
+    >>> "skmm.classifier.MultimodalClassifier" in trusted_types()
+    True
+    >>> any(name.endswith("._import") for name in trusted_types())
+    False
     """
-    module_name, _, attribute = name.rpartition(".")
-    if not any(module_name == prefix or module_name.startswith(prefix + ".") for prefix in _SKMM_MODULES):
-        return False
-    try:
-        obj = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
-        return False
-    if inspect.isclass(obj) and any(_type_name(base) == "skorch.net.NeuralNet" for base in obj.__mro__):
-        return False
-    return (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module_name
+    return list(TRUSTED_TYPES)
 
 
 def _trusted_names(trusted):
@@ -366,12 +400,13 @@ def untrusted_types(payload):
     """The types and functions named in a skops ``payload`` that :func:`load` refuses by default.
 
     Trusted are skops's defaults (scikit-learn's estimators, numpy arrays,
-    builtins), numpy dtypes and paths, the classes and functions of skmm's
-    encoders, fusion, classifier and network modules, and what a fitted
-    :class:`~skmm.MultimodalClassifier` holds from skorch and torch: early
-    stopping, the dataset and data loader classes, the cross-entropy loss and
-    the Adam, AdamW and SGD optimizers. Its skorch net is stored as data and
-    rebuilt by skmm (see :mod:`skmm._net_state`), never created by skops.
+    builtins) and the names of :func:`trusted_types`: skmm's estimators, the
+    classes its trained network is rebuilt from, and from skorch and torch
+    only early stopping, the dataset and data loader classes, the
+    cross-entropy loss and the Adam, AdamW and SGD optimizers. No other
+    function is trusted, not even one of skmm's. Its skorch net is stored as
+    data and rebuilt by skmm (see :mod:`skmm._net_state`), never created by
+    skops.
 
     Parameters
     ----------
@@ -389,8 +424,7 @@ def untrusted_types(payload):
 
 def _not_allowed(names):
     """The names, among skops's untrusted ``names``, that skmm does not allow either."""
-    known = _library_type_names(names)
-    return [name for name in names if name not in known and not _is_skmm_object(name)]
+    return [name for name in names if name not in TRUSTED_TYPES]
 
 
 # --------------------------------------------------------------------------- reading
@@ -637,7 +671,7 @@ def _untrusted(path, names):
 def _load_skops(path, payload, metadata, trusted):
     import skops.io
 
-    from ._net_state import UntrustedNetError, from_data
+    from ._net_state import UntrustedNetError
 
     _check_skops_members(path, payload)
     try:
@@ -648,9 +682,12 @@ def _load_skops(path, payload, metadata, trusted):
     if refused:
         raise _untrusted(path, refused)
     try:
-        return from_data(skops.io.loads(payload, trusted=names), trusted=trusted)
+        return skops.io.loads(payload, trusted=names)
     except UntrustedNetError as exc:
-        raise _untrusted(path, [exc.name]) from None
+        raise ModelFileError(
+            f"{str(path)!r} cannot be loaded: {exc}. A model file written by skmm.save never holds "
+            "this; the file was made or changed by something else. Do not load it."
+        ) from None
     except Exception as exc:
         raise ModelFileError(
             f"{str(path)!r} could not be loaded ({type(exc).__name__}: {str(exc):.300}); it needs "

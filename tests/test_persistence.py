@@ -288,9 +288,23 @@ def test_a_skorch_net_stored_by_skops_itself_is_refused(fitted, tmp_path):
     """skorch's own __setstate__ unpickles with torch.load: skops must never create a net."""
     import skops.io
 
-    path = craft(tmp_path / "raw.skmm", skops.io.dumps(fitted))
+    raw_net = fitted.named_steps["clf"].net_  # as another tool would store it: skorch's own state
+    path = craft(tmp_path / "raw.skmm", skops.io.dumps(raw_net))
     with pytest.raises(ModelFileError, match=r"holds types .*skmm\.nn\._training\.FusionNetClassifier"):
         skmm.load(path)
+
+
+def test_skops_stores_the_classifier_as_data(fitted, data):
+    """pickle and skops get the trained net as numpy arrays: any skops-based tool can load it."""
+    import skops.io
+
+    payload = skops.io.dumps(fitted)
+    assert not any("FusionNetClassifier" in name for name in skops.io.get_untrusted_types(data=payload))
+    loaded = skops.io.loads(payload, trusted=skmm.persistence.trusted_types())
+    np.testing.assert_array_equal(loaded.predict_proba(data[0]), fitted.predict_proba(data[0]))
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(data[0]), fitted.predict_proba(data[0]))
+    assert again.named_steps["clf"].history_ is again.named_steps["clf"].net_.history
 
 
 def test_skmm_0_1_pickle_files_load_when_trusted(fitted, data, tmp_path):
@@ -462,12 +476,20 @@ def test_a_net_trained_on_cuda_loads_on_the_cpu(fitted, data, tmp_path, monkeypa
     import skops.io
     import torch
 
-    from skmm._net_state import to_data
+    from skmm import _net_state
 
-    state = to_data(fitted)
-    state.named_steps["clf"].net_.params["device"] = "cuda"  # as if saved on a GPU machine
+    encode_net = _net_state._Encoder._net
+
+    def as_if_saved_on_a_gpu(encoder, net):
+        state = encode_net(encoder, net)
+        state.params["device"] = "cuda"
+        return state
+
+    monkeypatch.setattr(_net_state._Encoder, "_net", as_if_saved_on_a_gpu)
+    payload = skops.io.dumps(fitted)
+    monkeypatch.undo()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    path = craft(tmp_path / "gpu.skmm", skops.io.dumps(state))
+    path = craft(tmp_path / "gpu.skmm", payload)
     with pytest.warns(UserWarning, match="trained on 'cuda'.*loaded on the CPU"):
         loaded = skmm.load(path)
     assert loaded.named_steps["clf"].net_.device == "cpu"
@@ -495,3 +517,70 @@ def test_payloads_that_are_not_skops_give_model_file_error(tmp_path, payload):
     path = craft(tmp_path / "odd.skmm", payload)  # a valid checksum: only the content is wrong
     with pytest.raises(ModelFileError, match="damaged|could not be loaded"):
         skmm.load(path)
+
+
+def _with_net_params(fitted, monkeypatch, **changes):
+    """skops bytes of ``fitted`` whose stored net names other classes or functions: a crafted file."""
+    import skops.io
+
+    from skmm import _net_state
+
+    encode_net = _net_state._Encoder._net
+
+    def crafted(encoder, net):
+        state = encode_net(encoder, net)
+        state.params.update(changes)
+        return state
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_net_state._Encoder, "_net", crafted)
+        return skops.io.dumps(fitted)
+
+
+def test_a_file_cannot_make_loading_import_a_module(fitted, tmp_path, monkeypatch):
+    """The attack of the trust review: a function of skmm's that imports by name, as the net's module."""
+    import skmm.nn
+
+    (tmp_path / "planted.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    payload = _with_net_params(fitted, monkeypatch, module=skmm.nn._import, module__path="planted:x")
+    path = craft(tmp_path / "evil.skmm", payload)
+    with pytest.raises(ModelFileError, match=r"holds types .*'skmm\.nn\._import'"):
+        skmm.load(path)
+    with pytest.raises(ModelFileError, match=r"module= 'skmm\.nn\._import' is not one skmm builds"):
+        skmm.load(path, trusted=["skmm.nn._import"])  # even trusted, a function is no network class
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("slot, value", [
+    ("module", "print"),
+    ("module", "fusion"),
+    ("criterion", "batches"),
+    ("optimizer", "print"),
+    ("iterator_train", "softmax"),
+    ("predict_nonlinearity", "print"),
+    ("module__fusion", "network"),
+])
+def test_allow_listed_objects_are_refused_outside_their_slot(fitted, data, tmp_path, monkeypatch, slot, value):
+    from skmm.classifier import _softmax
+    from skmm.fusion import MultimodalFusion
+    from skmm.nn._network import FusionNetwork
+    from skmm.nn._training import TensorBatches
+
+    objects = {"print": print, "fusion": MultimodalFusion, "batches": TensorBatches, "softmax": _softmax,
+               "network": FusionNetwork}
+    path = craft(tmp_path / "odd.skmm", _with_net_params(fitted, monkeypatch, **{slot: objects[value]}))
+    with pytest.raises(ModelFileError, match=rf"{slot}= '.*' is not one skmm builds its network from"):
+        skmm.load(path)
+    np.testing.assert_array_equal(  # an untouched file still loads
+        skmm.load(craft(tmp_path / "ok.skmm", _with_net_params(fitted, monkeypatch))).predict(data[0]),
+        fitted.predict(data[0]),
+    )
+
+
+def test_trusted_types_are_named_publicly_and_hold_no_function_but_the_softmax():
+    names = skmm.persistence.trusted_types()
+    assert "skmm.classifier.MultimodalClassifier" in names and "skmm.nn._import" not in names
+    functions = {name for name in names if name.rpartition(".")[2].lstrip("_")[:1].islower()}
+    assert functions == {"skmm.classifier._softmax", "builtins.print", "numpy.dtype"}
