@@ -112,6 +112,44 @@ def _parse_overrides(items):
     return overrides
 
 
+def _parse_models(items):
+    """``--model KEY=MODEL`` items as ``{key: model}``; KEY is a kind or a column."""
+    models = {}
+    for item in items or []:
+        key, sep, model = item.partition("=")
+        if not sep or not key or not model:
+            raise CLIError(
+                f"--model {item!r}: expected KIND=MODEL or COLUMN=MODEL, e.g. "
+                "--model text=intfloat/multilingual-e5-small or --model photo=google/vit-base-patch16-224."
+            )
+        models[key] = model
+    return models
+
+
+def _set_models(fusion, kinds, models):
+    """Give each encoder the model ``--model`` names for its column (first) or its kind."""
+    used = set()
+    for _, transformer, columns in fusion.transformers:
+        names = [columns] if isinstance(columns, str) else list(columns)
+        for key in [*names, *{kinds.get(name) for name in names}]:
+            if key in models:
+                if "model" not in transformer.get_params(deep=False):
+                    raise CLIError(
+                        f"--model {key}={models[key]}: the {type(transformer).__name__} of column(s) "
+                        f"{names} takes no model (give --override COLUMN=KIND for another encoder)."
+                    )
+                transformer.set_params(model=models[key])
+                used.add(key)
+                break
+    unknown = sorted(set(models) - used)
+    if unknown:
+        raise CLIError(
+            f"--model {unknown[0]}=...: {unknown[0]!r} is neither a column with an encoder nor the kind of "
+            f"one; the columns and kinds are {kinds}."
+        )
+    return fusion
+
+
 def _print_kinds(kinds, target, stream):
     width = max(len(str(c)) for c in kinds) if kinds else 0
     print(f"Inferred column kinds (target: {target}):", file=stream)
@@ -197,6 +235,7 @@ def _cmd_fit(args):
     kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
     _print_kinds(kinds, args.target, sys.stdout)
     fusion = _set_on_error(fusion_from_kinds(kinds), args.on_error)  # overrides are in kinds
+    fusion = _set_models(fusion, kinds, _parse_models(args.model))
     X = _check_numbers(df.drop(columns=args.target), kinds, args.data)
     X = resolve_paths(X, kinds, base_dir)
     y = df[args.target]
@@ -399,6 +438,15 @@ def _version():
     return __version__
 
 
+def _default(parameter):
+    """The default of a MultimodalClassifier parameter, for help texts that cannot go stale."""
+    import inspect
+
+    from .classifier import MultimodalClassifier
+
+    return inspect.signature(MultimodalClassifier).parameters[parameter].default
+
+
 def build_parser():
     """The argument parser of the ``skmm`` command."""
     from .nn import FUSIONS
@@ -422,11 +470,16 @@ def build_parser():
                      help="where to save the model (default: model.skmm)")
     fit.add_argument("--cv", type=int, metavar="K",
                      help="also report K-fold cross-validated accuracy and macro F1")
-    fit.add_argument("--max-epochs", type=int, metavar="N", help="training epochs (default: 50)")
+    fit.add_argument("--max-epochs", type=int, metavar="N",
+                     help=f"training epochs of the network (default: {_default('max_epochs')})")
     fit.add_argument("--fusion", choices=list(FUSIONS), default="concat",
                      help="how modalities are fused (default: concat)")
     fit.add_argument("--override", action="append", metavar="COL=KIND",
                      help=f"force a column's kind ({', '.join(kind_names())}); repeatable")
+    fit.add_argument("--model", action="append", metavar="KIND=MODEL",
+                     help="the model of every column of a kind, or of one column (COLUMN=MODEL): a "
+                     "Hugging Face id or a local folder, e.g. text=intfloat/multilingual-e5-small for "
+                     "text that is not English; repeatable")
     fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     fit.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
     fit.add_argument("--random-state", type=int, default=0, metavar="SEED",

@@ -1,6 +1,6 @@
 """Errors and warnings raised by skmm."""
 
-__all__ = ["InferenceError", "InputError", "InputWarning", "ModelFileError"]
+__all__ = ["InferenceError", "InputError", "InputWarning", "LanguageWarning", "ModelFileError"]
 
 
 class InputError(ValueError):
@@ -15,6 +15,10 @@ class InputError(ValueError):
 
 class InputWarning(UserWarning):
     """Some rows were unusable and were encoded as missing (``on_error="missing"``)."""
+
+
+class LanguageWarning(UserWarning):
+    """A text column is mostly in a language the text model was not trained on."""
 
 
 class InferenceError(ValueError):

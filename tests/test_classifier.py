@@ -101,8 +101,9 @@ def test_modality_dropout_helps_when_modalities_are_absent(split):
     X_missing = X_test.copy()
     X_missing.loc[:, X_missing.columns.str.startswith(("text__", "audio__"))] = np.nan
     # a long-trained fused output alone, which learns to lean on every modality (the defaults' strong
-    # dropout and per-modality votes already cover absent modalities in part)
-    fused_only = dict(unimodal_loss=0.0, dropout=0.1, max_epochs=40, lr=3e-3, random_state=0)
+    # dropout, per-modality votes and linear member already cover absent modalities in part)
+    fused_only = dict(unimodal_loss=0.0, linear_weight=0.0, label_smoothing=0.0, class_weight=None, dropout=0.1,
+                      max_epochs=40, lr=3e-3, batch_size=64, random_state=0)
     plain = MultimodalClassifier(**fused_only).fit(X_train, y_train)
     robust = MultimodalClassifier(modality_dropout=0.5, **fused_only).fit(X_train, y_train)
     assert robust.score(X_missing, y_test) > plain.score(X_missing, y_test) + 0.03
@@ -498,12 +499,14 @@ def test_prediction_averages_the_fused_output_with_each_present_modality_s_own_v
     X_test.iloc[:5, X_test.columns.str.startswith("audio__")] = np.nan  # audio absent from 5 rows
     clf = MultimodalClassifier(verbose=0, **FAST).fit(X_train, y_train)
     module = clf.net_.module_.eval()
+    prepared = clf._prepare(X_test)
     with torch.no_grad():
-        projected, present = module.project(torch.as_tensor(clf._prepare(X_test)))
+        projected, present = module.project(torch.as_tensor(prepared))
         fused = torch.softmax(module.strategy(projected, present)[0], dim=-1).numpy()
         own = torch.softmax(module._unimodal_logits(projected), dim=-1).numpy()
     present = present.numpy()
-    expected = (fused + (own * present[:, :, None]).sum(axis=1)) / (1 + present.sum(axis=1, keepdims=True))
+    network = (fused + (own * present[:, :, None]).sum(axis=1)) / (1 + present.sum(axis=1, keepdims=True))
+    expected = _with_linear_member(clf, prepared, network)
     np.testing.assert_allclose(clf.predict_proba(X_test), expected, rtol=1e-4, atol=1e-6)
     assert present[:5, 2].sum() == 0 and present[5:].all()  # the absent audio had no vote
 
@@ -648,8 +651,17 @@ def _skorch_reference(clf, X):
 
     checked = validate_data(clf, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
     prepared = _clip(clf.scaler_.transform(checked))[:, clf._column_order]
-    proba = clf.net_.predict_proba(prepared).astype(np.float64)
+    proba = _with_linear_member(clf, prepared, clf.net_.predict_proba(prepared).astype(np.float64))
     return proba / proba.sum(axis=1, keepdims=True)
+
+
+def _with_linear_member(clf, prepared, network_proba):
+    """The ensemble's probabilities: the network's and the logistic regression's, by ``linear_weight``."""
+    linear = clf.linear_.predict_proba(np.nan_to_num(prepared, nan=0.0))
+    blended = (1 - clf.linear_weight) * network_proba + clf.linear_weight * linear
+    nothing = np.isnan(prepared).all(axis=1)  # no modality: the network's class prior alone
+    blended[nothing] = network_proba[nothing]
+    return blended
 
 
 @pytest.mark.parametrize("fusion", ["concat", "attention"])

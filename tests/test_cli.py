@@ -473,3 +473,40 @@ def test_the_serve_defaults_shown_by_help_are_the_server_s():
     names = [name for name in vars(cli) if name.startswith("DEFAULT_")]
     assert len(names) >= 9
     assert {name: getattr(cli, name) for name in names} == {name: getattr(serve, name) for name in names}
+
+
+def test_model_option_sets_each_text_column_s_model(tiny_text_model, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.array(["a", "b"] * 12)
+    pd.DataFrame({
+        "note": [f"{'sunny' if v == 'a' else 'rainy'} weather on day number {i}" for i, v in enumerate(labels)],
+        "title": [f"{'bright' if v == 'a' else 'grey'} sky and wind {i}" for i, v in enumerate(labels)],
+        "x": rng.normal(size=24),
+        "y": labels,
+    }).to_csv(tmp_path / "texts.csv", index=False)
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(tmp_path / "texts.csv"), "--target", "y", "--max-epochs", "2",
+                 "--model", f"text={tiny_text_model}", "--out", str(model)]) == 0
+    encoders = {name: step for name, step, _ in skmm.load(model).named_steps["fusion"].transformers_}
+    assert encoders["note"].model == encoders["title"].model == str(tiny_text_model)
+
+    assert main(["fit", str(tmp_path / "texts.csv"), "--target", "y", "--max-epochs", "2",
+                 "--model", f"title={tiny_text_model}", "--out", str(model)]) == 0
+    encoders = {name: step for name, step, _ in skmm.load(model).named_steps["fusion"].transformers_}
+    assert encoders["title"].model == str(tiny_text_model) and encoders["note"].model != str(tiny_text_model)
+    capsys.readouterr()
+
+    for option, message in [("x=some/model", "takes no model"), ("nowhere=some/model", "'nowhere' is neither"),
+                            ("text", "expected KIND=MODEL")]:
+        assert main(["fit", str(tmp_path / "texts.csv"), "--target", "y", "--model", option,
+                     "--out", str(model)]) == 1
+        assert message in capsys.readouterr().err
+
+
+def test_help_states_the_classifier_s_own_defaults(capsys):
+    from skmm import MultimodalClassifier
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"training epochs of the network (default: {MultimodalClassifier().max_epochs})" in help_text

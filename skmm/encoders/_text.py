@@ -7,9 +7,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._utils import resolve_device
+from ._language import warn_if_not_english
 from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, masked_mean, quiet_transformers
@@ -165,6 +167,30 @@ class TextEncoder(BaseEncoder):
         self.cache = cache
         self.on_error = on_error
         self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Check the parameters and the column, and load the model.
+
+        With the default (English) model, a
+        :class:`~skmm.exceptions.LanguageWarning` says when most of the texts
+        are in another language, naming a multilingual model to pass instead.
+
+        Parameters
+        ----------
+        X : pandas Series, one-column DataFrame, list or 1-D array
+            The column to encode.
+        y : ignored
+
+        Returns
+        -------
+        self : TextEncoder
+        """
+        super().fit(X, y)
+        if str(self.model) == DEFAULT_TEXT_MODEL and not self._is_matrix(X):
+            values = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else X
+            name = getattr(values, "name", None)
+            warn_if_not_english(list(np.asarray(values, dtype=object).ravel()), column=name)
+        return self
 
     def _load_bundle(self):
         device = resolve_device(self.device)

@@ -47,16 +47,20 @@ class FocalLoss(nn.Module):
 
 
 class _CrossEntropy(nn.Module):
-    """Cross-entropy with class weights and, per call, row weights."""
+    """Cross-entropy with label smoothing, class weights and, per call, row weights.
 
-    def __init__(self, weight=None):
+    Each row's loss is weighted by its target's class weight times its row
+    weight (with label smoothing too: the weight is the row's, not spread
+    over the classes the smoothing touches).
+    """
+
+    def __init__(self, weight=None, label_smoothing=0.0):
         super().__init__()
+        self.label_smoothing = float(label_smoothing)
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
     def forward(self, logits, target, sample_weight=None):
-        if sample_weight is None:
-            return nn.functional.cross_entropy(logits, target, weight=self.weight)
-        loss = nn.functional.cross_entropy(logits, target, reduction="none")
+        loss = nn.functional.cross_entropy(logits, target, reduction="none", label_smoothing=self.label_smoothing)
         return weighted_mean(loss, target, self.weight, sample_weight)
 
 
@@ -80,12 +84,15 @@ class FusionLoss(nn.Module):
         Focusing strength of the focal loss.
     unimodal_loss : float, default=0.0
         Weight of the mean of the modalities' own losses in the total.
+    label_smoothing : float, default=0.0
+        Share of each cross-entropy target spread evenly over the classes
+        (not used by the focal loss).
     """
 
-    def __init__(self, loss="cross_entropy", weight=None, gamma=2.0, unimodal_loss=0.0):
+    def __init__(self, loss="cross_entropy", weight=None, gamma=2.0, unimodal_loss=0.0, label_smoothing=0.0):
         super().__init__()
         self.unimodal_loss = float(unimodal_loss)
-        self.base = FocalLoss(gamma, weight) if loss == "focal" else _CrossEntropy(weight)
+        self.base = FocalLoss(gamma, weight) if loss == "focal" else _CrossEntropy(weight, label_smoothing)
 
     def forward(self, output, target, sample_weight=None):
         """The loss of ``output`` for ``target``; ``sample_weight`` (batch,) weighs each row."""

@@ -134,5 +134,8 @@ def test_late_fusion_learns_its_combination_from_weighted_held_out_rows():
         twin = copy.deepcopy(late)
         twin.fit_weights(*arguments[:3], sample_weight=arguments[3])
         fitted[name] = twin.modality_scores.detach().exp()  # the powers of the heads' probabilities
-    torch.testing.assert_close(fitted["weighted"], fitted["without the rows of weight 0"], atol=1e-4, rtol=1e-4)
+    # the second head's weight fades towards 0 along a flat valley of the loss, where L-BFGS stops at
+    # a point that float rounding moves (seen 2.5e-4 apart on a busy machine): compare to 1e-3, a
+    # hundredth of the gap that the weights make
+    torch.testing.assert_close(fitted["weighted"], fitted["without the rows of weight 0"], atol=1e-3, rtol=0)
     assert (fitted["weighted"] - fitted["unweighted"]).abs().max() > 0.1
