@@ -1,33 +1,38 @@
-"""Every fusion strategy of MultimodalClassifier against what a user writes by hand, on real data.
+"""MultimodalClassifier against what a user writes by hand, on every real dataset of the suite.
 
-The data are about 2,000 Debian desktop applications (a 64x64 icon, the name, the one-line summary and
-the long description -> one of 10 categories), built at run time from Debian's AppStream metadata by
-``../shared/data/debian_apps.py`` (relative to the repository root; ``--data-script``), or read from a
-folder it built before (``--data-dir``). Nothing is committed.
+    python benchmarks/bench_fusion.py --suite [--data-dir DIR] [--cache DIR] [--cv 5] [--only NAMES]
+    python benchmarks/bench_fusion.py --only debian,debian_noisy     # some datasets of the suite
 
-Each column is encoded once with skmm's default encoders (``ImageEncoder``, ``TextEncoder``; every text
-column its own modality; the embeddings are cached in ``--cache``), then every model is
-cross-validated on the same stratified folds and the same embeddings:
+The datasets are built at run time from ``../shared/data/`` and embedded once with skmm's default
+encoders (see ``benchmarks/_suite.py``; nothing is committed, the embeddings are cached). On each
+dataset every model is cross-validated on the same stratified folds and the same embeddings:
 
-- every ``fusion=`` strategy of ``MultimodalClassifier`` with its defaults;
-- what a user writes by hand: ``StandardScaler + LogisticRegression`` on all fused features (C=1, and
-  C=0.01, the best of 0.001-1 on this data), one such model per modality, and late fusion (one
-  logistic regression per modality, trained on the rows where it is present, probabilities averaged;
-  C=1 and C=0.01).
+- ``MultimodalClassifier()`` (the default: ``fusion="concat"``) and every other ``fusion=``
+  strategy with the other defaults;
+- the references a user writes by hand: ``SimpleImputer + StandardScaler + LogisticRegression`` on
+  all features with C in 0.01, 0.1, 1, and late fusion of one such model per modality (trained on
+  the rows where the modality is present, probabilities averaged); the *tuned reference* is the
+  better of the two at the C that is best for the logistic regression on that dataset (chosen on
+  the test folds themselves: a reference no user could beat by tuning);
+- one logistic regression per modality at that C: the best single modality;
+- the two members of the default's ensemble alone: the network (``linear_weight=0``) and the
+  logistic regression it is averaged with (penalty ``linear_alpha`` per row, square-root balanced
+  class weights), for ``linear_alpha`` in 1/8, 1/16, 1/32.
 
-``--noisy`` makes every modality wrong or absent for 30% of the rows, independently: half of them get
-another row's embedding, the other half NaN (the encoder's "missing").
+Then a leave-one-dataset-out table: the ensemble weight and ``linear_alpha`` are chosen on all
+datasets but one (largest mean margin over the tuned reference, with every dataset below +1 point
+of accuracy or losing macro-F1 penalised) from the out-of-fold probabilities of the two members,
+and scored on the one left out, for each dataset in turn.
 
-``--ablation`` adds the default classifier with each of its defaults changed back, one at a time.
-
-    python benchmarks/bench_fusion.py [--data-dir DIR] [--cv 5] [--noisy] [--ablation] [--only NAMES]
+Out-of-fold probabilities are kept in ``--results`` (keyed by the model's parameters and the
+folds), so a second run only computes what changed; ``--fresh`` computes everything again.
 """
 
 import argparse
+import hashlib
+import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -42,57 +47,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_SCRIPT = REPO.parent / "shared" / "data" / "debian_apps.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _suite  # noqa: E402
+from _suite import blocks  # noqa: E402
 
-
-def build_dataset(data_dir, data_script, lang):
-    """The Debian apps CSV in ``data_dir``, built there by ``data_script`` when it is not yet."""
-    csv = Path(data_dir) / "debian_apps.csv"
-    if not csv.exists():
-        print(f"building the dataset in {data_dir} with {data_script} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(data_script), str(data_dir), "--lang", lang], check=True)
-    return pd.read_csv(csv)
-
-
-def encode(frame, cache):
-    """Fused embeddings of icon, name, summary and description with skmm's default encoders."""
-    from skmm import ImageEncoder, MultimodalFusion, TextEncoder
-
-    fusion = MultimodalFusion([
-        ("image", ImageEncoder(cache=cache), "icon"),
-        ("name", TextEncoder(cache=cache), "name"),
-        ("summary", TextEncoder(cache=cache), "summary"),
-        ("description", TextEncoder(cache=cache), "description"),
-    ])
-    start = time.perf_counter()
-    features = fusion.fit_transform(frame)
-    print(f"encoded {len(frame)} rows into {features.shape[1]} features in {time.perf_counter() - start:.0f} s")
-    return features
-
-
-def blocks(columns):
-    """``{modality: [its columns]}`` from ``"<modality>__<feature>"`` names."""
-    out = {}
-    for column in columns:
-        out.setdefault(column.split("__", 1)[0], []).append(column)
-    return out
-
-
-def make_noisy(X, rate=0.3, seed=0):
-    """Every modality wrong (another row's block) or absent (NaN) for ``rate`` of the rows, independently."""
-    rng = np.random.RandomState(seed)
-    original, values = X.to_numpy(), X.to_numpy().copy()
-    for columns in blocks(X.columns).values():
-        index = [X.columns.get_loc(column) for column in columns]
-        hit = np.flatnonzero(rng.rand(len(X)) < rate)
-        swapped = hit[rng.rand(len(hit)) < 0.5]
-        donors = (swapped + rng.randint(1, len(X), len(swapped))) % len(X)
-        block = values[:, index]
-        block[swapped] = original[donors][:, index]
-        block[np.setdiff1d(hit, swapped)] = np.nan
-        values[:, index] = block
-    return pd.DataFrame(values, columns=X.columns, index=X.index)
+CS = (0.01, 0.1, 1.0)
+ALPHAS = (1 / 8, 1 / 16, 1 / 32)
+WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def logistic(C=1.0):
@@ -101,7 +62,7 @@ def logistic(C=1.0):
 
 
 class OneModality(ClassifierMixin, BaseEstimator):
-    """``estimator`` on the columns of one modality only."""
+    """``estimator`` on the columns of one modality, trained where it is present; the prior elsewhere."""
 
     def __init__(self, modality, estimator):
         self.modality = modality
@@ -109,12 +70,23 @@ class OneModality(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         self.columns_ = blocks(X.columns)[self.modality]
-        self.estimator_ = clone(self.estimator).fit(X[self.columns_], y)
-        self.classes_ = self.estimator_.classes_
+        present = X[self.columns_].notna().any(axis=1).to_numpy()
+        self.estimator_ = clone(self.estimator).fit(X.loc[present, self.columns_], y[present])
+        self.classes_ = np.unique(y)
+        self.prior_ = np.array([np.mean(y == label) for label in self.classes_])
         return self
 
+    def predict_proba(self, X):
+        present = X[self.columns_].notna().any(axis=1).to_numpy()
+        proba = np.tile(self.prior_, (len(X), 1))
+        if present.any():
+            proba[np.ix_(present, np.searchsorted(self.classes_, self.estimator_.classes_))] = (
+                self.estimator_.predict_proba(X.loc[present, self.columns_])
+            )
+        return proba
+
     def predict(self, X):
-        return self.estimator_.predict(X[self.columns_])
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class LateLogistic(ClassifierMixin, BaseEstimator):
@@ -126,19 +98,15 @@ class LateLogistic(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         self.classes_ = np.unique(y)
-        self.models_ = {}
-        for modality, columns in blocks(X.columns).items():
-            present = X[columns].notna().any(axis=1).to_numpy()
-            self.models_[modality] = (columns, logistic(self.C).fit(X.loc[present, columns], y[present]))
+        self.models_ = [OneModality(modality, logistic(self.C)).fit(X, y) for modality in blocks(X.columns)]
         return self
 
     def predict_proba(self, X):
         total, count = np.zeros((len(X), len(self.classes_))), np.zeros((len(X), 1))
-        for columns, model in self.models_.values():
-            present = X[columns].notna().any(axis=1).to_numpy()
-            if present.any():
-                total[present] += model.predict_proba(X.loc[present, columns])
-                count[present] += 1
+        for model in self.models_:
+            present = X[model.columns_].notna().any(axis=1).to_numpy()
+            total[present] += model.predict_proba(X.loc[present])
+            count[present] += 1
         total[count[:, 0] == 0] = 1.0
         return total / total.sum(axis=1, keepdims=True)
 
@@ -146,85 +114,147 @@ class LateLogistic(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-#: the default classifier with one of its defaults changed back, to show what each contributes
-ABLATIONS = {
-    "unimodal_loss=0": dict(unimodal_loss=0.0),
-    "dropout=0.1": dict(dropout=0.1),
-    "max_epochs=30, lr=2e-3": dict(max_epochs=30, lr=2e-3),
-    "skmm 0.1's defaults (max_epochs=30, lr=2e-3, dropout=0.1, unimodal_loss=0)": dict(
-        max_epochs=30, lr=2e-3, dropout=0.1, unimodal_loss=0.0
-    ),
-}
+class LinearMember(ClassifierMixin, BaseEstimator):
+    """The default's linear member alone: penalty ``alpha`` per row, square-root balanced class weights."""
+
+    def __init__(self, alpha=1 / 16):
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        self.classes_, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
+        weight = np.sqrt(len(y) / (len(counts) * counts))[encoded]
+        self.model_ = logistic(1.0 / (self.alpha * len(y)))
+        self.model_.fit(X, y, logisticregression__sample_weight=weight)
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
 
 
-def models(columns, ablation=False):
+def models(modalities, best_C):
     from skmm import MultimodalClassifier
     from skmm.nn import FUSIONS
 
-    out = {f"MultimodalClassifier(fusion={name!r})": MultimodalClassifier(fusion=name, random_state=0, verbose=0)
-           for name in FUSIONS}
-    if ablation:
-        for name, changed in ABLATIONS.items():
-            out[f"MultimodalClassifier({name})"] = MultimodalClassifier(**changed, random_state=0, verbose=0)
-    out["LR on all features (C=1)"] = logistic(1.0)
-    out["LR on all features (C=0.01)"] = logistic(0.01)
-    out["late fusion of per-modality LRs (C=1)"] = LateLogistic(1.0)
-    out["late fusion of per-modality LRs (C=0.01)"] = LateLogistic(0.01)
-    for modality in blocks(columns):
-        out[f"LR on {modality} only"] = OneModality(modality, logistic(1.0))
+    def skmm_model(**params):
+        return MultimodalClassifier(random_state=0, verbose=0, **params)
+
+    out = {"MultimodalClassifier()": skmm_model()}
+    out.update({f"fusion={name!r}": skmm_model(fusion=name) for name in FUSIONS if name != "concat"})
+    out["network alone (linear_weight=0)"] = skmm_model(linear_weight=0.0)
+    out.update({f"linear member alone (alpha=1/{round(1 / a)})": LinearMember(a) for a in ALPHAS})
+    out.update({f"LR C={C:g}": logistic(C) for C in CS})
+    out.update({f"late fusion of LRs C={C:g}": LateLogistic(C) for C in CS})
+    if best_C is not None:
+        out.update({f"LR on {m} only (C={best_C:g})": OneModality(m, logistic(best_C)) for m in modalities})
     return out
 
 
-def evaluate(model, X, y, folds):
-    """Accuracy, macro F1 and fit seconds of every fold."""
-    rows = []
-    for train, test in folds.split(X, y):
+def _key(model, dataset, cv):
+    params = {k: repr(v) for k, v in sorted(model.get_params(deep=True).items())}
+    text = json.dumps([type(model).__name__, params, dataset, cv], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cross_validate(model, X, y, cv, results, dataset, fresh=False):
+    """Out-of-fold probabilities (columns: sorted labels) and mean fit seconds, from ``results`` if kept."""
+    path = Path(results) / f"{dataset}-{_key(model, dataset, cv)}.npz"
+    if path.exists() and not fresh:
+        kept = np.load(path)
+        return kept["proba"], float(kept["seconds"])
+    classes = np.unique(y)
+    proba, seconds = np.zeros((len(y), len(classes))), []
+    for train, test in StratifiedKFold(cv, shuffle=True, random_state=0).split(X, y):
         fitted = clone(model)
         start = time.perf_counter()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings of the references
+            warnings.simplefilter("ignore")  # convergence warnings of the references, the language warning
             fitted.fit(X.iloc[train], y[train])
-        seconds = time.perf_counter() - start
-        predicted = fitted.predict(X.iloc[test])
-        rows.append((accuracy_score(y[test], predicted), f1_score(y[test], predicted, average="macro"), seconds))
-    return np.array(rows)
+        seconds.append(time.perf_counter() - start)
+        proba[np.ix_(test, np.searchsorted(classes, fitted.classes_))] = fitted.predict_proba(X.iloc[test])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, proba=proba, seconds=np.mean(seconds))
+    return proba, float(np.mean(seconds))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="a folder built by the data script (built there if empty)")
-    parser.add_argument("--data-script", default=str(DATA_SCRIPT))
-    parser.add_argument("--lang", default="en")
-    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench"), help="embedding cache")
-    parser.add_argument("--cv", type=int, default=5)
-    parser.add_argument("--noisy", action="store_true")
-    parser.add_argument("--only", help="comma-separated substrings of the model names to run")
-    parser.add_argument("--ablation", action="store_true",
-                        help="also the default classifier with each default changed back (see ABLATIONS)")
-    args = parser.parse_args()
+def score(proba, y):
+    predicted = np.unique(y)[proba.argmax(axis=1)]
+    return accuracy_score(y, predicted), f1_score(y, predicted, average="macro")
 
-    with tempfile.TemporaryDirectory() as scratch:
-        frame = build_dataset(args.data_dir or scratch, args.data_script, args.lang)
-        X = encode(frame, args.cache)
-    y = frame["category"].to_numpy(str)
-    if args.noisy:
-        X = make_noisy(X)
-    folds = StratifiedKFold(args.cv, shuffle=True, random_state=0)
-    rows = []
-    for name, model in models(X.columns, args.ablation).items():
-        if args.only and not any(part in name for part in args.only.split(",")):
-            continue
-        scores = evaluate(model, X, y, folds)
-        mean, std = scores.mean(axis=0), scores.std(axis=0)
-        rows.append({"model": name, "accuracy": f"{mean[0]:.3f} ± {std[0]:.3f}",
-                     "macro F1": f"{mean[1]:.3f} ± {std[1]:.3f}", "fit s": f"{mean[2]:.1f}"})
-        print(rows[-1], file=sys.stderr, flush=True)
-    if not rows:
-        return
+
+def run_dataset(name, args):
+    X, y = _suite.load(name, args.data_dir, args.cache)
+    print(f"\n### {name}: {_suite.DESCRIPTIONS[name]} ({len(y)} rows, {len(np.unique(y))} classes, "
+          f"{X.shape[1]} features)", flush=True)
+    probas, seconds = {}, {}
+    for label, model in models([], None).items():
+        probas[label], seconds[label] = cross_validate(model, X, y, args.cv, args.results, name, args.fresh)
+        print(f"  {label}: {score(probas[label], y)[0]:.3f}", file=sys.stderr, flush=True)
+    best_C = max(CS, key=lambda C: score(probas[f"LR C={C:g}"], y)[0])
+    for label, model in models(list(blocks(X.columns)), best_C).items():
+        if label not in probas:
+            probas[label], seconds[label] = cross_validate(model, X, y, args.cv, args.results, name, args.fresh)
+    rows = [{"model": label, "accuracy": score(p, y)[0], "macro F1": score(p, y)[1], "fit s": seconds[label]}
+            for label, p in probas.items()]
     table = pd.DataFrame(rows).set_index("model")
-    variant = "noisy (each modality wrong or absent in 30% of rows)" if args.noisy else "clean"
-    print(f"\n{args.cv}-fold cross-validation, {len(X)} Debian apps, {variant}")
-    print(table.to_markdown() if _has_tabulate() else table.to_string())
+    print(table.round(3).to_markdown() if _has_tabulate() else table.round(3).to_string())
+    return {"y": y, "probas": probas, "seconds": seconds, "best_C": best_C, "table": table}
+
+
+def reference(result):
+    """The tuned reference: the better of LR and late fusion at the best C, accuracy and macro-F1."""
+    table, C = result["table"], result["best_C"]
+    lr, late = table.loc[f"LR C={C:g}"], table.loc[f"late fusion of LRs C={C:g}"]
+    return max(lr["accuracy"], late["accuracy"]), max(lr["macro F1"], late["macro F1"])
+
+
+def summary(results):
+    rows = []
+    for name, result in results.items():
+        table = result["table"]
+        accuracy, f1 = reference(result)
+        default = table.loc["MultimodalClassifier()"]
+        strategies = table.loc[[label for label in table.index if label.startswith("fusion=")] + ["MultimodalClassifier()"]]
+        single = table.loc[[label for label in table.index if " only (C=" in label], "accuracy"]
+        rows.append({
+            "dataset": name, "rows": len(result["y"]),
+            "default acc": default["accuracy"], "tuned reference acc": accuracy,
+            "margin (points)": 100 * (default["accuracy"] - accuracy),
+            "default macro-F1": default["macro F1"], "reference macro-F1": f1,
+            "F1 margin": 100 * (default["macro F1"] - f1),
+            "worst strategy acc": strategies["accuracy"].min(), "best single modality acc": single.max(),
+            "fit s (default)": default["fit s"], "fit s (LR C=1)": table.loc["LR C=1", "fit s"],
+        })
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def _margins(results, weight, alpha):
+    """Accuracy and macro-F1 margins over the tuned reference of the blend (network, linear member)."""
+    out = {}
+    for name, result in results.items():
+        network = result["probas"]["network alone (linear_weight=0)"]
+        linear = result["probas"][f"linear member alone (alpha=1/{round(1 / alpha)})"]
+        accuracy, f1 = score((1 - weight) * network + weight * linear, result["y"])
+        reference_accuracy, reference_f1 = reference(result)
+        out[name] = (accuracy - reference_accuracy, f1 - reference_f1)
+    return out
+
+
+def leave_one_dataset_out(results):
+    candidates = {(w, a): _margins(results, w, a) for w in WEIGHTS for a in ALPHAS}
+
+    def objective(margins, names):
+        acc = np.array([margins[n][0] for n in names])
+        f1 = np.array([margins[n][1] for n in names])
+        return acc.mean() + 2 * np.minimum(acc - 0.01, 0).mean() + 2 * np.minimum(f1, 0).mean()
+
+    rows = []
+    for held_out in results:
+        others = [name for name in results if name != held_out]
+        weight, alpha = max(candidates, key=lambda c: objective(candidates[c], others))
+        accuracy, f1 = candidates[(weight, alpha)][held_out]
+        rows.append({"held out": held_out, "chosen linear_weight": weight, "chosen linear_alpha": f"1/{round(1 / alpha)}",
+                     "held-out margin (points)": round(100 * accuracy, 1), "held-out F1 margin": round(100 * f1, 1)})
+    return pd.DataFrame(rows).set_index("held out")
 
 
 def _has_tabulate():
@@ -233,6 +263,29 @@ def _has_tabulate():
     except ImportError:
         return False
     return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", action="store_true", help="every dataset of the suite (the default)")
+    parser.add_argument("--only", help="comma-separated datasets of the suite: " + ", ".join(_suite.SUITE))
+    parser.add_argument("--data-dir", default=os.path.expanduser("~/.cache/skmm-bench/data"),
+                        help="where the datasets are built (reused when there)")
+    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench"), help="embedding cache")
+    parser.add_argument("--results", default=os.path.expanduser("~/.cache/skmm-bench/results"),
+                        help="out-of-fold probabilities kept between runs")
+    parser.add_argument("--fresh", action="store_true", help="compute every model again")
+    parser.add_argument("--cv", type=int, default=5)
+    args = parser.parse_args()
+
+    names = args.only.split(",") if args.only else list(_suite.SUITE)
+    results = {name: run_dataset(name, args) for name in names}
+    show = (lambda t: t.to_markdown()) if _has_tabulate() else (lambda t: t.to_string())
+    print(f"\n### Summary ({args.cv}-fold cross-validation, the same folds for every model)")
+    print(show(summary(results).round(3)))
+    if len(results) > 2:
+        print("\n### Leave one dataset out: the ensemble's weight and penalty chosen on the others")
+        print(show(leave_one_dataset_out(results)))
 
 
 if __name__ == "__main__":

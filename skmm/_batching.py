@@ -28,11 +28,12 @@ class BatcherBusy(Exception):
 
 
 class _Job:
-    __slots__ = ("frame", "future")
+    __slots__ = ("frame", "future", "deadline")
 
-    def __init__(self, frame):
+    def __init__(self, frame, deadline):
         self.frame = frame
         self.future = Future()
+        self.deadline = deadline  # time.monotonic() when nobody waits for the answer any more
 
 
 def _check_count(name, value, *, minimum=1):
@@ -133,7 +134,7 @@ class MicroBatcher:
         if self._stopping.is_set():
             raise BatcherBusy("the server is shutting down; send the request again later.")
         self._start()
-        job = _Job(frame)
+        job = _Job(frame, time.monotonic() + self.timeout)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -231,12 +232,16 @@ class MicroBatcher:
             )
 
     def _run(self, jobs):
+        from .io import decoding_deadline
+
         if len(jobs) > 1:
             import pandas as pd
 
             frame = pd.concat([job.frame for job in jobs], ignore_index=True)
             try:
-                answers = self.predict(frame)
+                # decoding stops once no request of the batch waits for its answer any more
+                with decoding_deadline(max(job.deadline for job in jobs)):
+                    answers = self.predict(frame)
                 if len(answers) != len(frame):
                     raise RuntimeError(f"predict gave {len(answers)} answers for {len(frame)} rows")
             except Exception:  # noqa: BLE001 - retried one request at a time below
@@ -250,6 +255,7 @@ class MicroBatcher:
                 return
         for job in jobs:  # one request, or a batch that failed: each alone, its own error
             try:
-                job.future.set_result(self.predict(job.frame))
+                with decoding_deadline(job.deadline):
+                    job.future.set_result(self.predict(job.frame))
             except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
                 job.future.set_exception(exc)

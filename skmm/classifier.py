@@ -126,7 +126,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Passes over the training data.
     lr : float, default=3e-3
         Learning rate.
-    batch_size : int, default=128
+    batch_size : int, default=256
         Rows per training step.
     weight_decay : float, default=0.0
         L2 penalty of the optimiser.
@@ -276,7 +276,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         linear_alpha=1 / 16,
         max_epochs=20,
         lr=3e-3,
-        batch_size=128,
+        batch_size=256,
         weight_decay=0.0,
         optimizer="adam",
         early_stopping=False,
@@ -380,10 +380,15 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 self.scaler_ = _fit_scaler(X, sample_weight)
                 self.net_ = self._build_net(y_encoded, seed, sample_weight)
             X = _clip(self.scaler_.transform(X))[:, self._column_order]
+            # which modalities each row has, and the features without NaN, found once for every epoch
+            present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
+            X = np.nan_to_num(X, nan=0.0)
             self.linear_ = self._fit_linear(X, y_encoded, sample_weight)
-            if sample_weight is not None:  # skorch's dict input: splits and batches keep the weights
-                X = {"X": X, "sample_weight": sample_weight}
-            self._train(X, y_encoded.astype(np.int64), seed)
+            # skorch's dict input: splits and batches keep each row's presence and weight
+            inputs = {"X": X, "present": present}
+            if sample_weight is not None:
+                inputs["sample_weight"] = sample_weight
+            self._train(inputs, y_encoded.astype(np.int64), seed)
         if self.accelerator is not None:  # the fitted model keeps no accelerate state
             from ._accelerate import plain_net
 
@@ -492,6 +497,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             criterion__unimodal_loss=self._unimodal_loss_weight(),
             optimizer=getattr(torch.optim, _OPTIMIZERS[self.optimizer]),
             optimizer__weight_decay=self.weight_decay,
+            optimizer__foreach=True,  # one kernel per step for all parameters: much faster on a CPU
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
@@ -519,7 +525,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def _fit_linear(self, X, y_encoded, sample_weight=None):
         """The linear member: a logistic regression on standardised ``X`` (NaN at the mean), or None.
 
-        Its row weights are the class weights times ``sample_weight``; its penalty is
+        ``X`` holds no NaN (absent values at the standardised mean, 0). Its row weights are the
+        class weights times ``sample_weight``; its penalty is
         ``linear_alpha`` per row (``C = 1 / (linear_alpha * n_rows)``). It runs on
         ``n_threads`` BLAS threads, as the network on its torch threads.
         """
@@ -534,12 +541,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if class_weight is not None:
             weight = weight * class_weight[y_encoded]
         n_rows = len(y_encoded) if sample_weight is None else float(np.sum(sample_weight))  # a weight 2 row counts twice
-        linear = LogisticRegression(C=1.0 / (self.linear_alpha * n_rows), max_iter=500)
+        linear = LogisticRegression(C=1.0 / (self.linear_alpha * n_rows), max_iter=500, tol=1e-3)
         limits = None if self.n_threads is None else (os.cpu_count() if self.n_threads == -1 else self.n_threads)
         with threadpool_limits(limits=limits, user_api="blas"), warnings.catch_warnings():
             # an unconverged fit after 500 L-BFGS steps is still a well-regularised model
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return linear.fit(np.nan_to_num(X, nan=0.0), y_encoded, sample_weight=weight)
+            return linear.fit(X, y_encoded, sample_weight=weight)
 
     def _unimodal_loss_weight(self):
         """``unimodal_loss``; at least 1 for a strategy whose heads learn from their own losses only."""

@@ -1,5 +1,6 @@
 """MultimodalFusion: a ColumnTransformer whose output keeps track of each column's modality."""
 
+import contextvars
 import threading
 import warnings
 
@@ -314,7 +315,10 @@ class MultimodalFusion(ColumnTransformer):
 
         jobs = self._iter(fitted=True, column_as_labels=column_as_labels, skip_drop=True, skip_empty_columns=True)
         try:
-            return list(_thread_pool(n_threads).map(lambda job: transform_one(*job), list(jobs)))
+            # each modality in a copy of the caller's context (no server paths, the request's deadline)
+            jobs = list(jobs)
+            runs = [contextvars.copy_context().run for _ in jobs]
+            return list(_thread_pool(n_threads).map(lambda run, job: run(transform_one, *job), runs, jobs))
         except ValueError as error:  # as ColumnTransformer says it
             if "Expected 2D array, got 1D array instead" in str(error):
                 raise ValueError(_ERR_MSG_1DCOLUMN) from error

@@ -514,10 +514,24 @@ __all__ += [
     "looks_like_video",
     "check_video_header",
     "is_video_value",
+    "video_container",
+    "decoding_deadline",
+    "DecodingTimeout",
 ]
 
 #: a clip claiming to last longer than this (about 11.6 days) has a corrupt or hostile header
 MAX_VIDEO_SECONDS = 1e6
+#: a header declaring more frames per second, or more frames, than this is refused before decoding
+MAX_FRAME_RATE = 1_000
+MAX_DECLARED_FRAMES = 500_000
+#: decoding one clip may decode at most this many packets (about one frame each) and this many
+#: pixels (about 720 frames of 1080p), and read at most MAX_DEMUXED_PACKETS, whatever its header
+#: says: a clip with one keyframe and thousands of frames (a CPU bomb) is refused instead of
+#: stalling the work behind it
+MAX_DECODED_PACKETS = 10_000
+MAX_DECODED_PIXELS = 1_500_000_000
+MAX_DEMUXED_PACKETS = 1_000_000
+
 #: ISO-BMFF brands that are still images (HEIF/AVIF) or sound (M4A/M4B), not video
 _NOT_VIDEO_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis",
                      b"M4A ", b"M4B ", b"M4P ")
@@ -564,13 +578,132 @@ def read_video_source(value):
     )
 
 
+def video_container(head):
+    """The FFmpeg demuxer that opens video bytes starting with ``head``, or None.
+
+    MP4/MOV (an ISO-BMFF ``ftyp`` box), Matroska/WebM (EBML), AVI, MPEG-TS
+    (a sync byte every 188 bytes) and raw H.264 streams (a start code).
+    Bytes are only ever opened with the demuxer named here, never by
+    FFmpeg's probing, so no demuxer that opens other files or URLs (an
+    FFmpeg ``concat`` script, HLS and other playlists, image sequences) is
+    reachable from bytes.
+
+    Examples
+    --------
+    >>> from skmm.io import video_container
+    >>> video_container(b"\x00\x00\x00\x20ftypisom"), video_container(b"ffconcat version 1.0")
+    ('mov', None)
+    """
+    head = bytes(head[:189])
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
+        return "mpegts"
+    if head.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01")):
+        return "h264"
+    return None
+
+
+def _image_format(head):
+    """The name of the image format ``head`` starts like (see :func:`looks_like_image`)."""
+    names = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif", b"II*\x00": "tiff", b"MM\x00*": "tiff",
+             b"BM": "bmp", b"RIFF": "webp", b"P": "pnm"}
+    return next(name for start, name in names.items() if bytes(head).startswith(start))
+
+
 def _open_video(raw, av):
-    """Open ``raw`` (path or bytes) with PyAV; ``ValueError`` with a reason when FFmpeg cannot."""
-    source = io.BytesIO(raw) if isinstance(raw, bytes) else str(raw)
+    """Open ``raw`` (path or bytes) with PyAV; ``ValueError`` with a reason when FFmpeg cannot.
+
+    Bytes are opened with the one demuxer their first bytes call for
+    (:func:`video_container`), never by FFmpeg's probing, and refused when
+    they start like nothing skmm reads.
+    """
+    if isinstance(raw, bytes):
+        demuxer = video_container(raw)
+        if demuxer is None:
+            if looks_like_image(raw):
+                raise ValueError(f"an image ({_image_format(raw)}), not a video")
+            raise ValueError(
+                f"not a readable video file: bytes starting with {raw[:12]!r}; video bytes must be "
+                "MP4/MOV, Matroska/WebM, AVI, MPEG-TS or a raw H.264 stream"
+            )
+        source, options = io.BytesIO(raw), {"format": demuxer}
+    else:
+        source, options = str(raw), {}
     try:
-        return av.open(source, "r")
+        return av.open(source, "r", **options)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"not a readable video file ({_av_reason(exc)})") from None
+
+
+#: the latest time.monotonic() by which decoding must end, set by whoever waits for the answer
+_DEADLINE = contextvars.ContextVar("skmm_decode_deadline", default=None)
+
+
+class DecodingTimeout(RuntimeError):
+    """Decoding went on past the deadline set with :func:`decoding_deadline` (not a bad row)."""
+
+
+@contextlib.contextmanager
+def decoding_deadline(deadline):
+    """Within this block, decoding a clip stops with :class:`DecodingTimeout` past ``deadline``.
+
+    ``deadline`` is a :func:`time.monotonic` time, or None for none. The
+    server sets the request's own deadline, so that a clip that decodes
+    slowly stops when nobody waits for its answer any more.
+    """
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class _DecodingBudget:
+    """Bounds the work of decoding one clip: packets read, pixels decoded, and the caller's deadline."""
+
+    def __init__(self, stream=None):
+        context = None if stream is None else stream.codec_context
+        self.pixels_per_packet = 0 if context is None else max(1, context.width * context.height)
+        self.demuxed = self.decoded = self.pixels = 0
+        self.deadline = _DEADLINE.get()
+
+    def packets_of(self, container, stream):
+        """``container.demux(stream)``: each packet counted, the deadline checked."""
+        import time
+
+        for packet in container.demux(stream):
+            self.demuxed += 1
+            if self.demuxed > MAX_DEMUXED_PACKETS:
+                raise ValueError(
+                    f"reading this clip would take more than {MAX_DEMUXED_PACKETS:,} packets "
+                    "(skmm.io.MAX_DEMUXED_PACKETS); the file is corrupt or hostile"
+                )
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise DecodingTimeout("decoding stopped: the answer's deadline has passed")
+            yield packet
+
+    def decode(self, packet):
+        """``packet.decode()``, paid for: refuse a clip past its budget of decoded packets and pixels."""
+        self.decoded += 1
+        self.pixels += self.pixels_per_packet
+        if self.decoded > MAX_DECODED_PACKETS or self.pixels > MAX_DECODED_PIXELS:
+            raise ValueError(
+                f"decoding this clip would decode more than {MAX_DECODED_PACKETS:,} packets or "
+                f"{MAX_DECODED_PIXELS:,} pixels (skmm.io.MAX_DECODED_PACKETS / MAX_DECODED_PIXELS): "
+                "it has too few keyframes for its length; re-encode it with a keyframe every few "
+                "seconds, or use seek='keyframe'"
+            )
+        return packet.decode()
+
+    def frames_of(self, container, stream):
+        """``container.decode(stream)``, paid for."""
+        for packet in self.packets_of(container, stream):
+            yield from self.decode(packet)
 
 
 def _av_reason(exc):
@@ -590,6 +723,17 @@ def _video_stream(container, max_pixels=None):
     width, height = stream.codec_context.width, stream.codec_context.height
     if width < 1 or height < 1:
         raise ValueError(f"video stream has no picture size ({width}x{height})")
+    rate = stream.average_rate or stream.guessed_rate
+    if rate and float(rate) > MAX_FRAME_RATE:
+        raise ValueError(
+            f"the header claims {float(rate):g} frames per second (limit {MAX_FRAME_RATE:,}, "
+            "skmm.io.MAX_FRAME_RATE); the file is corrupt or hostile"
+        )
+    if stream.frames and stream.frames > MAX_DECLARED_FRAMES:
+        raise ValueError(
+            f"the header claims {stream.frames:,} frames (limit {MAX_DECLARED_FRAMES:,}, "
+            "skmm.io.MAX_DECLARED_FRAMES); the file is corrupt or hostile"
+        )
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(
             f"video frames are {width}x{height} = {width * height:,} pixels, over "
@@ -701,15 +845,16 @@ def decode_video_frames(raw, *, frames=8, fps=None, max_duration=None, max_pixel
         stream = _video_stream(container, max_pixels)
         start, duration = _clip_span(container, stream)
         _use_threads(stream, threads)
+        budget = _DecodingBudget(stream)
         try:
             if duration is None or duration <= 0:
-                picked = _sample_by_decoding(container, stream, start, frames, fps, max_duration)
+                picked = _sample_by_decoding(container, stream, start, frames, fps, max_duration, budget)
             else:
                 if max_duration is not None:
                     duration = min(duration, max_duration)
                 targets = start + sample_times(duration, frames=frames, fps=fps)
                 sample = _sample_keyframes if seek == "keyframe" else _sample_by_seeking
-                picked = sample(container, stream, targets)
+                picked = sample(container, stream, targets, budget)
         except av.FFmpegError as exc:
             raise ValueError(f"corrupt or truncated video ({_av_reason(exc)})") from None
         rotate = _rotation_quarters(stream)
@@ -760,7 +905,7 @@ def _use_threads(stream, threads):
         stream.thread_type = "AUTO"
 
 
-def _sample_by_seeking(container, stream, targets):
+def _sample_by_seeking(container, stream, targets, budget):
     """For each target time, the first frame at or after it (the last frame past the end)."""
     keyframes = _keyframe_times(stream)
     base = stream.time_base
@@ -774,7 +919,7 @@ def _sample_by_seeking(container, stream, targets):
         if decoded is None or _worth_seeking(keyframes, position, target):
             if len(keyframes):  # without an index (MPEG-TS), a seek can land between keyframes
                 container.seek(max(0, int(target / base)), stream=stream, backward=True)
-            decoded = _decode_forward(container, stream, goal)
+            decoded = _decode_forward(container, stream, goal, budget)
         for frame in decoded:
             last = frame
             if _time_of(frame) >= target - _TIME_SLACK:
@@ -785,20 +930,20 @@ def _sample_by_seeking(container, stream, targets):
     return picked
 
 
-def _decode_forward(container, stream, goal):
+def _decode_forward(container, stream, goal, budget):
     """Frames from the container's position on; non-reference frames before ``goal[0]`` s are skipped.
 
     No frame depends on a non-reference frame, so the frames at and after the
     goal decode exactly as they would from a full decode.
     """
     codec, base = stream.codec_context, stream.time_base
-    for packet in container.demux(stream):
+    for packet in budget.packets_of(container, stream):
         early = packet.pts is not None and float(packet.pts * base) < goal[0] - _TIME_SLACK
         codec.skip_frame = "NONREF" if early else "DEFAULT"
-        yield from packet.decode()
+        yield from budget.decode(packet)
 
 
-def _sample_keyframes(container, stream, targets):
+def _sample_keyframes(container, stream, targets, budget):
     """For each target time, the keyframe nearest to it; only keyframes are decoded.
 
     The keyframes' times come from the packets, read up to the first keyframe
@@ -808,20 +953,20 @@ def _sample_keyframes(container, stream, targets):
     can land past a keyframe), the keyframes are decoded during that one pass.
     """
     if len(_keyframe_times(stream)):
-        times = _keyframe_packet_times(container, stream, until=targets[-1])
+        times = _keyframe_packet_times(container, stream, targets[-1], budget)
         chosen = _nearest(times, targets)
-        frames = {time: _first_at(_decode_keyframe(container, stream, time), time) for time in set(chosen)}
+        frames = {time: _first_at(_decode_keyframe(container, stream, time, budget), time) for time in set(chosen)}
     else:
-        decoded = _decode_keyframes_until(container, stream, until=targets[-1])
+        decoded = _decode_keyframes_until(container, stream, targets[-1], budget)
         chosen = _nearest([frame.time for frame in decoded], targets)
         frames = {time: _first_at(decoded, time) for time in set(chosen)}
     return [frames[time] for time in chosen]
 
 
-def _keyframe_packet_times(container, stream, until):
+def _keyframe_packet_times(container, stream, until, budget):
     """Times (s) of the keyframe packets, up to the first one after ``until`` s; nothing is decoded."""
     base, times, last = stream.time_base, [], -np.inf
-    for packet in container.demux(stream):
+    for packet in budget.packets_of(container, stream):
         if packet.pts is None:
             continue
         time = float(packet.pts * base)
@@ -834,15 +979,17 @@ def _keyframe_packet_times(container, stream, until):
     return times
 
 
-def _decode_keyframes_until(container, stream, until):
+def _decode_keyframes_until(container, stream, until, budget):
     """The keyframes, decoded in one pass (the others skipped), up to the first one after ``until`` s."""
     codec, base, decoded, last = stream.codec_context, stream.time_base, [], -np.inf
     codec.skip_frame = "NONKEY"
     try:
-        for packet in container.demux(stream):
+        for packet in budget.packets_of(container, stream):
             if packet.pts is not None:
                 last = max(last, float(packet.pts * base))
-            decoded.extend(frame for frame in packet.decode() if frame.time is not None)
+            # with NONKEY the decoder skips the other packets at little cost: only keyframes are paid for
+            frames = budget.decode(packet) if packet.is_keyframe else packet.decode()
+            decoded.extend(frame for frame in frames if frame.time is not None)
             if decoded and decoded[-1].time > until:  # frames come out some packets late
                 return decoded
     finally:
@@ -867,7 +1014,7 @@ def _first_at(frames, time):
     return found
 
 
-def _decode_keyframe(container, stream, time):
+def _decode_keyframe(container, stream, time, budget):
     """The frames of the keyframe at ``time`` s alone: seek to it, decode its packet, drain the decoder.
 
     Draining returns the frame at once (a decoder holding frames back to
@@ -876,10 +1023,10 @@ def _decode_keyframe(container, stream, time):
     """
     base = stream.time_base
     container.seek(int(round(time / base)), stream=stream, backward=True)
-    for packet in container.demux(stream):
+    for packet in budget.packets_of(container, stream):
         early = packet.pts is not None and float(packet.pts * base) < time - _TIME_SLACK
         if packet.is_keyframe and not early:
-            frames = [*packet.decode(), *stream.codec_context.decode(None)]
+            frames = [*budget.decode(packet), *stream.codec_context.decode(None)]
             for frame in frames:
                 frame.time_base = frame.time_base or base  # drained frames come without one
             return frames
@@ -916,7 +1063,7 @@ def _time_of(frame):
     return -np.inf if frame.time is None else frame.time
 
 
-def _sample_by_decoding(container, stream, start, frames, fps, max_duration):
+def _sample_by_decoding(container, stream, start, frames, fps, max_duration, budget):
     """Sample a clip whose headers give no duration (a raw stream): decode it, then pick.
 
     Decoding stops after ``max_duration`` seconds; at most ``4 * frames``
@@ -925,7 +1072,7 @@ def _sample_by_decoding(container, stream, start, frames, fps, max_duration):
     are picked by position among those kept: uniform within one stride.
     """
     kept, stride = [], 1
-    for number, frame in enumerate(container.decode(stream)):
+    for number, frame in enumerate(budget.frames_of(container, stream)):
         if max_duration is not None and _time_of(frame) - start > max_duration:
             break
         if number % stride:
@@ -992,7 +1139,7 @@ def decode_video_audio(raw, *, sr, max_duration=None):
         limit = None if max_duration is None else int(np.ceil(max_duration * sr))
         chunks, total = [], 0
         try:
-            for frame in container.decode(stream):
+            for frame in _DecodingBudget().frames_of(container, stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     total += chunks[-1].size

@@ -447,6 +447,16 @@ def test_a_fitted_video_pipeline_serves_uploads(tmp_path, tiny_image_model):
     answer = client.post("/predict", data=too_big, content_type="multipart/form-data")
     assert answer.status_code == 413  # the upload size limit applies to video files
 
+    # an FFmpeg concat script naming a file of the server's: refused the same whether the file exists
+    (tmp_path / "secret.mp4").write_bytes(X["clip"][0])
+    errors = []
+    for name in ("secret.mp4", "missing.mp4"):
+        script = f"ffconcat version 1.0\nfile '{tmp_path / name}'\n".encode()
+        answer = client.post("/predict", json={"row": {"clip": base64.b64encode(script).decode(), "x": 0.5}})
+        assert answer.status_code == 422 and "not a readable video" in answer.get_json()["error"]
+        errors.append(answer.get_json()["error"])
+    assert errors[0] == errors[1]
+
 
 def test_cli_fit_and_predict_on_a_csv_of_video_paths(tmp_path, monkeypatch, capsys):
     pytest.importorskip("av")

@@ -38,12 +38,15 @@ class FocalLoss(nn.Module):
         self.gamma = gamma
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
-    def forward(self, logits, target, sample_weight=None):
-        """The weighted mean loss; ``sample_weight`` (batch,) weighs each row besides its class's weight."""
+    def row_losses(self, logits, target):
+        """The loss of each row, unweighted."""
         log_probs = torch.log_softmax(logits, dim=-1)
         log_true = log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        loss = -((1 - log_true.exp()) ** self.gamma) * log_true
-        return weighted_mean(loss, target, self.weight, sample_weight)
+        return -((1 - log_true.exp()) ** self.gamma) * log_true
+
+    def forward(self, logits, target, sample_weight=None):
+        """The weighted mean loss; ``sample_weight`` (batch,) weighs each row besides its class's weight."""
+        return weighted_mean(self.row_losses(logits, target), target, self.weight, sample_weight)
 
 
 class _CrossEntropy(nn.Module):
@@ -59,9 +62,12 @@ class _CrossEntropy(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
 
+    def row_losses(self, logits, target):
+        """The loss of each row, unweighted."""
+        return nn.functional.cross_entropy(logits, target, reduction="none", label_smoothing=self.label_smoothing)
+
     def forward(self, logits, target, sample_weight=None):
-        loss = nn.functional.cross_entropy(logits, target, reduction="none", label_smoothing=self.label_smoothing)
-        return weighted_mean(loss, target, self.weight, sample_weight)
+        return weighted_mean(self.row_losses(logits, target), target, self.weight, sample_weight)
 
 
 class FusionLoss(nn.Module):
@@ -100,15 +106,26 @@ class FusionLoss(nn.Module):
             return self.base(output, target, sample_weight)
         logits, unimodal, present = output
         loss = self.base(logits, target, sample_weight)
-        own = [
-            self.base(
-                unimodal[present[:, index], index],
-                target[present[:, index]],
-                None if sample_weight is None else sample_weight[present[:, index]],
-            )
-            for index in range(unimodal.shape[1])
-            if present[:, index].any()
-        ]
-        if own and self.unimodal_loss > 0:
-            loss = loss + self.unimodal_loss * torch.stack(own).mean()
+        if self.unimodal_loss > 0:
+            loss = loss + self.unimodal_loss * self._own_losses(unimodal, target, present, sample_weight)
         return loss
+
+    def _own_losses(self, unimodal, target, present, sample_weight):
+        """Mean over the modalities present in the batch of each one's weighted mean loss on its rows.
+
+        All modalities in one call: ``unimodal`` is ``(batch, modalities, classes)``, a row of
+        an absent modality weighs 0.
+        """
+        n_rows, n_modalities, n_classes = unimodal.shape
+        losses = self.base.row_losses(
+            unimodal.reshape(n_rows * n_modalities, n_classes), target.repeat_interleave(n_modalities)
+        ).view(n_rows, n_modalities)
+        weight = present.to(losses.dtype)
+        if self.base.weight is not None:
+            weight = weight * self.base.weight[target].unsqueeze(1)
+        if sample_weight is not None:
+            weight = weight * sample_weight.to(losses.dtype).unsqueeze(1)
+        total = weight.sum(dim=0)
+        means = (losses * weight).sum(dim=0) / torch.where(total > 0, total, torch.ones_like(total))
+        counted = present.any(dim=0)
+        return means[counted].mean() if counted.any() else losses.new_zeros(())

@@ -94,8 +94,12 @@ class FusionNetwork(nn.Module):
         if self.unimodal_loss > 0 and not hasattr(self.strategy, "unimodal_logits"):
             self.unimodal_heads = nn.ModuleList(nn.Linear(shared_dim, n_classes) for _ in self.block_sizes)
 
-    def forward(self, X, return_weights=False):
+    def forward(self, X, return_weights=False, present=None):
         """Class logits ``(batch, n_classes)``; with ``return_weights`` also the strategy's weights.
+
+        ``present`` (bool, ``(batch, n_modalities)``), when given, says which
+        modalities each row has, and ``X`` holds no NaN (what training passes,
+        computed once for all epochs); else both are found from the NaN in ``X``.
 
         The weights are ``(batch, n_modalities)``, or ``None`` for a strategy
         that has none. In training mode with per-modality heads (see
@@ -105,7 +109,7 @@ class FusionNetwork(nn.Module):
         outside training, the logits are those of the averaged probabilities
         (their softmax is the average).
         """
-        projected, present = self.project(X)
+        projected, present = self.project(X, present)
         fused = self.strategy(projected, present)
         if not (isinstance(fused, tuple) and len(fused) == 2):
             raise TypeError(
@@ -137,17 +141,25 @@ class FusionNetwork(nn.Module):
         mean = (torch.softmax(logits, dim=-1) + heads.sum(dim=1)) / (1 + present.sum(dim=1, keepdim=True))
         return torch.log(mean.clamp(min=1e-12))
 
-    def project(self, X):
-        """The projections ``(batch, n_modalities, shared_dim)``, zero where absent, and the presence mask."""
-        blocks = torch.split(X.float(), self.block_sizes, dim=1)
-        present = torch.stack([torch.isfinite(block).any(dim=1) for block in blocks], dim=1)
+    def project(self, X, present=None):
+        """The projections ``(batch, n_modalities, shared_dim)``, zero where absent, and the presence mask.
+
+        A block is absent from a row when all its features are NaN; ``present``, when
+        given, says so instead, for an ``X`` without NaN.
+        """
+        X = X.float()
+        if present is None:
+            present, X = self.presence(X), torch.nan_to_num(X, nan=0.0)
         if self.training and self.modality_dropout > 0:
             present = self._drop_modalities(present)
-        projected = torch.stack(
-            [project(torch.nan_to_num(block, nan=0.0)) for project, block in zip(self.projections, blocks)],
-            dim=1,
-        )
+        blocks = torch.split(X, self.block_sizes, dim=1)
+        projected = torch.stack([project(block) for project, block in zip(self.projections, blocks)], dim=1)
         return projected * present.unsqueeze(-1), present
+
+    def presence(self, X):
+        """Which modalities each row of ``X`` has: ``(batch, n_modalities)``, False where a block is all NaN."""
+        missing = torch.split(torch.isnan(X), self.block_sizes, dim=1)
+        return torch.stack([~block.all(dim=1) for block in missing], dim=1)
 
     def _unimodal_logits(self, projected):
         if hasattr(self.strategy, "unimodal_logits"):

@@ -146,7 +146,9 @@ class FusionNetClassifier(NeuralNetClassifier):
         return iterator
 
     def infer(self, x, **fit_params):
-        if isinstance(x, Mapping):
+        if isinstance(x, Mapping):  # features, and what travels with them: presence, row weights
+            if x.get("present") is not None:
+                fit_params = {**fit_params, "present": x["present"]}
             x = x["X"]
         if self.randomness is None or not self.module_.training:
             return super().infer(x, **fit_params)
@@ -283,19 +285,24 @@ class FitCombinationWeights(Callback):
             return
         X_valid, y_valid, rows = arrays
         X_valid, y_valid = _rows(X_valid, rows), y_valid[rows].to(net.device).long()
-        options = {}
+        options, present = {}, None
         if isinstance(X_valid, Mapping):
-            X_valid, weight = X_valid["X"], X_valid["sample_weight"].to(net.device)
-            if "sample_weight" in inspect.signature(net.module_.strategy.fit_weights).parameters:
-                options["sample_weight"] = weight
-            else:
-                X_valid, y_valid = X_valid[weight.cpu() > 0], y_valid[weight > 0]
+            weight, present = X_valid.get("sample_weight"), X_valid.get("present")
+            X_valid = X_valid["X"]
+            if weight is not None and "sample_weight" in inspect.signature(net.module_.strategy.fit_weights).parameters:
+                options["sample_weight"] = weight.to(net.device)
+            elif weight is not None:
+                kept = weight > 0
+                X_valid, y_valid = X_valid[kept], y_valid[kept.to(y_valid.device)]
+                present = None if present is None else present[kept]
         module = net.module_
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
-                projected, present = module.project(X_valid.to(net.device))
+                projected, present = module.project(
+                    X_valid.to(net.device), None if present is None else present.to(net.device)
+                )
             module.strategy.fit_weights(projected, present, y_valid, **options)
         finally:
             module.train(was_training)

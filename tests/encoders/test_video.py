@@ -20,6 +20,7 @@ from skmm.datasets import _write_clip, make_multimodal_classification  # noqa: E
 from skmm.encoders import AudioMFCC, ImageEncoder, VideoEncoder  # noqa: E402
 from skmm.encoders import _video  # noqa: E402
 from skmm.io import (  # noqa: E402
+    _DecodingBudget,
     _sample_by_seeking,
     check_video_header,
     decode_video_audio,
@@ -105,7 +106,8 @@ def test_sampling_seeks_instead_of_decoding_the_whole_clip():
     data = clip_bytes(frames, keyframe_interval=10)
     with av.open(io.BytesIO(data)) as container:
         counting = CountingContainer(container)
-        picked = _sample_by_seeking(counting, container.streams.video[0], np.array([1.25, 5.0, 8.75]))
+        stream = container.streams.video[0]
+        picked = _sample_by_seeking(counting, stream, np.array([1.25, 5.0, 8.75]), _DecodingBudget(stream))
         assert [round(frame.time, 2) for frame in picked] == [1.28, 5.0, 8.76]
         assert counting.seeks == 3 and counting.packets <= 3 * (10 + 5)  # not 250
 
@@ -114,7 +116,8 @@ def test_without_keyframes_in_between_decoding_goes_on_without_seeking():
     data = clip_bytes(keyframe_interval=250)  # one keyframe: seeking again would decode it all again
     with av.open(io.BytesIO(data)) as container:
         counting = CountingContainer(container)
-        _sample_by_seeking(counting, container.streams.video[0], sample_times(2.0, frames=5))
+        stream = container.streams.video[0]
+        _sample_by_seeking(counting, stream, sample_times(2.0, frames=5), _DecodingBudget(stream))
         assert counting.seeks == 1 and counting.packets <= 50
 
 
@@ -484,3 +487,64 @@ def test_two_modalities_from_one_column_through_cross_val_score(tiny_image_model
         warnings.simplefilter("ignore", UserWarning)
         scores = cross_val_score(pipe, X, y, cv=2)
     assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+# --------------------------------------------------------------------------- hostile clips (security)
+
+
+@pytest.mark.parametrize("script", [
+    b"ffconcat version 1.0\nfile '{name}'\n",
+    b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{name}\n#EXT-X-ENDLIST\n",
+    b"file '{name}'\n",
+], ids=["concat", "hls", "bare-concat"])
+def test_bytes_that_name_other_files_never_open_them(script, tmp_path, monkeypatch):
+    """The trust review's attack: an FFmpeg concat script (or a playlist) in a video column."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.mp4").write_bytes(clip_bytes())
+    errors = []
+    for name in (b"secret.mp4", b"missing.mp4"):
+        data = script.replace(b"{name}", name)
+        with pytest.raises(ValueError) as caught:
+            decode_video_frames(data, frames=2)
+        errors.append(str(caught.value))
+        with pytest.raises(ValueError, match="not a readable video"):
+            check_video_header(data)
+    # refused by what the bytes are, before anything is opened: nothing tells whether a file exists
+    for error in errors:
+        assert error.startswith("not a readable video file: bytes starting with") and "No such file" not in error
+        assert error.endswith("MPEG-TS or a raw H.264 stream")
+
+
+def test_a_clip_with_too_few_keyframes_is_refused_within_its_decoding_budget(monkeypatch):
+    from skmm import io as skmm_io
+
+    bomb = clip_bytes(red_ramp(200), keyframe_interval=1000)  # one keyframe, 200 frames
+    monkeypatch.setattr(skmm_io, "MAX_DECODED_PACKETS", 60)
+    with pytest.raises(ValueError, match=r"more than 60 packets .*too few keyframes.*seek='keyframe'"):
+        decode_video_frames(bomb, frames=4)
+    assert decode_video_frames(bomb, frames=4, seek="keyframe").shape[0] == 4  # one keyframe: cheap
+    monkeypatch.setattr(skmm_io, "MAX_DECODED_PACKETS", 10_000)
+    monkeypatch.setattr(skmm_io, "MAX_DECODED_PIXELS", 64 * 48 * 60)  # the same budget in pixels
+    with pytest.raises(ValueError, match="pixels"):
+        decode_video_frames(bomb, frames=4)
+
+
+def test_a_header_claiming_an_absurd_frame_rate_is_refused_before_decoding():
+    with pytest.raises(ValueError, match=r"claims 2000 frames per second \(limit 1,000"):
+        check_video_header(clip_bytes(red_ramp(10), fps=2000))
+
+
+def test_decoding_stops_at_the_deadline_and_is_not_a_bad_row(tiny_image_model):
+    import time
+
+    from skmm.io import DecodingTimeout, decoding_deadline
+
+    with decoding_deadline(time.monotonic() - 1):
+        with pytest.raises(DecodingTimeout):
+            decode_video_frames(clip_bytes(), frames=2)
+        # the encoders' worker threads see the caller's deadline, and on_error="missing" does not
+        # turn a stopped decode into a missing row
+        clips = [clip_bytes(), clip_bytes(red_ramp(20))]
+        with pytest.raises(DecodingTimeout):
+            encoder(tiny_image_model, frames=2, n_threads=2, on_error="missing").fit_transform(clips)
+    assert decode_video_frames(clip_bytes(), frames=2).shape[0] == 2  # no deadline outside the block
