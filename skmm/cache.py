@@ -84,6 +84,29 @@ def _valid(vector, width, usable=None):
     )
 
 
+def _read_vector(path):
+    """The 1-D float32 vector stored at ``path``, or None when the file is not one.
+
+    The ``.npy`` header is checked against the file's size before anything is
+    allocated: a planted header declaring a huge shape costs nothing.
+    """
+    with open(path, "rb") as handle:
+        try:
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            read_header = readers.get(np.lib.format.read_magic(handle))
+            if read_header is None:
+                return None
+            shape, fortran_order, dtype = read_header(handle)
+        except (ValueError, OSError, EOFError, SyntaxError):
+            return None
+        if dtype != np.float32 or len(shape) != 1 or fortran_order:
+            return None
+        if handle.tell() + shape[0] * dtype.itemsize != os.fstat(handle.fileno()).st_size:
+            return None  # a header that does not match the data behind it
+        vector = np.fromfile(handle, dtype=np.float32, count=shape[0])
+    return vector if vector.shape == shape else None
+
+
 def row_key(identity, content):
     """Hash an encoder identity (bytes) and a row's content (bytes) into a cache key."""
     digest = hashlib.sha256(identity)
@@ -174,10 +197,10 @@ class DiskCache:
         for key in keys:
             path = self._path(key)
             try:
-                vector = np.load(path, allow_pickle=False)
+                vector = _read_vector(path)
             except FileNotFoundError:
                 continue
-            except (ValueError, OSError, EOFError):
+            except (ValueError, OSError, EOFError, MemoryError):
                 vector = None  # damaged from outside (disk full, crash, a copy)
             if not _valid(vector, width, usable):
                 self._drop(path)  # so that it is written again

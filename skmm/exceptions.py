@@ -1,6 +1,9 @@
 """Errors and warnings raised by skmm."""
 
-__all__ = ["InferenceError", "InputError", "InputWarning", "LanguageWarning", "ModelFileError"]
+__all__ = [
+    "InferenceError", "InputError", "InputWarning", "LanguageWarning", "ModelFileError", "WeightsChangedError",
+    "WeightsChangedWarning",
+]
 
 
 class InputError(ValueError):
@@ -27,3 +30,11 @@ class InferenceError(ValueError):
 
 class ModelFileError(ValueError):
     """A model file is not an skmm file, is damaged, or was written by an incompatible skmm."""
+
+
+class WeightsChangedError(ValueError):
+    """An encoder's model weights differ from those it was fitted with: its features would too."""
+
+
+class WeightsChangedWarning(UserWarning):
+    """An encoder uses model weights other than those it was fitted with, as its loader allowed."""

@@ -24,6 +24,7 @@ import contextvars
 import hashlib
 import io
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -200,8 +201,13 @@ _PILLOW_ERRORS = (
 )
 
 
+#: what a library's message says of an in-memory file: "<_io.BytesIO object at 0x7f...>"
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def _reason(exc):
-    return str(exc) or type(exc).__name__
+    """An exception's message for an error of skmm's, without memory addresses of in-memory files."""
+    return _OBJECT_REPR.sub("the data", str(exc)) or type(exc).__name__
 
 
 #: images longer than this many times their width (or wider than their height) are refused
@@ -326,7 +332,7 @@ def check_image_header(data):
                 size = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
             ValueError) as exc:
-        raise ValueError(f"not a readable image ({exc})") from None
+        raise ValueError(f"not a readable image ({_reason(exc)})") from None
     _check_pixels(size, None)
 
 
@@ -412,10 +418,10 @@ def _read_audio_file(raw, max_duration):
             data = handle.read(frames, dtype="float32", always_2d=True)
             sample_rate = handle.samplerate
     except soundfile.LibsndfileError as exc:
-        reason = exc.error_string if isinstance(raw, bytes) else str(exc)  # no "<BytesIO at 0x...>"
-        raise ValueError(f"not a readable audio file ({reason})") from None
+        reason = exc.error_string if isinstance(raw, bytes) else str(exc)
+        raise ValueError(f"not a readable audio file ({_reason(reason)})") from None
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"not a readable audio file ({exc})") from None
+        raise ValueError(f"not a readable audio file ({_reason(exc)})") from None
     return data.mean(axis=1), sample_rate
 
 
@@ -484,7 +490,7 @@ def check_audio_header(data):
     try:
         soundfile.info(io.BytesIO(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"not a readable audio file ({exc})") from None
+        raise ValueError(f"not a readable audio file ({_reason(exc)})") from None
 
 
 def is_audio_value(value):
@@ -707,8 +713,7 @@ class _DecodingBudget:
 
 
 def _av_reason(exc):
-    strerror = getattr(exc, "strerror", None)
-    return strerror or str(exc) or type(exc).__name__
+    return getattr(exc, "strerror", None) or _reason(exc)
 
 
 def _video_stream(container, max_pixels=None):

@@ -40,6 +40,7 @@ import tempfile
 import zipfile
 import zlib
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 from importlib import metadata as _importlib_metadata
 from pathlib import Path
 
@@ -185,6 +186,17 @@ def build_metadata(estimator, kinds=None):
         "versions": versions(),
         **describe_inputs(estimator, kinds),
         "classes": None if classes is None else [jsonable(c) for c in np.asarray(classes).tolist()],
+        "encoder_models": _encoder_models(estimator),
+    }
+
+
+def _encoder_models(estimator):
+    """``{modality: "model@weights fingerprint"}`` of the fitted skmm encoders of ``estimator``."""
+    fusion = _fusion_step(estimator)
+    return {
+        str(name): transformer.model_identity_
+        for name, transformer, _ in getattr(fusion, "transformers_", ())
+        if isinstance(getattr(transformer, "model_identity_", None), str)
     }
 
 
@@ -275,6 +287,7 @@ def save(pipeline, path, *, kinds=None):
             f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist."
         )
     payload = _dump(pipeline)
+    _remove_stale_temporaries(path)
     metadata = build_metadata(pipeline, kinds)
     metadata["payload"] = {
         "name": PAYLOAD_NAME,
@@ -300,6 +313,29 @@ def save(pipeline, path, *, kinds=None):
             pass
         raise
     return path
+
+
+#: a temporary file of a save older than this was left by a process killed while saving
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def _remove_stale_temporaries(path):
+    """Delete what saves to ``path`` killed mid-write (``kill -9``, a power cut) left behind.
+
+    A save writes ``.<name>.<random>.tmp`` next to ``path`` and moves it into
+    place; one killed before that leaves the file. Those older than
+    :data:`STALE_TEMPORARY_SECONDS` are removed (a younger one may belong to a
+    save running now in another process).
+    """
+    import time
+
+    limit = time.time() - STALE_TEMPORARY_SECONDS
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        try:
+            if leftover.is_file() and leftover.stat().st_mtime < limit:
+                leftover.unlink()
+        except OSError:
+            pass  # another process removed it, or it is not ours to remove
 
 
 # --------------------------------------------------------------------------- what a file may hold
@@ -733,7 +769,7 @@ def _check_estimator(path, estimator):
         ) from None
 
 
-def load(path, *, trusted=False, return_metadata=False):
+def load(path, *, trusted=False, return_metadata=False, weights_changed="raise"):
     """Load a model written by :func:`save`.
 
     The file must come from the same skmm major.minor version, and its payload
@@ -758,6 +794,13 @@ def load(path, *, trusted=False, return_metadata=False):
     return_metadata : bool, default=False
         Also return the file's metadata (as :func:`read_metadata` gives it),
         read from the same opening of the file.
+    weights_changed : {"raise", "warn"}, default="raise"
+        What an encoder does when the weights behind its model's name (a hub
+        id or a folder) are not those it was fitted with (each encoder records
+        their fingerprint in ``model_identity_``): refuse to encode with
+        :class:`~skmm.exceptions.WeightsChangedError`, or use them with a
+        :class:`~skmm.exceptions.WeightsChangedWarning`. The check runs when
+        the encoder first loads its model.
 
     Returns
     -------
@@ -790,6 +833,8 @@ def load(path, *, trusted=False, return_metadata=False):
     >>> type(model).__name__, metadata["input_columns"]
     ('LogisticRegression', ['x'])
     """
+    if weights_changed not in ("raise", "warn"):
+        raise ValueError(f"weights_changed must be 'raise' or 'warn', got {weights_changed!r}.")
     trusted = _trusted_names(trusted)
     path, archive, metadata = _open(path)
     with archive:
@@ -800,4 +845,11 @@ def load(path, *, trusted=False, return_metadata=False):
     else:
         estimator = _load_skops(path, payload, metadata, trusted)
     _check_estimator(path, estimator)
+    if weights_changed == "warn":
+        from .encoders._base import BaseEncoder
+        from .infer import estimators_inside
+
+        for inner in estimators_inside(estimator):
+            if isinstance(inner, BaseEncoder):
+                inner._weights_changed = "warn"
     return (estimator, metadata) if return_metadata else estimator

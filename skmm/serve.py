@@ -40,6 +40,7 @@ full queue, or a request not answered within the timeout, gets 503 with a
 
 import base64
 import binascii
+import json
 import logging
 import math
 import os
@@ -163,7 +164,11 @@ def _finite(number, column, row, shown):
 def _numeric_value(value, column, row):
     if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, bool):  # JSON true is not the number 1
+        raise RequestError(
+            422, f"column {column!r}, row {row}: expected a number (or null), got {str(value).lower()}."
+        )
+    if isinstance(value, (int, float)):
         return _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
     if isinstance(value, str):
         try:
@@ -264,8 +269,6 @@ class RowDecoder:
 
 
 def _rows_from_json(data):
-    import json
-
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -642,6 +645,38 @@ def create_app(
     return app
 
 
+def _json_error_server(app, **options):
+    """waitress's server, whose own error answers (a body over its limit, a malformed request)
+    are JSON ``{"error": ...}`` as the app's are, not waitress's plain text."""
+    import waitress
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JSONErrorTask(ErrorTask):
+        def execute(self):
+            error = self.request.error
+            status, headers, _ = error.to_response(self.channel.server.adj.ident)
+            message = f"{error.reason}: {error.body}"
+            if error.code == 413:
+                message = f"request body over the server's limit ({error.body}); send a smaller request"
+            body = json.dumps({"error": message}).encode()
+            self.status = status
+            self.response_headers.extend(
+                (name, value) for name, value in headers if name.lower() not in ("content-type", "content-length")
+            )
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    channel = type("JSONErrorChannel", (HTTPChannel,), {"error_task_class": JSONErrorTask})
+    server = waitress.create_server(app, **options)
+    for dispatcher in [server, *getattr(server, "map", {}).values()]:
+        if hasattr(dispatcher, "channel_class"):
+            dispatcher.channel_class = channel
+    return server
+
+
 def serve(
     path,
     host="127.0.0.1",
@@ -722,6 +757,7 @@ def serve(
             channel_timeout=channel_timeout,
             asyncore_use_poll=True,  # select() cannot watch more than 1024 connections
             ident="skmm",
+            _server=_json_error_server,
         )
     finally:
         batcher.close()

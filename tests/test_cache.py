@@ -609,3 +609,18 @@ def _try_lock(folder):
     except BlockingIOError:
         os._exit(3)
     os._exit(0)
+
+
+def test_a_planted_entry_declaring_a_huge_shape_is_dropped_without_allocating(tmp_path):
+    """An .npy header claiming 2**38 floats on a few bytes of data: dropped, no MemoryError."""
+    from skmm.cache import DiskCache
+
+    store = DiskCache(tmp_path / "cache")
+    key = "ab" + "0" * 62
+    store.put_many({key: np.ones(4, np.float32)})
+    path = store._path(key)
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (274877906944,), }"
+    header += " " * (117 - len(header)) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(16))
+    assert store.get_many([key], width=4) == {}
+    assert not path.exists()  # dropped, to be computed and written again

@@ -584,3 +584,45 @@ def test_trusted_types_are_named_publicly_and_hold_no_function_but_the_softmax()
     assert "skmm.classifier.MultimodalClassifier" in names and "skmm.nn._import" not in names
     functions = {name for name in names if name.rpartition(".")[2].lstrip("_")[:1].islower()}
     assert functions == {"skmm.classifier._softmax", "builtins.print", "numpy.dtype"}
+
+
+def test_a_model_refuses_weights_other_than_those_it_was_fitted_with(tmp_path):
+    """The ecosystem client's finding: new weights behind a model's name moved probabilities silently."""
+    from tiny_models import save_tiny_bert
+
+    from skmm import TextEncoder
+    from skmm.exceptions import WeightsChangedError, WeightsChangedWarning
+
+    folder = save_tiny_bert(tmp_path / "bert", seed=0)
+    X = pd.DataFrame({"note": [f"{'good' if i % 2 else 'bad'} thing number {i}" for i in range(12)]})
+    y = np.array(["a", "b"] * 6)
+    fusion = skmm.MultimodalFusion([("note", TextEncoder(folder, verbose=0, cache=None), "note")])
+    pipe = Pipeline([("fusion", fusion), ("clf", LogisticRegression())]).fit(X, y)
+    path = skmm.save(pipe, tmp_path / "model.skmm")
+    identity = read_metadata(path)["encoder_models"]["note"]
+    assert identity.startswith(f"{folder}@") and len(identity.rpartition("@")[2]) == 64
+    np.testing.assert_array_equal(skmm.load(path).predict_proba(X), pipe.predict_proba(X))
+
+    save_tiny_bert(folder, seed=1)  # other weights under the same folder
+    for loaded in (skmm.load(path), pickle.loads(pickle.dumps(pipe))):
+        with pytest.raises(WeightsChangedError, match=r"TextEncoder was fitted with the model .* and now loads"):
+            loaded.predict(X)
+    relaxed = skmm.load(path, weights_changed="warn")
+    with pytest.warns(WeightsChangedWarning, match="weights_changed='warn'"):
+        relaxed.predict(X)
+    with pytest.raises(ValueError, match="weights_changed must be 'raise' or 'warn'"):
+        skmm.load(path, weights_changed="ignore")
+
+
+def test_a_save_killed_mid_write_leaves_nothing_behind_the_next_save(fitted, tmp_path):
+    import os
+    import time
+
+    old = tmp_path / ".model.skmm.k1ll3d.tmp"  # what kill -9 during skmm.save leaves
+    old.write_bytes(b"half a model")
+    an_hour_ago = time.time() - skmm.persistence.STALE_TEMPORARY_SECONDS - 60
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    young = tmp_path / ".model.skmm.running.tmp"  # a save running now in another process
+    young.write_bytes(b"being written")
+    skmm.save(fitted, tmp_path / "model.skmm")
+    assert not old.exists() and young.exists()

@@ -801,3 +801,48 @@ def test_a_lone_rows_modalities_are_encoded_side_by_side_with_the_same_answers(m
     assert pools == [2]  # several rows: one modality after the other, each with every thread
     assert_same(answer.get_json()["predictions"], *expected(pipe, X.iloc[[0, 6]]), pipe.classes_)
     assert pipe.named_steps["fusion"].n_jobs is None  # the pipeline served is left as it is
+
+
+def test_json_true_is_not_the_number_one(model):
+    _, pipe, X = model
+    row = {**good_row(X), "price": True}
+    answer = in_process_app(pipe).post("/predict", json={"row": row})
+    assert answer.status_code == 422
+    assert answer.get_json()["error"] == "column 'price', row 0: expected a number (or null), got true."
+
+
+def test_waitress_s_own_413_is_json(model):
+    """A body past waitress's limit never reaches the app; its answer is JSON all the same."""
+    import threading
+
+    from skmm.serve import _json_error_server, create_app
+
+    path, _, _ = model
+    app = create_app(path, warm_up=False)
+    server = _json_error_server(app, host="127.0.0.1", port=0, max_request_body_size=1000, threads=2)
+    port = server.effective_port
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"x" * 5000, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=30)
+        with caught.value as error:
+            assert error.code == 413 and error.headers["Content-Type"] == "application/json"
+            assert "over the server's limit" in json.loads(error.read())["error"]
+    finally:
+        server.close()
+        app.config["SKMM_BATCHER"].close()
+
+
+@pytest.mark.parametrize("check", ["image", "audio"])
+def test_upload_errors_show_no_memory_address(check):
+    import re
+
+    from skmm.io import check_audio_header, check_image_header
+
+    checker = {"image": check_image_header, "audio": check_audio_header}[check]
+    with pytest.raises(ValueError) as caught:
+        checker(b"definitely not a media file" * 3)
+    assert not re.search(r"0x[0-9a-fA-F]{6,}|object at", str(caught.value)), str(caught.value)

@@ -11,6 +11,7 @@ by a :class:`~skmm.encoders._encoding.ColumnEncoding`.
 
 import json
 import os
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -21,6 +22,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._threads import resolve_n_threads
+from ..exceptions import WeightsChangedError, WeightsChangedWarning
 from ._bundle import shared_bundle, weights_fingerprint
 from ._encoding import ColumnEncoding
 
@@ -136,7 +138,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self._validate_column(X, reset=True)
-        self.n_features_out_ = self._output_dim(self._load_bundle())
+        bundle = self._load_bundle()
+        self.n_features_out_ = self._output_dim(bundle)
+        self.model_identity_ = self._model_identity(bundle)
         return self
 
     def transform(self, X):
@@ -155,8 +159,33 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_out_")
         X = self._validate_column(X, reset=False)
         bundle = self._load_bundle()
+        self._check_weights(bundle)
         values, labels = self._rows(X, bundle)
         return ColumnEncoding(self, values, labels, bundle).run()
+
+    def _check_weights(self, bundle):
+        """Refuse to encode with weights other than those ``fit`` saw (``model_identity_``).
+
+        A model id or folder names weights that can change after ``fit`` (a
+        new revision on the hub, a folder overwritten): the features, and every
+        prediction made from them, would change silently. With
+        ``skmm.load(path, weights_changed="warn")`` the encoder warns once instead.
+        """
+        recorded = getattr(self, "model_identity_", None)
+        found = self._model_identity(bundle)
+        if recorded is None or found == recorded:
+            return
+        message = (
+            f"{type(self).__name__} was fitted with the model {recorded!r} and now loads {found!r}: "
+            "the weights behind its name changed since it was fitted, and so would its features and "
+            "every prediction. Fit the pipeline again with these weights, or give the encoder the "
+            "weights it was fitted with; skmm.load(path, weights_changed='warn') uses the new ones anyway."
+        )
+        if getattr(self, "_weights_changed", "raise") != "warn":
+            raise WeightsChangedError(message)
+        if getattr(self, "_warned_weights", None) != found:
+            self._warned_weights = found
+            warnings.warn(message, WeightsChangedWarning, stacklevel=3)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features: ``"<prefix><i>"``."""
