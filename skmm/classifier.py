@@ -113,12 +113,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     label_smoothing : float, default=0.1
         Share of each cross-entropy target spread evenly over the classes, so
         the network does not chase certainty on its training rows.
-    linear_weight : float, default=0.4
+    linear_weight : float, default=0.3
         Weight of the linear member in the ensemble, in ``[0, 1)``: a
         :class:`~sklearn.linear_model.LogisticRegression` fitted on the
         standardised features (absent values at the training mean). 0 predicts
         with the network alone.
-    linear_alpha : float, default=1/16
+    linear_alpha : float, default=1/8
         L2 penalty of the linear member on its mean loss, as SGDClassifier's
         ``alpha``: the logistic regression's ``C`` is ``1 / (linear_alpha *
         n_rows)``, the same regularisation per row whatever the size of the data.
@@ -272,8 +272,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         loss="cross_entropy",
         focal_gamma=2.0,
         label_smoothing=0.1,
-        linear_weight=0.4,
-        linear_alpha=1 / 16,
+        linear_weight=0.3,
+        linear_alpha=1 / 8,
         max_epochs=20,
         lr=3e-3,
         batch_size=256,

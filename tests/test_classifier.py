@@ -704,3 +704,77 @@ def test_far_out_features_are_still_clipped_with_a_warning(split, fitted):
         proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
     np.testing.assert_allclose(proba, _skorch_reference(clf, X), atol=1e-6)
+
+
+# ------------------------------------------------------------------ the ensemble of a network and a linear model
+
+
+def _members_and_ensemble(clf, X, y):
+    """Held-out accuracy of the network alone, the linear member alone and the ensemble, all from ``clf``."""
+    prepared = clf._prepare(X)
+    network = clf._network_proba(prepared)
+    linear = clf.linear_.predict_proba(np.nan_to_num(prepared, nan=0.0))
+    return [np.mean(clf.classes_[p.argmax(axis=1)] == y) for p in (network, linear, clf.predict_proba(X))]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_ensemble_beats_both_members_where_the_evidence_is_weak_and_spread(seed):
+    """Many weak features, few rows: the network overfits, the linear model is biased; averaged, both gain."""
+    X, y = make_fusion_task(n_samples=1200, separation=0.15, width=40, random_state=seed)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=240, random_state=0, stratify=y)
+    network, linear, ensemble = _members_and_ensemble(
+        MultimodalClassifier(**FAST).fit(X_train, y_train), X_test, y_test
+    )
+    assert ensemble > max(network, linear)
+
+
+def _xor_task(n=800, seed=0):
+    """The class is the sign of x0 * x1 (only a network reads it), plus weak linear evidence in 30 features."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 2, n)
+    sign = np.where(y == 1, 1.0, -1.0)
+    image = rng.randn(n, 2)
+    image[:, 1] = np.abs(image[:, 1]) * np.sign(image[:, 0]) * sign
+    flipped = rng.rand(n) < 0.1
+    image[flipped, 1] *= -1
+    text = rng.randn(n, 30) + 0.2 * sign[:, None] * rng.rand(30)[None, :]
+    columns = [f"image__f{i}" for i in range(2)] + [f"text__f{i}" for i in range(30)]
+    return pd.DataFrame(np.hstack([image, text]), columns=columns).astype(np.float32), np.array(["no", "yes"])[y]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_ensemble_keeps_most_of_what_only_the_network_reads(seed):
+    """An interaction the linear member cannot read: the ensemble keeps most of the network's lead
+    (the price of the linear member's weight on such data is a few points, not the lead)."""
+    X, y = _xor_task(seed=seed)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=0, stratify=y)
+    network, linear, ensemble = _members_and_ensemble(
+        MultimodalClassifier(**FAST).fit(X_train, y_train), X_test, y_test
+    )
+    assert network > linear + 0.05
+    assert ensemble > linear + 0.04 and ensemble > network - 0.05
+
+
+def test_the_linear_member_s_penalty_is_per_row_and_a_weight_2_row_counts_twice():
+    X, y = make_fusion_task(n_samples=120, random_state=0)
+    clf = MultimodalClassifier(linear_alpha=0.25, **FAST).fit(X, y)
+    assert clf.linear_.C == pytest.approx(1 / (0.25 * 120))
+    weighted = MultimodalClassifier(linear_alpha=0.25, **FAST).fit(X, y, sample_weight=np.r_[2.0, np.ones(119)])
+    assert weighted.linear_.C == pytest.approx(1 / (0.25 * 121))
+
+
+def test_balanced_sqrt_class_weights_are_the_square_root_of_balanced():
+    X, y = make_fusion_task(n_samples=120, random_state=0)
+    y = np.where(np.arange(120) < 80, "common", y)  # 80 rows of one class, the rest split in three
+    fast = dict(max_epochs=1, **FAST)
+    balanced = MultimodalClassifier(class_weight="balanced", **fast).fit(X, y).net_.criterion_.base.weight.numpy()
+    sqrt = MultimodalClassifier(**fast).fit(X, y).net_.criterion_.base.weight.numpy()
+    np.testing.assert_allclose(sqrt, np.sqrt(balanced), rtol=1e-6)
+    assert sqrt.max() / sqrt.min() < balanced.max() / balanced.min()
+
+
+def test_linear_weight_0_is_the_network_alone():
+    X, y = make_fusion_task(n_samples=150, random_state=0)
+    clf = MultimodalClassifier(linear_weight=0.0, **FAST).fit(X, y)
+    assert clf.linear_ is None
+    np.testing.assert_allclose(clf.predict_proba(X), clf._network_proba(clf._prepare(X)), rtol=1e-6)

@@ -71,6 +71,34 @@ def test_unimodal_losses_weigh_the_rows_where_each_modality_is_present():
     torch.testing.assert_close(weighted, repeated)
 
 
+def test_unimodal_losses_are_each_modality_s_mean_over_its_rows_then_the_mean_over_modalities():
+    """The losses of all modalities come from one call; what they add is written out here by hand."""
+    logits, target = logits_and_target()
+    unimodal = torch.stack([logits_and_target(seed=1)[0], logits_and_target(seed=2)[0]], dim=1)
+    present = torch.ones(12, 2, dtype=torch.bool)
+    present[:5, 0] = False
+    class_weight = torch.tensor([1.0, 2.0, 0.5])
+    criterion = FusionLoss(weight=class_weight, unimodal_loss=0.7, label_smoothing=0.1)
+    by_hand = []
+    for m in range(2):
+        rows, weights = target[present[:, m]], class_weight[target[present[:, m]]]
+        smoothed = torch.nn.functional.cross_entropy(unimodal[present[:, m], m], rows, reduction="none",
+                                                     label_smoothing=0.1)
+        by_hand.append((smoothed * weights).sum() / weights.sum())
+    fused = torch.nn.functional.cross_entropy(logits, target, reduction="none", label_smoothing=0.1)
+    expected = (fused * class_weight[target]).sum() / class_weight[target].sum() + 0.7 * torch.stack(by_hand).mean()
+    torch.testing.assert_close(criterion((logits, unimodal, present), target), expected)
+
+
+def test_label_smoothing_spreads_a_share_of_each_target():
+    logits, target = logits_and_target()
+    smoothed = FusionLoss(label_smoothing=0.2)(logits, target)
+    soft = torch.full((12, 3), 0.2 / 3)
+    soft[torch.arange(12), target] += 0.8
+    expected = -(soft * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    torch.testing.assert_close(smoothed, expected)
+
+
 def test_batches_carry_each_rows_weight():
     X = np.arange(20, dtype=np.float32).reshape(10, 2)
     dataset = Dataset({"X": X, "sample_weight": np.arange(10, dtype=np.float32)}, np.arange(10))
