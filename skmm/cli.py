@@ -18,6 +18,7 @@ pandas, scikit-learn and torch load inside the command that needs them, so
 """
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -251,6 +252,7 @@ def _cmd_fit(args):
 
 def _fit_and_save(args, pipeline, X, y, kinds, signals):
     """Cross-validate and fit ``pipeline``, then save it, unless a signal came meanwhile."""
+    import time
     import warnings
 
     import numpy as np
@@ -266,16 +268,25 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
                 "has that many rows)."
             )
         folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            scores = cross_validate(
-                pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"), error_score="raise"
-            )
-        signals.check()
+        scores, start = {"test_accuracy": [], "test_f1_macro": []}, time.monotonic()
+        for number, (train, test) in enumerate(folds.split(X, y), start=1):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                fold = cross_validate(
+                    pipeline, X, y, cv=[(train, test)], scoring=("accuracy", "f1_macro"), error_score="raise"
+                )
+            signals.check()
+            for name in scores:
+                scores[name].append(float(fold[name][0]))
+            elapsed = time.monotonic() - start
+            left = elapsed / number * (args.cv - number)
+            print(f"fold {number}/{args.cv}: accuracy {scores['test_accuracy'][-1]:.3f} "
+                  f"({elapsed:.0f} s, about {left:.0f} s left)", file=sys.stderr, flush=True)
         print(
             f"Cross-validated ({args.cv}-fold) accuracy: {_fmt(np.asarray(scores['test_accuracy']))}, "
             f"macro F1: {_fmt(np.asarray(scores['test_f1_macro']))}"
         )
+    print(f"Fitting on all {len(X)} rows ...", file=sys.stderr, flush=True)
     pipeline.fit(X, y)
     signals.check()
     out = save(pipeline, args.out, kinds={c: k for c, k in kinds.items() if k != "drop"})
@@ -438,6 +449,48 @@ def _version():
     return __version__
 
 
+CACHE_HELP = (
+    "where embeddings are kept between runs, so that a second command on the same rows encodes "
+    "nothing (default: $SKMM_CACHE_DIR, else the per-user cache folder, e.g. ~/.cache/skmm)"
+)
+
+
+def _add_cache_options(command):
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
+    group.add_argument("--no-cache", action="store_true",
+                       help="keep embeddings in memory only, for this run")
+
+
+@contextlib.contextmanager
+def _cache_setting(args):
+    """``--cache DIR`` / ``--no-cache`` as ``SKMM_CACHE_DIR`` for the command, and say where the cache is.
+
+    Encoders with the default ``cache="memory"`` keep their embeddings in that folder; nothing of
+    it is saved in a model file.
+    """
+    from .cache import default_folder
+
+    if not hasattr(args, "no_cache"):
+        yield
+        return
+    saved = os.environ.get("SKMM_CACHE_DIR")
+    if args.no_cache:
+        os.environ["SKMM_CACHE_DIR"] = ""
+    elif args.cache:
+        os.environ["SKMM_CACHE_DIR"] = os.path.abspath(os.path.expanduser(args.cache))
+    try:
+        folder = default_folder()
+        where = (f"cached in {folder}" if folder is not None else "kept in memory only, for this run")
+        print(f"skmm {args.command}: embeddings are {where} (--cache DIR, --no-cache).", file=sys.stderr)
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SKMM_CACHE_DIR", None)
+        else:
+            os.environ["SKMM_CACHE_DIR"] = saved
+
+
 def _default(parameter):
     """The default of a MultimodalClassifier parameter, for help texts that cannot go stale."""
     import inspect
@@ -487,6 +540,7 @@ def build_parser():
     fit.add_argument("--report", metavar="REPORT.html",
                      help="also write an HTML report (scores on a held-out share, confusion matrix, "
                      "modality importance, training curve, worst rows); needs the plot extra")
+    _add_cache_options(fit)
     fit.set_defaults(handler=_cmd_fit)
 
     report = commands.add_parser(
@@ -506,6 +560,7 @@ def build_parser():
     report.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
     report.add_argument("--random-state", type=int, default=0, metavar="SEED",
                         help="seed of the permutations (default: 0)")
+    _add_cache_options(report)
     report.set_defaults(handler=_cmd_report)
 
     predict = commands.add_parser(
@@ -519,6 +574,7 @@ def build_parser():
     predict.add_argument("--trust", action="store_true", help=TRUST_HELP)
     predict.add_argument("--on-error", choices=("raise", "missing"), default=None,
                          help=ON_ERROR_HELP)
+    _add_cache_options(predict)
     predict.set_defaults(handler=_cmd_predict)
 
     serve = commands.add_parser(
@@ -562,6 +618,7 @@ def build_parser():
                        help="torch threads of each worker (default: the CPUs shared between "
                        "the workers)")
     serve.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    _add_cache_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser(
@@ -594,7 +651,8 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with _cache_setting(args):
+            return args.handler(args)
     except _Interrupted as exc:
         print(f"skmm {args.command}: interrupted; nothing was saved.", file=sys.stderr)
         return 128 + int(exc.signum)

@@ -83,7 +83,7 @@ def encode_partitions(transformer, data, path, *, progress=True):
     """
     _require_dask()
     import dask
-    from tqdm.auto import tqdm
+    from ._progress import progress as progress_bar
 
     check_is_fitted(transformer)
     if not hasattr(data, "to_delayed"):
@@ -96,8 +96,8 @@ def encode_partitions(transformer, data, path, *, progress=True):
     partitions = data.to_delayed()
     files = [folder / f"part-{number:05d}.parquet" for number in range(len(partitions))]
     todo = [(part, file) for part, file in zip(partitions, files) if not file.exists()]
-    bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="partitions",
-               unit="part", disable=not progress)
+    bar = progress_bar(len(files), initial=len(files) - len(todo), desc="partitions", unit="part",
+                       disable=not progress, delay=0)
     shared = dask.delayed(transformer, pure=True)  # sent to each worker once, not once per task
     tasks = [dask.delayed(_encode_partition)(shared, part, file) for part, file in todo]
     try:

@@ -731,6 +731,8 @@ def serve(
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
 
+    print(f"skmm: loading {path} and warming up its encoders' models (their first load can take a minute) ...",
+          file=sys.stderr, flush=True)
     app = create_app(
         path, max_body_bytes=max_body_bytes, max_rows=max_rows, max_text_chars=max_text_chars,
         trusted=trusted, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, workers=workers,

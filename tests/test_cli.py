@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import types
@@ -80,6 +81,10 @@ def test_fit_reports_kinds_scores_and_saves(fitted_model):
         assert line in out
     assert "Cross-validated (2-fold) accuracy:" in out and "macro F1:" in out
     assert f"saved to {root / 'model.skmm'}" in out
+    # what a long fit is doing, on stderr: each fold as it ends, the final fit, where embeddings go
+    for step in ("fold 1/2: accuracy", "fold 2/2: accuracy", "s left)", "Fitting on all 20 rows",
+                 "embeddings are cached in"):
+        assert step in result.stderr
     meta = skmm.persistence.read_metadata(root / "model.skmm")
     assert meta["kinds"] == {"photo": "image", "voice": "audio", "review": "text",
                              "weight": "numeric", "colour": "categorical"}
@@ -510,3 +515,41 @@ def test_help_states_the_classifier_s_own_defaults(capsys):
         main(["fit", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"training epochs of the network (default: {MultimodalClassifier().max_epochs})" in help_text
+
+
+def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_path, monkeypatch, capsys):
+    """Embeddings are kept on disk between commands (here --cache DIR); --no-cache encodes again."""
+    from skmm.cache import clear_memory_cache
+    from skmm.encoders._text import TextEncoder
+
+    encoded = []
+    original = TextEncoder._encode_batch
+
+    def counting(self, items, bundle):
+        encoded.extend(items)
+        return original(self, items, bundle)
+
+    monkeypatch.setattr(TextEncoder, "_encode_batch", counting)
+    before = os.environ.get("SKMM_CACHE_DIR")
+    labels = np.array(["a", "b"] * 10)
+    frame = pd.DataFrame({"note": [f"{'sun' if v == 'a' else 'rain'} on day {i}" for i, v in enumerate(labels)],
+                          "y": labels})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.drop(columns="y").to_csv(tmp_path / "new.csv", index=False)
+    cache, model = tmp_path / "embeddings", tmp_path / "m.skmm"
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--max-epochs", "2", "--cache", str(cache),
+                 "--model", f"text={tiny_text_model}", "--out", str(model)]) == 0
+    assert len(encoded) == 20 and f"embeddings are cached in {cache}" in capsys.readouterr().err
+    for command in (["predict", str(model), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")],
+                    ["report", str(model), str(tmp_path / "train.csv"), "--target", "y",
+                     "--out", str(tmp_path / "r.html")]):
+        if command[0] == "report":
+            pytest.importorskip("matplotlib")
+        clear_memory_cache()  # as a new process: only the disk remembers
+        encoded.clear()
+        assert main([*command, "--cache", str(cache)]) == 0
+        assert encoded == [], command[0]
+    clear_memory_cache()
+    assert main(["predict", str(model), str(tmp_path / "new.csv"), "--no-cache", "--out", str(tmp_path / "p.csv")]) == 0
+    assert len(encoded) == 20 and "kept in memory only" in capsys.readouterr().err
+    assert os.environ.get("SKMM_CACHE_DIR") == before  # each command's setting ends with it

@@ -138,7 +138,7 @@ class ColumnEncoding:
         """
         if not keys:
             return {}
-        from tqdm.auto import tqdm
+        from .._progress import progress
 
         encoder = self.encoder
         raws = [self.raw_of_key[key] for key in keys]
@@ -147,19 +147,16 @@ class ColumnEncoding:
         batches = [ordered[start : start + size] for start in range(0, len(ordered), size)]
         workers, threads = encoder._encode_workers(self.bundle, len(batches))
         decoders = min(4, os.cpu_count() or 1) if encoder._use_decode_threads(raws) else 0
-        progress = tqdm(
-            total=len(keys), desc=type(encoder).__name__, unit="row",
-            disable=not encoder.verbose, delay=1.0, leave=False,
-        )
+        bar = progress(len(keys), desc=type(encoder).__name__, unit="row", disable=not encoder.verbose)
         computed = {}
         with contextlib.ExitStack() as stack:
-            stack.callback(progress.close)
+            stack.callback(bar.close)
             decode_pool = _pool(stack, decoders)
             encode_pool = _pool(stack, workers if workers > 1 else 0)
             pipeline = _Pipeline(self, batches, decode_pool, encode_pool, workers, threads)
             for batch, (decoded, vectors) in zip(batches, pipeline.results()):
                 computed.update(self._collect(batch, decoded, vectors))
-                progress.update(len(batch))
+                bar.update(len(batch))
         return computed
 
     def fail(self, position, reason):

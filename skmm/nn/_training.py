@@ -1,7 +1,6 @@
 """skorch glue for small tabular-like data: sample weights, per-fit randomness, fast mini-batches, progress."""
 
 import inspect
-import sys
 import threading
 from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
@@ -229,10 +228,12 @@ class TensorBatches:
 
 
 class TrainingProgress(Callback):
-    """A progress bar on stderr over the epochs: loss, validation loss, time left.
+    """Progress on stderr over the epochs: loss, validation loss, time left.
 
-    It appears only once training has run for ``delay`` seconds and is removed
-    when training ends, as the encoders' bars are.
+    In a terminal, a bar that appears only once training has run for ``delay``
+    seconds and is removed when training ends, as the encoders' bars are; in a
+    log (stderr not a terminal), a plain line at each quarter of the epochs
+    (see :func:`skmm._progress.progress`).
 
     Parameters
     ----------
@@ -247,11 +248,10 @@ class TrainingProgress(Callback):
         self.disable = disable
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        from tqdm.auto import tqdm
+        from .._progress import progress
 
-        self.bar_ = tqdm(
-            total=net.max_epochs, desc="MultimodalClassifier", unit="epoch",
-            disable=self.disable, delay=self.delay, leave=False, file=sys.stderr,
+        self.bar_ = progress(
+            net.max_epochs, desc="MultimodalClassifier", unit="epoch", disable=self.disable, delay=self.delay
         )
 
     def on_epoch_end(self, net, **kwargs):

@@ -61,3 +61,12 @@ def test_short_encoding_shows_nothing(capfd):
 @pytest.mark.parametrize("encoder", [ImageEncoder, TextEncoder])
 def test_model_encoders_show_progress_by_default(encoder):
     assert encoder().verbose == 1
+
+
+def test_outside_a_terminal_progress_is_a_few_plain_lines(capfd):
+    """A log (or a docs gallery's "Out:" block) gets a line per quarter, not a redrawn bar."""
+    SlowEncoder(delay=0.04).fit_transform([str(i) for i in range(50)])  # 50 batches, over 1 s
+    err = capfd.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and 1 <= len(lines) <= 4
+    assert lines[-1].startswith("SlowEncoder: 50/50 rows (100%) in ")

@@ -1,0 +1,42 @@
+"""The pages say what the code does: defaults, commands and guarantees are checked against it."""
+
+import inspect
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from skmm import MultimodalClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+
+
+def _value(text):
+    """A number as the docs write it: ``20``, ``3e-3``, ``1/8``."""
+    return float(Fraction(text)) if "/" in text else float(text)
+
+
+def test_the_classifier_page_states_the_classifier_s_defaults():
+    page = (ROOT / "docs" / "classifier.md").read_text()
+    controls = page[page.index("## Training controls"):]
+    stated = dict(re.findall(r"`(\w+)` \(([^)]+)\)", controls.split("\n\n")[1]))
+    defaults = {name: p.default for name, p in inspect.signature(MultimodalClassifier).parameters.items()}
+    checked = [name for name in stated if name in defaults and re.fullmatch(r"[\d./e+-]+", stated[name])]
+    assert {"max_epochs", "lr", "batch_size", "dropout", "linear_weight", "linear_alpha"} <= set(checked)
+    for name in checked:
+        assert _value(stated[name]) == pytest.approx(defaults[name]), name
+
+
+def test_the_readme_s_install_command_is_the_getting_started_page_s():
+    readme = (ROOT / "README.md").read_text()
+    first = re.search(r"```bash\n# install skmm.*\n(.+)\n", readme).group(1)
+    assert first in (ROOT / "docs" / "getting-started.md").read_text()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_no_page_says_loading_a_model_file_runs_code(page):
+    text = " ".join(page.read_text().split())
+    assert not re.search(r"[Ll]oading (a model file )?unpickles", text)
+    assert "training epochs (default: 50)" not in text
