@@ -281,6 +281,11 @@ def modality_shap_values(estimator, X, *, per_column=()):
     shap = _import_shap()
     mapping = _players(modality_columns(estimator, X), per_column)
     modalities = list(mapping)
+    fast = None if per_column else _shapley_from_one_encoding(estimator, X, modalities)
+    if fast is not None:
+        values, base_values, predictions = fast
+        return Bunch(shap_values=values, base_values=base_values, predictions=predictions,
+                     modalities=modalities, classes=np.asarray(estimator.classes_), index=X.index)
     raw = X.reset_index(drop=True)
 
     def predict(coalitions):
@@ -343,6 +348,49 @@ def modality_contributions(estimator, X, *, per_column=()):
     predicted = result.predictions.argmax(axis=1)
     values = result.shap_values[np.arange(len(predicted)), :, predicted]
     return pd.DataFrame(values, columns=result.modalities, index=result.index)
+
+
+def _shapley_from_one_encoding(estimator, X, modalities):
+    """Exact Shapley values of whole modalities, each row encoded once: ``(values, base, predictions)``.
+
+    For a pipeline whose steps before the last give ``"<modality>__<feature>"``
+    columns (a :class:`MultimodalFusion`), a modality absent from a coalition is
+    its block of fused features set to NaN, which is what its encoder gives for a
+    missing input: every one of the ``2 ** n_modalities`` coalitions of every row
+    is one row of a single ``predict_proba`` of the last step, and nothing is
+    encoded again. None when the pipeline does not have that shape (the caller
+    then makes each modality absent in the raw rows).
+    """
+    from math import factorial
+
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2 or len(modalities) > 12:
+        return None
+    fused = estimator[:-1].transform(X)
+    if not isinstance(fused, pd.DataFrame):
+        return None
+    blocks = [np.array([str(column).split("__", 1)[0] == name for column in fused.columns]) for name in modalities]
+    if not all(block.any() for block in blocks) or not np.logical_or.reduce(blocks).all():
+        return None
+    n_rows, n_players = len(fused), len(modalities)
+    masks = (np.arange(2**n_players)[:, None] >> np.arange(n_players)[None, :]) & 1  # (coalitions, players)
+    values = np.repeat(fused.to_numpy(dtype=np.float64)[:, None, :], len(masks), axis=1)
+    for player, block in enumerate(blocks):
+        absent = masks[:, player] == 0
+        values[:, absent[:, None] & block[None, :]] = np.nan
+    batch = pd.DataFrame(values.reshape(n_rows * len(masks), -1), columns=fused.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)  # the coalition with every modality absent
+        proba = estimator.steps[-1][1].predict_proba(batch).reshape(n_rows, len(masks), -1)
+    sizes = masks.sum(axis=1)
+    shapley = np.zeros((n_rows, n_players, proba.shape[2]))
+    for player in range(n_players):
+        without = np.flatnonzero(masks[:, player] == 0)
+        weight = np.array([factorial(k) * factorial(n_players - k - 1) for k in sizes[without]]) / factorial(n_players)
+        gain = proba[:, without + (1 << player)] - proba[:, without]  # (rows, coalitions, classes)
+        shapley[:, player] = np.einsum("c,rck->rk", weight, gain)
+    return shapley, proba[0, 0], proba[:, -1]
 
 
 def _players(mapping, per_column):

@@ -129,3 +129,25 @@ def test_shap_values_per_tabular_column():
     assert (signal > noise).all()
     with pytest.raises(ValueError, match=r"per_column names unknown modalities \['audio'\]"):
         modality_shap_values(clf, X.iloc[:1], per_column=["audio"])
+
+
+def test_shapley_values_from_one_encoding_equal_those_of_absent_raw_inputs(fitted, monkeypatch):
+    """A pipeline ending in a classifier is explained from one encoding of the rows: 2**M rows per row
+    in one forward pass of the last step; the values are those of making raw inputs absent."""
+    pytest.importorskip("shap")
+    import skmm.inspection
+    from skmm.encoders import BaseEncoder
+
+    pipe, X, _ = fitted
+    rows = X.iloc[:5]
+    calls = []
+    original = BaseEncoder.transform
+    monkeypatch.setattr(BaseEncoder, "transform", lambda self, X: calls.append(len(X)) or original(self, X))
+    fast = modality_shap_values(pipe, rows)
+    assert calls == [5]  # the image encoder ran once, on the 5 rows
+    monkeypatch.setattr(skmm.inspection, "_shapley_from_one_encoding", lambda *args: None)
+    slow = modality_shap_values(pipe, rows)
+    assert len(calls) > 2  # making raw inputs absent runs the encoders for every batch of coalitions
+    np.testing.assert_allclose(fast.shap_values, slow.shap_values, atol=1e-6)
+    np.testing.assert_allclose(fast.base_values, slow.base_values, atol=1e-6)
+    np.testing.assert_allclose(fast.predictions, slow.predictions, atol=1e-6)
