@@ -597,7 +597,7 @@ def video_container(head):
     Examples
     --------
     >>> from skmm.io import video_container
-    >>> video_container(b"\x00\x00\x00\x20ftypisom"), video_container(b"ffconcat version 1.0")
+    >>> video_container(b"\\x00\\x00\\x00\\x20ftypisom"), video_container(b"ffconcat version 1.0")
     ('mov', None)
     """
     head = bytes(head[:189])

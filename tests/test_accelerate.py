@@ -126,6 +126,7 @@ def _documented_script():
     return found.group(1)
 
 
+@pytest.mark.slow
 def test_documented_script_on_two_cpu_processes(tmp_path):
     """The script of docs/scaling.md, under torchrun with two CPU processes (DDP over gloo)."""
     script = tmp_path / "train_multi_gpu.py"

@@ -122,6 +122,7 @@ def test_predict_to_file_in_process(fitted_model, tmp_path, capsys):
     assert len(pd.read_csv(out)) == 6
 
 
+@pytest.mark.slow
 def test_serve_round_trip(fitted_model):
     from test_serve import Server
 

@@ -68,6 +68,7 @@ def test_every_example_is_checked():
     assert {script.name for script in SCRIPTS} <= set(EXPECTED) | {"__init__.py"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[script.name for script in SCRIPTS])
 def test_example_runs(script, tmp_path):
     if script.name in NEEDS:

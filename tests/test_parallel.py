@@ -90,6 +90,7 @@ def test_memory_only_opt_out(tmp_path, monkeypatch, salt, reference):
     assert sorted(rows) == sorted(set(X["text"]))  # one process: the memory store is enough
 
 
+@pytest.mark.slow
 def test_dask_cluster_of_two_worker_processes(tmp_path, salt, reference):
     pytest.importorskip("dask.distributed")
     import joblib
@@ -130,6 +131,7 @@ def local_ray():
             ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_backend_encodes_each_row_once(tmp_path, salt, reference, local_ray):
     import joblib
 
@@ -177,6 +179,7 @@ def test_encode_partitions_writes_parquet_and_resumes(tmp_path, salt):
     assert encoded_rows(counter)[0] == []  # nothing encoded again
 
 
+@pytest.mark.slow
 def test_encode_partitions_on_a_cluster(tmp_path, salt):
     dd = pytest.importorskip("dask.dataframe")
     pytest.importorskip("dask.distributed")
@@ -212,6 +215,7 @@ def test_encode_partitions_refuses_a_pandas_frame(tmp_path):
         encode_partitions(fusion, X, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_ray_data_encodes_a_dataset_to_parquet(tmp_path, salt, local_ray):
     """Ray Data needs no helper: a fitted fusion's transform maps pandas batches as it is."""
     counter = tmp_path / "count.txt"
