@@ -614,10 +614,25 @@ def test_explain_without_shap_is_a_501_naming_the_extra(model, monkeypatch):
     assert answer.status_code == 501 and "skmm[explain]" in answer.get_json()["error"]
 
 
+def test_explain_makes_a_modality_absent_after_its_transformer(model):
+    """A TfidfVectorizer cannot take a missing review, but its fused block can be absent (NaN)."""
+    pytest.importorskip("shap")
+    _, pipe, X = model
+    answer = in_process_app(pipe).post("/predict?explain=true", json={"row": good_row(X)})
+    assert answer.status_code == 200, answer.get_json()
+    contributions = answer.get_json()["predictions"][0]["contributions"]
+    assert set(contributions) == {name for name, _, _ in pipe.named_steps["fusion"].transformers_} - {"remainder"}
+
+
 def test_explain_on_a_model_that_cannot_make_a_modality_absent_is_a_501(model):
     pytest.importorskip("shap")
-    _, pipe, X = model  # its TfidfVectorizer fails on a missing review
-    answer = in_process_app(pipe).post("/predict?explain=true", json={"row": good_row(X)})
+    from sklearn.linear_model import LogisticRegression
+
+    _, pipe, X = model
+    y = pipe.predict(X)
+    plain = Pipeline([("fusion", infer_modalities(X, overrides={"review": TfidfVectorizer()})),
+                      ("clf", LogisticRegression())]).fit(X, y)  # NaN, an absent block, is an error to it
+    answer = in_process_app(plain).post("/predict?explain=true", json={"row": good_row(X)})
     assert answer.status_code == 501 and "accept missing values" in answer.get_json()["error"]
 
 
