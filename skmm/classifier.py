@@ -1,6 +1,5 @@
 """MultimodalClassifier: a skorch-trained neural network that fuses modality blocks."""
 
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -13,7 +12,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._threads import torch_threads
+from ._threads import resolve_n_threads, torch_threads
 from ._utils import resolve_device
 from .exceptions import InputWarning
 from .fusion import check_modalities
@@ -381,8 +380,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 self.net_ = self._build_net(y_encoded, seed, sample_weight)
             X = _clip(self.scaler_.transform(X))[:, self._column_order]
             # which modalities each row has, and the features without NaN, found once for every epoch
-            present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
-            X = np.nan_to_num(X, nan=0.0)
+            present, X = self._presence(X), np.nan_to_num(X, nan=0.0)
             self.linear_ = self._fit_linear(X, y_encoded, sample_weight)
             # skorch's dict input: splits and batches keep each row's presence and weight
             inputs = {"X": X, "present": present}
@@ -542,8 +540,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             weight = weight * class_weight[y_encoded]
         n_rows = len(y_encoded) if sample_weight is None else float(np.sum(sample_weight))  # a weight 2 row counts twice
         linear = LogisticRegression(C=1.0 / (self.linear_alpha * n_rows), max_iter=500, tol=1e-3)
-        limits = None if self.n_threads is None else (os.cpu_count() if self.n_threads == -1 else self.n_threads)
-        with threadpool_limits(limits=limits, user_api="blas"), warnings.catch_warnings():
+        with threadpool_limits(limits=resolve_n_threads(self.n_threads), user_api="blas"), warnings.catch_warnings():
             # an unconverged fit after 500 L-BFGS steps is still a well-regularised model
             warnings.simplefilter("ignore", ConvergenceWarning)
             return linear.fit(X, y_encoded, sample_weight=weight)
@@ -626,9 +623,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                     return array
         return validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
 
+    def _presence(self, X):
+        """Which modalities each row of prepared ``X`` has: ``(n_rows, n_modalities)``, False where all NaN."""
+        return np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
+
     def _warn_if_nothing_present(self, X):
-        present = np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
-        empty = np.flatnonzero(~present.any(axis=1))
+        empty = np.flatnonzero(~self._presence(X).any(axis=1))
         if len(empty):
             warnings.warn(
                 f"{len(empty)} row(s) (positions {empty[:10].tolist()}{'...' if len(empty) > 10 else ''}) "
