@@ -110,6 +110,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _check_params(self):
         """Extra parameter checks of a subclass (beyond ``_parameter_constraints``)."""
 
+    def _inspect_column(self, X):
+        """Look at the column given to ``fit`` (e.g. to warn about it); nothing by default."""
+
     def _is_usable(self, vector):
         """Whether an encoded row may be kept: by default, when every feature is finite.
 
@@ -138,6 +141,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self._validate_column(X, reset=True)
+        self._inspect_column(X)
         bundle = self._load_bundle()
         self.n_features_out_ = self._output_dim(bundle)
         self.model_identity_ = self._model_identity(bundle)

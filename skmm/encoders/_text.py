@@ -71,7 +71,9 @@ class TextEncoder(BaseEncoder):
     row of NaN). Numbers are encoded as their text. Texts longer than
     ``max_length`` tokens are truncated; a text is first cut to
     ``max_length * 100`` characters, so a huge text costs no more time or
-    memory than its beginning.
+    memory than its beginning. With the default (English) model, ``fit``
+    warns (:class:`~skmm.exceptions.LanguageWarning`) when most of the texts
+    are in another language, naming a multilingual model to pass instead.
 
     Parameters
     ----------
@@ -168,29 +170,12 @@ class TextEncoder(BaseEncoder):
         self.on_error = on_error
         self.verbose = verbose
 
-    def fit(self, X, y=None):
-        """Check the parameters and the column, and load the model.
-
-        With the default (English) model, a
-        :class:`~skmm.exceptions.LanguageWarning` says when most of the texts
-        are in another language, naming a multilingual model to pass instead.
-
-        Parameters
-        ----------
-        X : pandas Series, one-column DataFrame, list or 1-D array
-            The column to encode.
-        y : ignored
-
-        Returns
-        -------
-        self : TextEncoder
-        """
-        super().fit(X, y)
+    def _inspect_column(self, X):
+        """With the default (English) model, warn when most of the texts are in another language."""
         if str(self.model) == DEFAULT_TEXT_MODEL and not self._is_matrix(X):
             values = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else X
             name = getattr(values, "name", None)
             warn_if_not_english(list(np.asarray(values, dtype=object).ravel()), column=name)
-        return self
 
     def _load_bundle(self):
         device = resolve_device(self.device)
