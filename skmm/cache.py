@@ -19,13 +19,17 @@ Encoders choose a store with their ``cache`` parameter:
 * a folder path: a disk store in that folder (plus the memory store in front).
 * ``None``: no caching.
 
+A disk store (:class:`DiskCache`) is one SQLite database in its folder, kept
+by the `diskcache` library; skmm stores raw float32 bytes in it, never pickles.
+
 The cache never changes a result and never stops work:
 
 * every entry read is checked (a 1-D float32 vector, all finite, of the width
   the encoder expects when it says so); a bad entry is dropped and computed
   again;
 * a disk folder that cannot be written (read-only, full) gives one
-  :class:`CacheWarning` and is then only read;
+  :class:`CacheWarning` and is then only read; one that cannot be opened at
+  all, or whose database is damaged beyond repair, gives one and is not used;
 * a disk folder that other users can write to (group- or world-writable, or
   owned by another user) is refused with a :class:`CacheWarning`, as ssh
   refuses such a folder for its keys: another user could plant the embedding
@@ -45,14 +49,15 @@ array([1., 1., 1., 1.], dtype=float32)
 import contextlib
 import hashlib
 import os
+import sqlite3
 import stat
 import sys
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 
+import diskcache
 import numpy as np
 
 __all__ = [
@@ -62,6 +67,8 @@ __all__ = [
 
 DEFAULT_MEMORY_BYTES = int(os.environ.get("SKMM_CACHE_MEMORY_BYTES", 2 * 1024**3))
 DEFAULT_DISK_BYTES = int(os.environ.get("SKMM_CACHE_DISK_BYTES", 20 * 1024**3))
+DATABASE = diskcache.core.DBNAME  # the SQLite file in a disk cache's folder
+_MISSING = object()
 
 
 class CacheWarning(UserWarning):
@@ -84,27 +91,11 @@ def _valid(vector, width, usable=None):
     )
 
 
-def _read_vector(path):
-    """The 1-D float32 vector stored at ``path``, or None when the file is not one.
-
-    The ``.npy`` header is checked against the file's size before anything is
-    allocated: a planted header declaring a huge shape costs nothing.
-    """
-    with open(path, "rb") as handle:
-        try:
-            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            read_header = readers.get(np.lib.format.read_magic(handle))
-            if read_header is None:
-                return None
-            shape, fortran_order, dtype = read_header(handle)
-        except (ValueError, OSError, EOFError, SyntaxError):
-            return None
-        if dtype != np.float32 or len(shape) != 1 or fortran_order:
-            return None
-        if handle.tell() + shape[0] * dtype.itemsize != os.fstat(handle.fileno()).st_size:
-            return None  # a header that does not match the data behind it
-        vector = np.fromfile(handle, dtype=np.float32, count=shape[0])
-    return vector if vector.shape == shape else None
+def _from_bytes(value):
+    """The float32 vector whose little-endian bytes are ``value``, or None when they cannot be one."""
+    if len(value) % 4:
+        return None
+    return np.frombuffer(value, dtype="<f4").astype(np.float32, copy=False)
 
 
 def row_key(identity, content):
@@ -168,15 +159,50 @@ class MemoryCache:
         return contextlib.nullcontext()
 
 
-class DiskCache:
-    """A folder of ``.npy`` files, one per key, written atomically.
+class _VectorDisk(diskcache.Disk):
+    """diskcache's serialiser, cut down to raw bytes: nothing read from the folder is unpickled.
 
-    Several processes may read and write the same folder: each entry is written
-    to a temporary file and moved into place with ``os.replace``, so a reader
-    sees either nothing or a whole entry. When the folder grows past
-    ``max_bytes`` the least recently used entries are removed. Entries are
-    checked when read; when the folder cannot be written (read-only, full), one
-    :class:`CacheWarning` is given and the store is only read from then on.
+    Keys are the hex strings of :func:`row_key`; values are the bytes of a
+    little-endian float32 vector, kept inside the SQLite file (never in side
+    files). Any other entry (a pickled value or key, a value in a file, from
+    another program or a planted one) reads as None, i.e. a damaged entry, and
+    no file named by the database is ever opened or removed.
+    """
+
+    def put(self, key):
+        if type(key) is not str:
+            raise TypeError(f"skmm cache keys are str, got {type(key).__name__}")
+        return key, True
+
+    def get(self, key, raw):
+        return key if raw and type(key) is str else None
+
+    def store(self, value, read, key=diskcache.core.UNKNOWN):
+        if type(value) is not bytes or read:
+            raise TypeError(f"skmm cache values are bytes, got {type(value).__name__}")
+        return 0, diskcache.core.MODE_RAW, None, sqlite3.Binary(value)
+
+    def fetch(self, mode, filename, value, read):
+        if mode != diskcache.core.MODE_RAW or filename is not None or read:
+            return None
+        return bytes(value) if isinstance(value, (bytes, memoryview)) else None
+
+    def remove(self, file_path):
+        """Nothing: skmm writes no side files, and a path read from the database is not followed."""
+
+
+class DiskCache:
+    """An on-disk store of float32 vectors bounded by ``max_bytes``, on the `diskcache` library.
+
+    The entries live in one SQLite database in ``folder`` (``cache.db``), which
+    several threads and processes may read and write at once: each write is a
+    transaction, so a reader sees either nothing or a whole entry. After each
+    batch written, the entries stored longest ago are removed until the
+    database fits ``max_bytes`` again (by index: no rescan). Entries are raw float32
+    bytes, never pickles, and are checked when read: a damaged or planted entry
+    is dropped. When the folder cannot be written (read-only, full), one
+    :class:`CacheWarning` is given and the store is only read from then on;
+    when it cannot even be opened, the store stays empty.
 
     The store trusts its folder: :func:`resolve_cache` checks it with
     :func:`check_folder` first.
@@ -185,101 +211,131 @@ class DiskCache:
     def __init__(self, folder, max_bytes=DEFAULT_DISK_BYTES):
         self.folder = Path(folder).expanduser()
         self.max_bytes = max_bytes
-        self._written_since_prune = 0
         self._writable = True
+        self._store = None
+        self._opened = False
+        self._opening = threading.Lock()
 
-    def _path(self, key):
-        return self.folder / key[:2] / f"{key}.npy"
+    def _database(self):
+        """The diskcache store of the folder (opened on first use), or None when it cannot be."""
+        with self._opening:
+            if not self._opened:
+                self._store, self._opened = self._connect(), True
+            return self._store
 
-    def get_many(self, keys, width=None, usable=None):
-        """The stored vectors of ``keys`` (those found); damaged or wrong entries are dropped."""
-        found = {}
-        for key in keys:
-            path = self._path(key)
+    def _connect(self):
+        settings = dict(
+            disk=_VectorDisk, size_limit=self.max_bytes, eviction_policy="least-recently-stored",
+            statistics=False, tag_index=False, timeout=60,
+            # no culling inside a batch's transaction, where the file cannot shrink yet (each
+            # write would cull again, emptying a small store): put_many culls after committing
+            cull_limit=0,
+        )
+        for attempt in (1, 2):
             try:
-                vector = _read_vector(path)
-            except FileNotFoundError:
-                continue
-            except (ValueError, OSError, EOFError, MemoryError):
-                vector = None  # damaged from outside (disk full, crash, a copy)
-            if not _valid(vector, width, usable):
-                self._drop(path)  # so that it is written again
-                continue
-            try:
-                os.utime(path)  # the least recently used entries are pruned first
-            except OSError:
-                pass
-            found[key] = vector
-        return found
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                return diskcache.Cache(str(self.folder), **settings)
+            except sqlite3.OperationalError as exc:  # read-only, locked, unreadable
+                return self._give_up(exc)
+            except sqlite3.DatabaseError as exc:  # not a database: damaged from outside
+                if attempt == 2:
+                    return self._give_up(exc)
+                for name in (DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
+                    self._remove(self.folder / name)
+            except OSError as exc:
+                return self._give_up(exc)
+        return None
 
-    def _drop(self, path):
+    def _give_up(self, exc):
+        warnings.warn(
+            f"the skmm cache folder {str(self.folder)!r} cannot be opened ({exc}); embeddings are "
+            "computed but not kept on disk. Fix its permissions or choose another folder with the "
+            "encoder's cache= parameter or the SKMM_CACHE_DIR environment variable (cache=None "
+            "turns caching off).",
+            CacheWarning,
+            stacklevel=5,
+        )
+        return None
+
+    @staticmethod
+    def _remove(path):
         try:
             path.unlink(missing_ok=True)
         except OSError:
             pass
 
+    def get_many(self, keys, width=None, usable=None):
+        """The stored vectors of ``keys`` (those found); damaged or wrong entries are dropped."""
+        store = self._database()
+        found = {}
+        if store is None:
+            return found
+        damaged = []
+        try:
+            for key in keys:
+                value = store.get(key, default=_MISSING)
+                if value is _MISSING:
+                    continue
+                vector = None if value is None else _from_bytes(value)
+                if not _valid(vector, width, usable):
+                    damaged.append(key)
+                    continue
+                found[key] = vector
+        except sqlite3.Error:
+            return found  # damaged underneath us: what was read is checked, the rest is computed
+        if damaged and self._writable:
+            self._delete(store, damaged)
+        return found
+
+    def _delete(self, store, keys):
+        try:
+            with store.transact():
+                for key in keys:
+                    store.delete(key)
+        except (diskcache.Timeout, sqlite3.Error, OSError):
+            pass  # written again later, or dropped by the next reader
+
     def put_many(self, items, usable=None):
         """Store ``{key: vector}``, unless the folder cannot be written (then warn once)."""
+        store = self._database()
+        if store is None or not self._writable:
+            return
+        rows = {}
         for key, vector in items.items():
-            if not self._writable:
-                return
             vector = np.asarray(vector, dtype=np.float32)
-            path = self._path(key)
-            if path.exists() or not _valid(vector, None, usable):
-                continue
-            try:
-                self._write(path, vector)
-            except OSError as exc:
-                self._stop_writing(exc)
-                return
-            self._written_since_prune += 1
-        if self._written_since_prune >= 1000:
-            self.prune()
-
-    def _write(self, path, vector):
-        if not path.parent.is_dir():
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            if _valid(vector, None, usable):
+                rows[key] = vector.astype("<f4", copy=False).tobytes()
+        if not rows:
+            return
         try:
-            with os.fdopen(handle, "wb") as stream:
-                np.save(stream, vector, allow_pickle=False)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            with store.transact():
+                for key, value in rows.items():
+                    store.set(key, value)
+            store.cull()  # back under max_bytes, the entries stored longest ago first
+        except (diskcache.Timeout, sqlite3.Error, OSError) as exc:
+            self._stop_writing(exc)
 
     def _stop_writing(self, exc):
         self._writable = False
         warnings.warn(
-            f"the skmm cache folder {str(self.folder)!r} cannot be written ({exc}); embeddings "
-            "are still computed and read from it, but no longer stored there. Free space or fix "
-            "its permissions, or choose another folder with the encoder's cache= parameter or the "
-            "SKMM_CACHE_DIR environment variable (cache=None turns caching off).",
+            f"the skmm cache folder {str(self.folder)!r} cannot be written "
+            f"({exc or 'locked by another process for a minute'}); "
+            "embeddings are still computed and read from it, but no longer stored there. Free "
+            "space or fix its permissions, or choose another folder with the encoder's cache= "
+            "parameter or the SKMM_CACHE_DIR environment variable (cache=None turns caching off).",
             CacheWarning,
             stacklevel=3,
         )
 
-    def prune(self):
-        """Remove least recently used entries until the folder fits ``max_bytes``."""
-        self._written_since_prune = 0
-        entries = []
-        for path in self.folder.glob("*/*.npy"):
-            try:
-                info = path.stat()
-            except OSError:
-                continue
-            entries.append((info.st_mtime, info.st_size, path))
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            self._drop(path)
-            total -= size
+    def __len__(self):
+        store = self._database()
+        return 0 if store is None else len(store)
 
     def clear(self):
-        for path in self.folder.glob("*/*.npy"):
-            self._drop(path)
+        """Remove every entry."""
+        store = self._database()
+        if store is not None:
+            store.clear()
 
     @contextlib.contextmanager
     def exclusive(self, name):
@@ -292,7 +348,7 @@ class DiskCache:
         there is no ``fcntl`` (Windows) or the lock file cannot be opened, the
         work is done unlocked (rows may then be encoded twice, never wrongly).
         """
-        handle = self._open_lock(name)
+        handle = self._lock_file(name)
         if handle is None:
             yield
             return
@@ -304,7 +360,7 @@ class DiskCache:
         finally:
             os.close(handle)  # releases the lock
 
-    def _open_lock(self, name):
+    def _lock_file(self, name):
         """A descriptor of the lock file ``name``, or None where no lock can be had."""
         try:
             import fcntl  # noqa: F401
@@ -316,6 +372,8 @@ class DiskCache:
             return os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
             return None
+
+
 
 
 def check_folder(folder):
@@ -423,7 +481,7 @@ def default_folder():
     ``%LOCALAPPDATA%\\skmm\\cache`` on Windows. The folder is checked by
     :func:`check_folder` before use (created ``0o700``, refused when others can
     write to it) and bounded by ``SKMM_CACHE_DISK_BYTES`` (20 GiB by default),
-    least recently used entries pruned first.
+    the entries stored longest ago removed first.
 
     Returns
     -------

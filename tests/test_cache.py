@@ -4,12 +4,14 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import sqlite3
 import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+import diskcache
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,6 +217,29 @@ def test_process_store_stays_within_its_bound(bert_a, monkeypatch):
 # --------------------------------------------------------------------------- disk store
 
 
+def _stored_keys(folder):
+    """The keys in a disk store, read with diskcache itself (not through skmm)."""
+    import diskcache
+
+    with diskcache.Cache(str(folder)) as plain:
+        return sorted(plain)
+
+
+def _plant(folder, key, value):
+    """Write ``value`` under ``key`` with a plain diskcache (bytes raw, anything else pickled)."""
+    import diskcache
+
+    with diskcache.Cache(str(folder)) as plain:
+        plain.set(key, value)
+
+
+def _read_raw(folder, key):
+    import diskcache
+
+    with diskcache.Cache(str(folder)) as plain:
+        return plain.get(key)
+
+
 def test_disk_entries_survive_a_new_instance(tmp_path):
     vectors = {f"{i:02x}{'0' * 38}": np.arange(5, dtype=np.float32) * i for i in range(20)}
     DiskCache(tmp_path).put_many(vectors)
@@ -222,7 +247,7 @@ def test_disk_entries_survive_a_new_instance(tmp_path):
     assert sorted(found) == sorted(vectors)
     for key, vector in vectors.items():
         np.testing.assert_array_equal(found[key], vector)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert {path.name for path in tmp_path.iterdir()} <= {"cache.db", "cache.db-wal", "cache.db-shm"}
 
 
 def test_encoder_disk_cache_survives_the_process_store(bert_a, tmp_path, encoded):
@@ -231,34 +256,36 @@ def test_encoder_disk_cache_survives_the_process_store(bert_a, tmp_path, encoded
     second = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
     assert len(encoded["text"]) == len(TEXTS)
     np.testing.assert_array_equal(first, second)
-    assert len(list(tmp_path.glob("*/*.npy"))) == len(TEXTS)
+    assert len(DiskCache(tmp_path)) == len(TEXTS)
 
 
 def test_corrupt_disk_entry_is_a_miss_and_gets_rewritten(tmp_path):
     key = "ab" + "1" * 38
     store = DiskCache(tmp_path)
     store.put_many({key: np.ones(3, dtype=np.float32)})
-    path = store._path(key)
-    path.write_bytes(path.read_bytes()[:20])  # torn by an outside hand (disk full, crash...)
+    _plant(tmp_path, key, _read_raw(tmp_path, key)[:5])  # torn by an outside hand
     assert store.get_many([key]) == {}
+    assert _stored_keys(tmp_path) == []  # dropped, so that it is computed and written again
     store.put_many({key: np.full(3, 2, dtype=np.float32)})
     np.testing.assert_array_equal(DiskCache(tmp_path).get_many([key])[key], np.full(3, 2))
 
 
-def test_disk_store_prunes_least_recently_used(tmp_path):
-    store = DiskCache(tmp_path, max_bytes=10_000)
-    for i in range(10):
-        store.put_many({f"{i:02d}{'0' * 38}": np.zeros(500, dtype=np.float32)})  # ~2 kB each
-        os.utime(store._path(f"{i:02d}{'0' * 38}"), (i, i))
-    store.prune()
-    left = sorted(path.name[:2] for path in tmp_path.glob("*/*.npy"))
-    assert left == ["06", "07", "08", "09"]
+def test_disk_store_stays_within_its_bound_dropping_the_oldest_entries(tmp_path):
+    store = DiskCache(tmp_path, max_bytes=400_000)
+    for batch in range(40):  # 40 batches of 25 entries of 2 kB: 2 MB written in all
+        store.put_many({_key(batch * 25 + i): np.full(500, batch, dtype=np.float32) for i in range(25)})
+    kept = len(store)
+    assert 0 < kept < 400_000 // 2_000
+    assert (tmp_path / "cache.db").stat().st_size <= 400_000  # (its write-ahead log is SQLite's: ≤ 4 MB)
+    newest = [_key(999 - i) for i in range(10)]
+    assert sorted(store.get_many(newest, width=500)) == sorted(newest)
+    assert store.get_many([_key(i) for i in range(10)]) == {}  # the first ones stored went first
 
 
 def test_skmm_cache_dir_backs_the_memory_store(bert_a, tmp_path, monkeypatch, encoded):
     monkeypatch.setenv("SKMM_CACHE_DIR", str(tmp_path))
     first = text_encoder(bert_a).fit_transform(TEXTS)
-    assert len(list(tmp_path.glob("*/*.npy"))) == len(TEXTS)
+    assert len(_stored_keys(tmp_path)) == len(TEXTS)
     clear_memory_cache()  # as if in a new process
     second = text_encoder(bert_a).fit_transform(TEXTS)
     assert len(encoded["text"]) == len(TEXTS)
@@ -307,13 +334,11 @@ def _hammer_process(folder, seed, queue):
 
 
 def _check_folder(folder):
-    entries = list(Path(folder).glob("*/*.npy"))
-    assert len(entries) == N_KEYS
+    assert len(_stored_keys(folder)) == N_KEYS
     found = DiskCache(folder).get_many([_key(i) for i in range(N_KEYS)])
     assert len(found) == N_KEYS
     for i in range(N_KEYS):
         np.testing.assert_array_equal(found[_key(i)], _expected(i))
-    assert not list(Path(folder).rglob("*.tmp"))
 
 
 def test_concurrent_processes_never_tear_entries(tmp_path):
@@ -447,25 +472,70 @@ def _entry_key(i):
 @pytest.mark.parametrize(
     "bad",
     [
-        np.ones(3, dtype=np.float32),  # another width
-        np.array([1.0, np.nan, 0.0, 1.0], dtype=np.float32),
-        np.array([1.0, np.inf, 0.0, 1.0], dtype=np.float32),
-        np.ones(4, dtype=np.float64),
-        np.ones((2, 2), dtype=np.float32),
+        np.ones(3, dtype=np.float32).tobytes(),  # another width
+        np.array([1.0, np.nan, 0.0, 1.0], dtype=np.float32).tobytes(),
+        np.array([1.0, np.inf, 0.0, 1.0], dtype=np.float32).tobytes(),
+        np.ones(4, dtype=np.float64).tobytes(),  # eight float32 wide
+        b"\x00" * 15,  # not a whole number of float32
+        np.arange(4, dtype=np.float32),  # pickled by diskcache: never unpickled by skmm
+        "0123456789abcdef",  # a string, not bytes
     ],
-    ids=["width", "nan", "inf", "float64", "2-d"],
+    ids=["width", "nan", "inf", "float64", "ragged", "pickled", "str"],
 )
 def test_bad_disk_entries_are_dropped_when_read(tmp_path, bad):
     store = DiskCache(tmp_path)
     good = np.arange(4, dtype=np.float32)
     store.put_many({_entry_key(0): good})
-    path = store._path(_entry_key(1))
-    path.parent.mkdir(exist_ok=True)
-    np.save(path, bad)  # planted or left by an older skmm: never trusted as it is
+    _plant(tmp_path, _entry_key(1), bad)  # planted or left by another program: never trusted as it is
     found = store.get_many([_entry_key(0), _entry_key(1)], width=4)
     assert list(found) == [_entry_key(0)]
     np.testing.assert_array_equal(found[_entry_key(0)], good)
-    assert not path.exists()  # dropped, so that it is computed and written again
+    assert _stored_keys(tmp_path) == [_entry_key(0)]  # dropped, so that it is computed and written again
+
+
+class _RunsCode:
+    """A pickle that touches a file when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_pickle_never_runs_code(tmp_path):
+    folder, marker = tmp_path / "cache", tmp_path / "ran"
+    _plant(folder, _entry_key(0), _RunsCode(marker))
+    assert DiskCache(folder).get_many([_entry_key(0)], width=4) == {}
+    assert not marker.exists()
+
+
+def test_a_planted_entry_in_a_side_file_is_neither_read_nor_followed_on_delete(tmp_path):
+    """diskcache keeps large values in files named by the database: skmm opens none, deletes none."""
+    import diskcache
+
+    folder = tmp_path / "cache"
+    with diskcache.Cache(str(folder)) as plain:
+        plain.set(_entry_key(0), np.ones(16_384, dtype=np.float32).tobytes())  # 64 kB: a side file
+    side_files = [path for path in folder.rglob("*.val")]
+    assert len(side_files) == 1
+    assert DiskCache(folder).get_many([_entry_key(0)]) == {}
+    assert _stored_keys(folder) == []
+    assert side_files[0].exists()  # the path came from the database: not skmm's to remove
+
+
+def test_a_database_damaged_from_outside_is_started_again(bert_a, tmp_path, encoded):
+    expected = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
+    skmm.cache._DISKS.clear()  # as if in a new process
+    clear_memory_cache()
+    for name in ("cache.db-wal", "cache.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    (tmp_path / "cache.db").write_bytes(b"not a database" * 100)
+    encoded["text"].clear()
+    again = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
+    np.testing.assert_allclose(again, expected, rtol=1e-5, atol=1e-6)
+    assert len(encoded["text"]) == len(TEXTS)
+    assert len(_stored_keys(tmp_path)) == len(TEXTS)  # stored again
 
 
 def test_memory_store_drops_entries_of_another_width():
@@ -480,20 +550,21 @@ def test_memory_store_drops_entries_of_another_width():
 def test_planted_non_finite_disk_entries_do_not_change_results(bert_a, tmp_path, encoded):
     expected = text_encoder(bert_a, cache=None).fit_transform(TEXTS)
     text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
-    for path in tmp_path.glob("*/*.npy"):
-        np.save(path, np.full(np.load(path).shape, np.nan, dtype=np.float32))
+    for key in _stored_keys(tmp_path):
+        _plant(tmp_path, key, np.full(len(_read_raw(tmp_path, key)) // 4, np.nan, np.float32).tobytes())
     clear_memory_cache()
     encoded["text"].clear()
     again = text_encoder(bert_a, cache=tmp_path).fit_transform(TEXTS)
     np.testing.assert_allclose(again, expected, rtol=1e-5, atol=1e-6)
     assert len(encoded["text"]) == len(TEXTS)  # every planted entry was recomputed
-    assert all(np.isfinite(np.load(path)).all() for path in tmp_path.glob("*/*.npy"))
+    assert all(np.isfinite(np.frombuffer(_read_raw(tmp_path, key), np.float32)).all()
+               for key in _stored_keys(tmp_path))
 
 
 @pytest.mark.parametrize("error", [
-    OSError(errno.ENOSPC, "No space left on device"),
+    sqlite3.OperationalError("database or disk is full"),
+    sqlite3.OperationalError("attempt to write a readonly database"),
     PermissionError(errno.EACCES, "Permission denied"),
-    OSError(errno.EROFS, "Read-only file system"),
 ])
 def test_unwritable_disk_store_warns_once_and_goes_on(bert_a, tmp_path, monkeypatch, error):
     expected = text_encoder(bert_a, cache=None).fit_transform(TEXTS)
@@ -503,7 +574,7 @@ def test_unwritable_disk_store_warns_once_and_goes_on(bert_a, tmp_path, monkeypa
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(skmm.cache.tempfile, "mkstemp", fail)
+    monkeypatch.setattr(diskcache.Cache, "set", fail)
     with pytest.warns(skmm.cache.CacheWarning) as caught:
         first = text_encoder(bert_a, cache=folder).fit_transform(TEXTS)
         clear_memory_cache()
@@ -558,8 +629,11 @@ def test_new_cache_folders_are_private(tmp_path):
     folder = tmp_path / "new" / "cache"
     store = resolve_cache(folder)
     store.put_many({_entry_key(7): np.ones(4, dtype=np.float32)})
-    assert folder.stat().st_mode & 0o777 == 0o700
-    assert all(sub.stat().st_mode & 0o777 == 0o700 for sub in folder.iterdir())
+    with store.exclusive("setting"):
+        pass
+    assert folder.stat().st_mode & 0o777 == 0o700  # nothing inside can be reached by others
+    assert (folder / "locks").stat().st_mode & 0o777 == 0o700
+    assert (folder / "cache.db").exists()
 
 
 def test_an_entry_of_the_wrong_width_is_recomputed_not_broadcast(tmp_path):
@@ -568,8 +642,8 @@ def test_an_entry_of_the_wrong_width_is_recomputed_not_broadcast(tmp_path):
     clip = [(np.sin(np.arange(1600) / 5.0), 16000)]
     encoder = AudioMFCC(n_mfcc=4, n_mels=8, cache=str(tmp_path), verbose=0).fit(clip)
     expected = encoder.transform(clip)
-    folder = next(tmp_path.glob("*/*.npy"))
-    np.save(folder, np.ones(3, dtype=np.float32))  # planted: wrong length
+    (key,) = _stored_keys(tmp_path)
+    _plant(tmp_path, key, np.ones(3, dtype=np.float32).tobytes())  # planted: wrong length
     from skmm.cache import clear_memory_cache
 
     clear_memory_cache()
@@ -610,18 +684,3 @@ def _try_lock(folder):
         "except BlockingIOError:\n    sys.exit(3)\n"
     )
     return subprocess.run([sys.executable, "-c", code]).returncode
-
-
-def test_a_planted_entry_declaring_a_huge_shape_is_dropped_without_allocating(tmp_path):
-    """An .npy header claiming 2**38 floats on a few bytes of data: dropped, no MemoryError."""
-    from skmm.cache import DiskCache
-
-    store = DiskCache(tmp_path / "cache")
-    key = "ab" + "0" * 62
-    store.put_many({key: np.ones(4, np.float32)})
-    path = store._path(key)
-    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (274877906944,), }"
-    header += " " * (117 - len(header)) + "\n"
-    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(16))
-    assert store.get_many([key], width=4) == {}
-    assert not path.exists()  # dropped, to be computed and written again
