@@ -2,24 +2,27 @@
 
 Fits a small model with the default encoders (EfficientNet-Lite0 images, MiniLM texts, MFCC
 audio, numeric and categorical columns), starts ``python -m skmm serve`` on loopback (micro-batched
-predictions: ``--workers``, ``--max-batch-rows``, ``--max-wait-ms`` are passed on), and measures
+predictions: ``--workers``, ``--max-batch-rows``, ``--max-wait-ms`` are passed on), and measures,
+for each request body (``--body``: ``multipart``, the files uploaded as ``curl -F`` sends them,
+and ``json``, the files in base64):
 
-* single-row latency of ``POST /predict`` (JSON, base64 image and audio), requests sent one
-  after the other: p50, p95, p99; against the same rows predicted in-process with
-  ``pipeline.predict_proba`` in a worker thread under the server's torch thread budget (the
+* single-row latency of ``POST /predict``, requests sent one after the other: p50, p95, p99;
+  against the same rows predicted in-process afterwards, one ``pipeline.predict_proba`` call per
+  row as a user's script makes it (torch's own thread count, nothing else running: the
   baseline), and the ratio; every answer is checked against the in-process prediction;
 * rows per second with 1, 8 and 32 concurrent clients (``--clients``), each for ``--duration``
   seconds, on a quiet machine and with ``--busy`` (default 2) busy background processes that the
   script starts and stops itself; for each, the slowest request, p99 and the failures, and every
   answer is checked against the in-process prediction.
 
-Every request carries a row never seen before (fresh image noise, text and tone; the server and
-the script keep their embedding caches in memory), so the cache never answers in place of the
-encoders. On a shared machine compare the ratios of
-one run, not absolute times. A run takes about 2 + 6 x duration seconds plus the checks::
+Every request carries a row never seen before (fresh image noise, text and tone), so no cache
+answers in place of the encoders; the server keeps its embeddings in a disk folder of its own, as
+``skmm serve`` does by default (``--server-cache memory``: in memory only). On a shared machine
+compare the ratios of one run, not absolute times. A run takes about 2 + 12 x duration seconds
+per body plus the checks::
 
     python benchmarks/bench_serve.py                      # 40 requests, 1/8/32 clients, 8 s each
-    python benchmarks/bench_serve.py --requests 20 --duration 5 --clients 1,8
+    python benchmarks/bench_serve.py --requests 20 --duration 5 --clients 1,8 --body multipart
 """
 
 import argparse
@@ -98,9 +101,31 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def post(url, row):
-    body = json.dumps({"row": as_json(row)}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+FILE_TYPES = {"photo": ("photo.png", "image/png"), "voice": ("voice.wav", "audio/wav")}
+
+
+def as_multipart(row):
+    """A ``multipart/form-data`` body of one row, as a browser or ``curl -F`` sends it."""
+    boundary = f"skmm{time.time_ns():x}"
+    parts = []
+    for name, value in row.items():
+        if isinstance(value, bytes):
+            filename, mime = FILE_TYPES.get(name, (name, "application/octet-stream"))
+            head = (f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    f"Content-Type: {mime}\r\n\r\n")
+        else:
+            head, value = f'Content-Disposition: form-data; name="{name}"\r\n\r\n', str(value).encode()
+        parts.append(f"--{boundary}\r\n{head}".encode() + value + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post(url, row, body_format="json"):
+    if body_format == "multipart":
+        body, content_type = as_multipart(row)
+    else:
+        body, content_type = json.dumps({"row": as_json(row)}).encode(), "application/json"
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=300) as answer:
         return json.loads(answer.read())
 
@@ -122,12 +147,14 @@ def stop(processes):
         process.wait(timeout=30)
 
 
-def start_server(model, args):
+def start_server(model, args, cache_dir):
     port = free_port()
     command = [sys.executable, "-m", "skmm", "serve", model, "--port", str(port),
                "--threads", str(args.threads), "--workers", str(args.workers),
                "--max-batch-rows", str(args.max_batch_rows), "--max-wait-ms", str(args.max_wait_ms)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = dict(os.environ, SKMM_CACHE_DIR=cache_dir)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=environment)
     start = time.perf_counter()
     while True:
         try:
@@ -140,7 +167,7 @@ def start_server(model, args):
             time.sleep(0.2)
 
 
-def load_phase(url, rows, clients, duration):
+def load_phase(url, rows, clients, duration, body_format):
     """``clients`` threads posting one fresh row each, for ``duration`` seconds."""
     lock, answers, latencies, errors = threading.Lock(), {}, [], []
     pending = iter(range(len(rows)))
@@ -154,7 +181,7 @@ def load_phase(url, rows, clients, duration):
                 return
             t0 = time.perf_counter()
             try:
-                answer = post(url, rows[i])
+                answer = post(url, rows[i], body_format)
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 errors.append(repr(exc))
                 continue
@@ -193,23 +220,38 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of each load phase")
     parser.add_argument("--busy", type=int, default=2,
                         help="busy background processes in the loaded phases (0: quiet only)")
+    parser.add_argument("--body", default="multipart,json",
+                        help="request bodies to measure, comma separated: multipart (files uploaded as "
+                             "curl -F sends them), json (files in base64)")
+    parser.add_argument("--server-cache", choices=["disk", "memory"], default="disk",
+                        help="the server's embedding cache: its own empty disk folder (what skmm serve "
+                             "uses by default) or memory only")
     parser.add_argument("--threads", type=int, default=32, help="waitress threads")
-    parser.add_argument("--workers", type=int, default=1, help="inference workers")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="inference workers (default: the server's, one per CPU up to 4)")
     parser.add_argument("--max-batch-rows", type=int, default=8)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--no-audio", action="store_true", help="leave the audio column out")
     args = parser.parse_args(argv)
     audio = not args.no_audio
     clients = [int(c) for c in args.clients.split(",") if c]
+    bodies = [b for b in args.body.split(",") if b]
+    if not set(bodies) <= {"multipart", "json"}:
+        parser.error(f"--body: expected multipart and/or json, got {args.body!r}")
 
-    # memory-only caches: the server and this process must not answer from each other's disk cache
+    # this process keeps its embeddings in memory; the server has a disk folder of its own, so
+    # neither answers from the other's cache (and every row is new to both anyway)
+    folder = tempfile.mkdtemp(prefix="skmm-bench-")
+    server_cache = os.path.join(folder, "server-cache") if args.server_cache == "disk" else ""
     os.environ["SKMM_CACHE_DIR"] = ""
 
     import skmm
-    from skmm._threads import available_cpus, torch_threads
+    from skmm._threads import available_cpus
     from skmm.encoders import BaseEncoder
+    from skmm.serve import default_workers
 
-    folder = tempfile.mkdtemp(prefix="skmm-bench-")
+    args.workers = args.workers or default_workers()
+
     model = args.model or os.path.join(folder, "model.skmm")
     start = time.perf_counter()
     pipe = skmm.load(model) if args.model else fit_model(model, args.train, audio)
@@ -220,79 +262,82 @@ def main(argv=None):
     print(f"model ready in {time.perf_counter() - start:.1f}s: {model}")
 
     phases = [(n, 0) for n in clients] + ([(n, args.busy) for n in clients] if args.busy else [])
-    # fresh rows for every request: enough for ~60 rows/s in every phase
-    pool, _ = make_rows(args.requests + int(60 * args.duration) * len(phases) + 8,
+    per_phase = int(60 * args.duration)  # fresh rows for every request: enough for ~60 rows/s
+    pool, _ = make_rows(4 + len(bodies) * (args.requests + per_phase * len(phases)),
                         seed=time.time_ns() % 2**32, audio=audio)
     records = pool.to_dict("records")
     warm, records = records[:4], records[4:]
-    sequential, records = records[:args.requests], records[args.requests:]
 
-    server, port = start_server(model, args)
+    server, port = start_server(model, args, server_cache)
     url = f"http://127.0.0.1:{port}/predict"
-    results, background = [], []
-    from concurrent.futures import ThreadPoolExecutor
-
-    worker_thread = ThreadPoolExecutor(1)  # the baseline runs in a thread, as the server's worker
+    sequential, results, background = {}, [], []
 
     def timed_predict(row):
-        with torch_threads(budget):
-            t0 = time.perf_counter()
-            proba = pipe.predict_proba(pd.DataFrame([row]))
-            return time.perf_counter() - t0, proba
+        t0 = time.perf_counter()
+        proba = pipe.predict_proba(pd.DataFrame([row]))
+        return time.perf_counter() - t0, proba
 
     try:
         for row in warm:
-            post(url, row)
-            worker_thread.submit(timed_predict, row).result()
-        served, local, mismatched = [], [], 0
-        for row in sequential:
-            t0 = time.perf_counter()
-            answer = post(url, row)
-            served.append(time.perf_counter() - t0)
-            seconds, proba = worker_thread.submit(timed_predict, row).result()
-            local.append(seconds)
-            got = list(answer["predictions"][0]["probabilities"].values())
-            mismatched += not np.allclose(got, proba[0], atol=1e-4)
-        worker_thread.shutdown()
+            post(url, row, bodies[0])
+            timed_predict(row)
+        for body_format in bodies:
+            rows, records = records[:args.requests], records[args.requests:]
+            served, answers = [], []
+            for row in rows:  # all over HTTP first: no torch thread of this process spins meanwhile
+                t0 = time.perf_counter()
+                answers.append(post(url, row, body_format))
+                served.append(time.perf_counter() - t0)
+            local, mismatched = [], 0
+            for row, answer in zip(rows, answers):
+                seconds, proba = timed_predict(row)
+                local.append(seconds)
+                got = list(answer["predictions"][0]["probabilities"].values())
+                mismatched += not np.allclose(got, proba[0], atol=1e-4)
+            sequential[body_format] = (served, local, mismatched)
 
-        offset = 0
-        for n_clients, n_busy in phases:
-            stop(background)
-            background = busy_processes(n_busy, args.duration + 120)
-            rows = records[offset:offset + int(60 * args.duration)]
-            offset += len(rows)
-            elapsed, answers, latencies, errors = load_phase(url, rows, n_clients, args.duration)
-            stop(background)
-            background = []
-            load = os.getloadavg()[0]
-            results.append((n_clients, n_busy, elapsed, answers, latencies, errors, rows, load))
+        for body_format in bodies:
+            for n_clients, n_busy in phases:
+                stop(background)
+                background = busy_processes(n_busy, args.duration + 120)
+                rows, records = records[:per_phase], records[per_phase:]
+                elapsed, answers, latencies, errors = load_phase(url, rows, n_clients, args.duration,
+                                                                 body_format)
+                stop(background)
+                background = []
+                load = os.getloadavg()[0]
+                results.append((body_format, n_clients, n_busy, elapsed, answers, latencies, errors,
+                                rows, load))
     finally:
         stop(background)
         server.terminate()
         server.wait(timeout=30)
 
-    served_p, local_p = percentiles(served), percentiles(local)
     print(f"columns: {list(pool.columns)}; cores: {available_cpus()}; server: {args.threads} "
           f"waitress threads, {args.workers} worker(s) x {budget} torch thread(s), batches of <= "
-          f"{args.max_batch_rows} rows, wait {args.max_wait_ms:g} ms")
-    print(f"single-row latency over HTTP ({args.requests} sequential requests): "
-          + ", ".join(f"p{q} {v:.1f} ms" for q, v in served_p.items()))
-    print("in-process predict_proba, same rows, worker thread: "
-          + ", ".join(f"p{q} {v:.1f} ms" for q, v in local_p.items()))
-    print(f"ratio HTTP / in-process (p50): {served_p[50] / local_p[50]:.2f}x "
-          f"({served_p[50] - local_p[50]:+.1f} ms per request); "
-          f"{mismatched} answers differ from in-process")
-    print("| clients | busy processes | requests | rows/s | p50 ms | p99 ms | max ms | failed "
+          f"{args.max_batch_rows} rows, wait {args.max_wait_ms:g} ms, "
+          f"{'a disk' if server_cache else 'a memory-only'} embedding cache")
+    failed = 0
+    for body_format, (served, local, mismatched) in sequential.items():
+        served_p, local_p = percentiles(served), percentiles(local)
+        print(f"[{body_format}] single-row latency over HTTP ({args.requests} sequential requests): "
+              + ", ".join(f"p{q} {v:.1f} ms" for q, v in served_p.items()))
+        print(f"[{body_format}] in-process predict_proba, same rows, one call each: "
+              + ", ".join(f"p{q} {v:.1f} ms" for q, v in local_p.items()))
+        print(f"[{body_format}] ratio HTTP / in-process (p50): {served_p[50] / local_p[50]:.2f}x "
+              f"({served_p[50] - local_p[50]:+.1f} ms per request); "
+              f"{mismatched} answers differ from in-process")
+        failed += mismatched
+    print("| body | clients | busy processes | requests | rows/s | p50 ms | p99 ms | max ms | failed "
           "| differ from in-process | load avg |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    failed = mismatched
-    for n_clients, n_busy, elapsed, answers, latencies, errors, rows, load in results:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for body_format, n_clients, n_busy, elapsed, answers, latencies, errors, rows, load in results:
         differ = check(pipe, rows, answers) if answers else []
         p = percentiles(latencies) if latencies else {50: math.nan, 99: math.nan}
         slowest = max(latencies, default=math.nan) * 1e3
-        print(f"| {n_clients} | {n_busy} | {len(answers)} | {len(answers) / elapsed:.1f} | "
-              f"{p[50]:.0f} | {p[99]:.0f} | {slowest:.0f} | {len(errors)} | {len(differ)} | "
-              f"{load:.1f} |")
+        print(f"| {body_format} | {n_clients} | {n_busy} | {len(answers)} | "
+              f"{len(answers) / elapsed:.1f} | {p[50]:.0f} | {p[99]:.0f} | {slowest:.0f} | "
+              f"{len(errors)} | {len(differ)} | {load:.1f} |")
         if len(answers) == len(rows):
             print(f"  (the {len(rows)} fresh rows ran out before {args.duration:g} s)")
         if errors:

@@ -7,6 +7,7 @@ any ``predict(frame) -> list`` function: :meth:`MicroBatcher.submit` queues one 
 and blocks until its own slice of the batch's answers is back.
 """
 
+import contextlib
 import math
 import queue
 import threading
@@ -62,8 +63,10 @@ class MicroBatcher:
     max_batch_rows : int, default=8
         Most rows in one batch. A request with more rows than this runs alone.
     max_wait_ms : float, default=2.0
-        How long a worker that holds a request waits for more to join its batch.
-        0 runs what has already arrived, without waiting.
+        How long a worker that holds a request waits for more to join its batch,
+        at most. It waits only while other requests are in the server (see
+        :meth:`handling`), so a lone client's request never waits. 0 runs what
+        has already been queued.
     workers : int, default=1
         Inference threads, each running one batch at a time.
     queue_size : int, default=64
@@ -118,8 +121,31 @@ class MicroBatcher:
         self._threads = []
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._handling = 0  # requests in the server: being read, queued, predicted or answered
+        self._handling_lock = threading.Lock()
 
     # ----------------------------------------------------------------------- public
+
+    @contextlib.contextmanager
+    def handling(self):
+        """Count one request as in the server for the block (read, checked, submitted, answered).
+
+        A worker holding a batch waits for more requests (at most ``max_wait_ms``) only while
+        others are in the server: under concurrent load its batch fills up with requests
+        being read or about to be sent again, while a lone client's request runs at once.
+        """
+        with self._handling_lock:
+            self._handling += 1
+        try:
+            yield
+        finally:
+            with self._handling_lock:
+                self._handling -= 1
+
+    @property
+    def requests_in_server(self):
+        """How many requests are inside :meth:`handling` blocks now."""
+        return self._handling
 
     def submit(self, frame):
         """Predict the rows of ``frame`` within a batch; return their answers, in order.
@@ -204,6 +230,14 @@ class MicroBatcher:
         except queue.Empty:
             return None
 
+    def _next_for_batch(self, deadline, batched):
+        """A queued request, or one queued before ``deadline`` while requests other than the
+        ``batched`` ones are in the server (see :meth:`handling`)."""
+        job = self._next(0)
+        while job is None and self._handling > batched and time.monotonic() < deadline:
+            job = self._next(min(deadline - time.monotonic(), 0.001))
+        return job
+
     def _work(self):
         from ._threads import torch_threads
 
@@ -217,7 +251,7 @@ class MicroBatcher:
                 batch, rows = [first], len(first.frame)
                 deadline = time.monotonic() + self.max_wait_ms / 1000
                 while rows < self.max_batch_rows:
-                    job = self._next(deadline - time.monotonic())
+                    job = self._next_for_batch(deadline, len(batch))
                     if job is None:
                         break
                     if rows + len(job.frame) > self.max_batch_rows:

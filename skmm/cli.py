@@ -382,7 +382,7 @@ def _cmd_serve(args):
         raise CLIError(f"--max-body-mb {args.max_body_mb}: expected a positive size.")
     for option in ("max_rows", "max_text_chars", "connection_limit", "channel_timeout",
                    "max_batch_rows", "workers", "queue_size"):
-        if getattr(args, option) < 1:
+        if getattr(args, option) is not None and getattr(args, option) < 1:
             raise CLIError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected at least 1.")
     if not 0 <= args.max_wait_ms <= 1000:
         raise CLIError(f"--max-wait-ms {args.max_wait_ms}: expected 0 to 1000 milliseconds.")
@@ -437,8 +437,8 @@ DEFAULT_MAX_TEXT_CHARS = 100_000
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
 DEFAULT_MAX_BATCH_ROWS = 8
-DEFAULT_MAX_WAIT_MS = 2.0
-DEFAULT_WORKERS = 1
+DEFAULT_MAX_WAIT_MS = 20.0
+DEFAULT_WORKERS = None  # one per available CPU, at most 4
 DEFAULT_QUEUE_SIZE = 64
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
@@ -602,11 +602,12 @@ def build_parser():
                        f"{DEFAULT_CHANNEL_TIMEOUT})")
     serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
                        help="inference workers, each predicting one batch of requests at a time "
-                       f"(default: {DEFAULT_WORKERS})")
+                       "(default: one per CPU, at most 4)")
     serve.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS, metavar="N",
                        help=f"most rows predicted as one batch (default: {DEFAULT_MAX_BATCH_ROWS})")
     serve.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, metavar="MS",
-                       help="how long a worker waits for more requests to join its batch "
+                       help="how long a worker waits for more requests to join its batch, "
+                       "only while other requests are in the server "
                        f"(default: {DEFAULT_MAX_WAIT_MS:g})")
     serve.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
                        help="requests waiting for a worker before the server answers 503 "

@@ -68,10 +68,13 @@ DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
 #: most rows the inference workers predict as one batch
 DEFAULT_MAX_BATCH_ROWS = 8
-#: milliseconds a worker holding a request waits for others to join its batch
-DEFAULT_MAX_WAIT_MS = 2.0
-#: inference workers (each runs one batch at a time)
-DEFAULT_WORKERS = 1
+#: milliseconds a worker holding a request waits for others to join its batch (only while other
+#: requests are in the server: a lone client's request never waits)
+DEFAULT_MAX_WAIT_MS = 20.0
+#: inference workers (each runs one batch at a time): None is one per available CPU, at most
+#: MAX_DEFAULT_WORKERS (:func:`default_workers`)
+DEFAULT_WORKERS = None
+MAX_DEFAULT_WORKERS = 4
 #: requests waiting for a worker before the server answers 503
 DEFAULT_QUEUE_SIZE = 64
 #: seconds a request waits for its answer before the server answers 503
@@ -445,6 +448,19 @@ def _served_kinds(pipeline, recorded):
 # --------------------------------------------------------------------------- app
 
 
+def default_workers():
+    """The inference workers of ``workers=None``: one per available CPU, at most :data:`MAX_DEFAULT_WORKERS`.
+
+    On a small CPU, independent workers of one torch thread each predict more rows per second
+    than one worker whose forward passes are spread over every core: the encoders' networks are
+    small, and one pass on several threads waits for its slowest thread at each operation
+    (docs/performance.md, "Serving").
+    """
+    from ._threads import available_cpus
+
+    return max(1, min(available_cpus(), MAX_DEFAULT_WORKERS))
+
+
 def create_app(
     pipeline_or_path,
     *,
@@ -481,21 +497,25 @@ def create_app(
         run code: only for files you wrote or trust. See :func:`skmm.load`.
     max_batch_rows : int, default=8
         Most rows predicted together as one batch (a larger request runs alone).
-    max_wait_ms : float, default=2.0
+    max_wait_ms : float, default=20.0
         How long an inference worker holding a request waits for others to
-        join its batch; 0 batches only what has already arrived.
-    workers : int, default=1
-        Inference workers, each predicting one batch at a time.
+        join its batch, and only while other requests are in the server (being
+        read, queued or predicted): a lone client's request never waits. 0
+        batches only what has already been queued.
+    workers : int or None, default=None
+        Inference workers, each predicting one batch at a time; None is one per
+        available CPU, at most 4 (:func:`default_workers`).
     queue_size : int, default=64
         Requests waiting for a worker; more are answered 503 with ``Retry-After``.
     request_timeout : float, default=30.0
         Seconds a request waits for its answer before it is answered 503.
     torch_threads : int or None, default=None
         torch intra-op threads of each worker; None shares the available
-        CPUs between the workers (at least 1 each). With more than one, a batch
-        of one row has its modalities (image, text, audio...) encoded side by
-        side, in that many threads of one torch thread each (the
-        :class:`~skmm.MultimodalFusion`'s ``n_jobs``, unless it has one).
+        CPUs between the workers (at least 1 each). A request of one row that
+        is alone in the server has its modalities (image, text, audio...)
+        encoded side by side, in one thread per available CPU with one torch
+        thread each (the :class:`~skmm.MultimodalFusion`'s ``n_jobs``, unless
+        it has one).
 
     Returns
     -------
@@ -552,13 +572,21 @@ def create_app(
         "versions": metadata.get("versions"),
         "created": metadata.get("created"),
     }
+    if workers is None:
+        workers = default_workers()
     if torch_threads is None and isinstance(workers, int) and workers >= 1:
         torch_threads = max(1, available_cpus() // workers)  # the CPUs shared between the workers
-    # a lone row's modalities are encoded side by side; for batches of several rows a
-    # modality's batch keeps every thread (side by side, they were slower: docs/performance.md)
-    lone_row_pipeline = _modalities_side_by_side(pipeline, torch_threads) or pipeline
+    # the row of a lone request, with no other request in the server, has its modalities encoded
+    # side by side on every CPU (the other workers are idle); batches keep them one after the
+    # other, each worker on its own CPUs (side by side, batches were slower: docs/performance.md)
+    lone_row_pipeline = _modalities_side_by_side(pipeline, available_cpus()) or pipeline
+
+    def predict_batch(frame):
+        alone = len(frame) == 1 and batcher.requests_in_server <= 1
+        return _predict(lone_row_pipeline if alone else pipeline, frame)
+
     batcher = MicroBatcher(
-        lambda frame: _predict(lone_row_pipeline if len(frame) == 1 else pipeline, frame),
+        predict_batch,
         max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms, workers=workers, queue_size=queue_size,
         timeout=request_timeout, n_threads=torch_threads,
@@ -622,19 +650,20 @@ def create_app(
         request = flask.request
         if request.content_length is not None and request.content_length > max_body_bytes:
             raise RequestEntityTooLarge()
-        mimetype = request.mimetype
-        if mimetype == "application/json" or mimetype.endswith("+json"):
-            rows = _rows_from_json(request.get_data(cache=False))
-        elif mimetype == "multipart/form-data":
-            rows = _row_from_form(request, decoder)
-        else:
-            raise RequestError(
-                415,
-                f"Content-Type {mimetype or 'missing'!s}: expected application/json or "
-                "multipart/form-data.",
-            )
-        frame = decoder.frame(rows)
-        predictions = batcher.submit(frame)
+        with batcher.handling():  # while it is in the server, a worker's batch waits for it
+            mimetype = request.mimetype
+            if mimetype == "application/json" or mimetype.endswith("+json"):
+                rows = _rows_from_json(request.get_data(cache=False))
+            elif mimetype == "multipart/form-data":
+                rows = _row_from_form(request, decoder)
+            else:
+                raise RequestError(
+                    415,
+                    f"Content-Type {mimetype or 'missing'!s}: expected application/json or "
+                    "multipart/form-data.",
+                )
+            frame = decoder.frame(rows)
+            predictions = batcher.submit(frame)
         if request.args.get("explain", "").lower() in ("1", "true", "yes"):
             with thread_budget(torch_threads):
                 contributions = _explain(pipeline, frame)

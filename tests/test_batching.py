@@ -76,6 +76,50 @@ def test_requests_queued_together_run_as_one_batch_and_each_gets_its_own_rows():
     assert sorted(model.calls[1]) == [1, 2, 3, 4, 5, 6, 7]
 
 
+class RecordingModel:
+    """predict(frame) -> x * 10, noting the x values of each call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, frame):
+        self.calls.append(list(frame["x"]))
+        return [10 * x for x in frame["x"]]
+
+
+def test_a_lone_request_never_waits_for_a_batch_to_fill():
+    """With nobody else in the server, a ten-minute max_wait_ms must not hold the request back:
+    if it did, the answer would miss the request's timeout and submit would raise."""
+    model = RecordingModel()
+    with MicroBatcher(model, max_wait_ms=600_000, timeout=300) as batcher:
+        for value in (1, 2, 3):
+            with batcher.handling():
+                assert batcher.submit(frame(value)) == [10 * value]
+    assert model.calls == [[1], [2], [3]]
+
+
+def test_a_worker_waits_for_requests_still_in_the_server_to_join_its_batch():
+    """A request being read (inside handling(), not yet submitted) when the worker starts a batch
+    joins that batch instead of running after it."""
+    model = RecordingModel()
+    answers = {}
+    with MicroBatcher(model, max_batch_rows=8, max_wait_ms=600_000, timeout=300) as batcher:
+        with batcher.handling():  # "late": read, but not submitted yet
+
+            def early():
+                with batcher.handling():
+                    answers["early"] = batcher.submit(frame(1))
+
+            thread = threading.Thread(target=early)
+            thread.start()
+            wait_until(lambda: batcher._threads and batcher._queue.empty() and not model.calls
+                       and batcher._handling == 2, seconds=300)
+            answers["late"] = batcher.submit(frame(2))  # the worker holds "early", waiting for it
+        thread.join(300)
+    assert answers == {"early": [10], "late": [20]}
+    assert len(model.calls) == 1 and sorted(model.calls[0]) == [1, 2]  # one batch of both
+
+
 def test_a_bad_request_does_not_fail_the_others_of_its_batch():
     model = GatedModel()
     requests = {"good": frame(1, 2), "bad": frame(3, -1), "also_good": frame(4)}

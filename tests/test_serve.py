@@ -640,7 +640,8 @@ def test_explain_on_a_model_that_cannot_make_a_modality_absent_is_a_501(model):
 
 
 def gate_predictions(client):
-    """Make the app's first batch wait for the returned Event, so that requests queue behind it.
+    """Make the app's first batch wait for the returned Event, so that requests queue behind it
+    (an app with one inference worker: a second would take them).
 
     Returns the gate, an Event set once the first batch is waiting, and the list of the row
     counts of every batch predicted.
@@ -689,7 +690,7 @@ def queue_behind_a_first_request(client, X, bodies):
 
 def test_requests_batched_together_each_get_exactly_their_own_rows(model):
     _, pipe, X = model
-    client = in_process_app(pipe, max_wait_ms=50)
+    client = in_process_app(pipe, max_wait_ms=50, workers=1)
     picks = {"a": [3], "b": [5, 1, 8], "c": [2], "d": [7, 4]}
     bodies = {key: {"rows": [good_row(X, i) for i in rows]} for key, rows in picks.items()}
     answers, batches = queue_behind_a_first_request(client, X, bodies)
@@ -702,7 +703,7 @@ def test_requests_batched_together_each_get_exactly_their_own_rows(model):
 
 def test_a_bad_row_does_not_fail_the_requests_batched_with_it(model):
     _, pipe, X = model
-    client = in_process_app(pipe, max_wait_ms=50)
+    client = in_process_app(pipe, max_wait_ms=50, workers=1)
     broken = X["photo"].iloc[0][:60]  # a PNG header that passes the upload check, no pixels
     bodies = {
         "good": {"rows": [good_row(X, 1), good_row(X, 2)]},
@@ -719,9 +720,18 @@ def test_a_bad_row_does_not_fail_the_requests_batched_with_it(model):
     assert status == 422 and "row 1" in body["error"], body  # its own row number
 
 
+def test_the_server_runs_one_single_threaded_worker_per_cpu_by_default(model):
+    from skmm._threads import available_cpus
+    from skmm.serve import MAX_DEFAULT_WORKERS
+
+    batcher = in_process_app(model[1]).application.config["SKMM_BATCHER"]
+    assert batcher.workers == min(available_cpus(), MAX_DEFAULT_WORKERS)
+    assert batcher.n_threads == max(1, available_cpus() // batcher.workers)
+
+
 def test_a_full_queue_answers_503_with_json_and_retry_after(model):
     _, pipe, X = model
-    client = in_process_app(pipe, queue_size=1)
+    client = in_process_app(pipe, queue_size=1, workers=1)
     gate, started, _ = gate_predictions(client)
     batcher = client.application.config["SKMM_BATCHER"]
     answers = {}
@@ -744,7 +754,7 @@ def test_a_full_queue_answers_503_with_json_and_retry_after(model):
 
 def test_a_request_not_answered_in_time_is_a_503(model):
     _, pipe, X = model
-    client = in_process_app(pipe, request_timeout=0.3)
+    client = in_process_app(pipe, request_timeout=0.3, workers=1)
     gate, started, _ = gate_predictions(client)
     answers = {}
     first = post_in_thread(client, {"row": good_row(X, 0)}, answers, "first")
