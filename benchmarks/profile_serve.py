@@ -99,7 +99,8 @@ def instrument(app, pipeline):
     for name, step, _ in fusion.transformers_:
         if not isinstance(step, str):
             step.transform = _timed(f"  {name}", step.transform, lambda X: len(X))
-    fusion.transform = _timed("fusion", fusion.transform, lambda X: len(X))
+    # on the class: the server's lone-row copy of the fusion (modalities side by side) is timed too
+    type(fusion).transform = _timed("fusion", type(fusion).transform, lambda self, X: len(X))
     clf = pipeline.named_steps["clf"]
     clf.predict_proba = _timed("classifier", clf.predict_proba, lambda X: len(X))
     wsgi = app.wsgi_app
