@@ -131,34 +131,15 @@ def summary(requests):
 
 
 CLIENT = """
-import json, sys, threading, time
+import json, sys
 sys.path.insert(0, {bench!r})
-import pandas as pd
-from bench_serve import make_rows, post
+from bench_serve import load_phase, make_rows
 rows, _ = make_rows({n}, seed={seed})
 records = rows.to_dict("records")
 if {repeated}:
     records = (records[:4] * ({n} // 4 + 1))[:{n}]
-lock, done, errors = threading.Lock(), [], []
-pending = iter(range(len(records)))
-end = time.perf_counter() + {duration}
-def client():
-    while time.perf_counter() < end:
-        with lock:
-            i = next(pending, None)
-        if i is None:
-            return
-        try:
-            post({url!r}, records[i], {body!r})
-            with lock:
-                done.append(i)
-        except Exception as exc:
-            errors.append(repr(exc))
-t0 = time.perf_counter()
-threads = [threading.Thread(target=client) for _ in range({clients})]
-for t in threads: t.start()
-for t in threads: t.join()
-print(json.dumps({{"requests": len(done), "seconds": time.perf_counter() - t0, "errors": errors[:3]}}))
+seconds, answers, _, errors = load_phase({url!r}, records, {clients}, {duration}, {body!r})
+print(json.dumps({{"requests": len(answers), "seconds": seconds, "errors": errors[:3]}}))
 """
 
 

@@ -244,7 +244,6 @@ class DiskCache:
                     self._remove(self.folder / name)
             except OSError as exc:
                 return self._give_up(exc)
-        return None
 
     def _give_up(self, exc):
         warnings.warn(
@@ -319,7 +318,7 @@ class DiskCache:
         self._writable = False
         warnings.warn(
             f"the skmm cache folder {str(self.folder)!r} cannot be written "
-            f"({exc or 'locked by another process for a minute'}); "
+            f"({str(exc) or 'locked by another process for a minute'}); "
             "embeddings are still computed and read from it, but no longer stored there. Free "
             "space or fix its permissions, or choose another folder with the encoder's cache= "
             "parameter or the SKMM_CACHE_DIR environment variable (cache=None turns caching off).",
