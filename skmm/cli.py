@@ -256,6 +256,7 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
     import warnings
 
     import numpy as np
+    from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from .persistence import save
@@ -267,6 +268,14 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
                 f"--cv {args.cv}: expected between 2 and {smallest} folds (the smallest class "
                 "has that many rows)."
             )
+        # every row encoded once, up front: the folds and the final fit then read the cache, so
+        # each fold takes as long as the next and the time left said after the first is right
+        print(f"Encoding the {len(X)} rows once (the folds and the final fit reuse them) ...",
+              file=sys.stderr, flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the final fit shows them
+            clone(pipeline.named_steps["fusion"]).fit_transform(X, y)
+        signals.check()
         folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
         scores, start = {"test_accuracy": [], "test_f1_macro": []}, time.monotonic()
         for number, (train, test) in enumerate(folds.split(X, y), start=1):
@@ -292,8 +301,6 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
     out = save(pipeline, args.out, kinds={c: k for c, k in kinds.items() if k != "drop"})
     print(f"Model fitted on {len(X)} rows, classes {list(pipeline.classes_)}; saved to {out}")
     if args.report is not None:
-        from sklearn.base import clone
-
         from .report import write_report
 
         # scored on a stratified hold-out by a clone of the pipeline (the encodings are cached)

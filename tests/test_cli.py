@@ -554,3 +554,28 @@ def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_
     assert main(["predict", str(model), str(tmp_path / "new.csv"), "--no-cache", "--out", str(tmp_path / "p.csv")]) == 0
     assert len(encoded) == 20 and "kept in memory only" in capsys.readouterr().err
     assert os.environ.get("SKMM_CACHE_DIR") == before  # each command's setting ends with it
+
+
+def test_fit_with_cv_encodes_each_row_once_before_the_folds(tiny_text_model, tmp_path, monkeypatch, capsys):
+    """The folds and the final fit reuse one encoding of every row, so the first fold's
+    "time left" is not inflated by encoding the whole table."""
+    from skmm.cache import clear_memory_cache
+    from skmm.encoders._text import TextEncoder
+
+    encoded = []
+    original = TextEncoder._encode_batch
+
+    def counting(self, items, bundle):
+        encoded.extend(items)
+        return original(self, items, bundle)
+
+    monkeypatch.setattr(TextEncoder, "_encode_batch", counting)
+    clear_memory_cache()
+    labels = np.array(["a", "b"] * 12)
+    pd.DataFrame({"note": [f"{'snow' if v == 'a' else 'cloud'} in week {i}" for i, v in enumerate(labels)],
+                  "y": labels}).to_csv(tmp_path / "train.csv", index=False)
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--max-epochs", "2", "--cv", "3",
+                 "--no-cache", "--model", f"text={tiny_text_model}", "--out", str(tmp_path / "m.skmm")]) == 0
+    assert sorted(encoded) == sorted(set(encoded)) and len(encoded) == 24  # each row once in all
+    err = capsys.readouterr().err
+    assert err.index("Encoding the 24 rows once") < err.index("fold 1/3: accuracy") < err.index("Fitting on all 24 rows")
