@@ -263,10 +263,11 @@ def main(argv=None):
 
     phases = [(n, 0) for n in clients] + ([(n, args.busy) for n in clients] if args.busy else [])
     per_phase = int(60 * args.duration)  # fresh rows for every request: enough for ~60 rows/s
-    pool, _ = make_rows(4 + len(bodies) * (args.requests + per_phase * len(phases)),
+    warm_up = 12  # rows sent first and left out: every pool, connection and kernel in use already
+    pool, _ = make_rows(warm_up + len(bodies) * (args.requests + per_phase * len(phases)),
                         seed=time.time_ns() % 2**32, audio=audio)
     records = pool.to_dict("records")
-    warm, records = records[:4], records[4:]
+    warm, records = records[:warm_up], records[warm_up:]
 
     server, port = start_server(model, args, server_cache)
     url = f"http://127.0.0.1:{port}/predict"
@@ -278,9 +279,10 @@ def main(argv=None):
         return time.perf_counter() - t0, proba
 
     try:
-        for row in warm:
-            post(url, row, bodies[0])
+        for row in warm[:4]:
             timed_predict(row)
+        for i, row in enumerate(warm):
+            post(url, row, bodies[i % len(bodies)])
         for body_format in bodies:
             rows, records = records[:args.requests], records[args.requests:]
             served, answers = [], []
