@@ -219,23 +219,17 @@ def test_process_store_stays_within_its_bound(bert_a, monkeypatch):
 
 def _stored_keys(folder):
     """The keys in a disk store, read with diskcache itself (not through skmm)."""
-    import diskcache
-
     with diskcache.Cache(str(folder)) as plain:
         return sorted(plain)
 
 
 def _plant(folder, key, value):
     """Write ``value`` under ``key`` with a plain diskcache (bytes raw, anything else pickled)."""
-    import diskcache
-
     with diskcache.Cache(str(folder)) as plain:
         plain.set(key, value)
 
 
 def _read_raw(folder, key):
-    import diskcache
-
     with diskcache.Cache(str(folder)) as plain:
         return plain.get(key)
 
@@ -512,8 +506,6 @@ def test_a_planted_pickle_never_runs_code(tmp_path):
 
 def test_a_planted_entry_in_a_side_file_is_neither_read_nor_followed_on_delete(tmp_path):
     """diskcache keeps large values in files named by the database: skmm opens none, deletes none."""
-    import diskcache
-
     folder = tmp_path / "cache"
     with diskcache.Cache(str(folder)) as plain:
         plain.set(_entry_key(0), np.ones(16_384, dtype=np.float32).tobytes())  # 64 kB: a side file
