@@ -11,9 +11,10 @@ in one thread (a server's worker, a joblib thread) leaves the others alone, and 
 """
 
 import contextlib
+import contextvars
 import os
 
-__all__ = ["available_cpus", "resolve_n_threads", "torch_threads"]
+__all__ = ["available_cpus", "resolve_n_threads", "submit_in_context", "torch_threads"]
 
 
 def available_cpus():
@@ -61,3 +62,14 @@ def torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def submit_in_context(pool, function, *args):
+    """``pool.submit(function, *args)``, run in a copy of the caller's context.
+
+    Worker threads do not inherit context variables; the work they do for a
+    caller must see the caller's: no paths opened while a server predicts
+    (:func:`skmm.io.paths_refused`), the request's deadline
+    (:func:`skmm.io.decoding_deadline`).
+    """
+    return pool.submit(contextvars.copy_context().run, function, *args)

@@ -1,6 +1,5 @@
 """MultimodalFusion: a ColumnTransformer whose output keeps track of each column's modality."""
 
-import contextvars
 import threading
 import warnings
 
@@ -303,7 +302,7 @@ class MultimodalFusion(ColumnTransformer):
         from sklearn import config_context, get_config
         from sklearn.utils import _safe_indexing
 
-        from ._threads import torch_threads
+        from ._threads import submit_in_context, torch_threads
 
         config = get_config()  # scikit-learn's configuration belongs to the calling thread
 
@@ -316,9 +315,8 @@ class MultimodalFusion(ColumnTransformer):
         jobs = self._iter(fitted=True, column_as_labels=column_as_labels, skip_drop=True, skip_empty_columns=True)
         try:
             # each modality in a copy of the caller's context (no server paths, the request's deadline)
-            jobs = list(jobs)
-            runs = [contextvars.copy_context().run for _ in jobs]
-            return list(_thread_pool(n_threads).map(lambda run, job: run(transform_one, *job), runs, jobs))
+            pool = _thread_pool(n_threads)
+            return [future.result() for future in [submit_in_context(pool, transform_one, *job) for job in jobs]]
         except ValueError as error:  # as ColumnTransformer says it
             if "Expected 2D array, got 1D array instead" in str(error):
                 raise ValueError(_ERR_MSG_1DCOLUMN) from error

@@ -2,7 +2,6 @@
 
 import collections
 import contextlib
-import contextvars
 import hashlib
 import os
 import sys
@@ -15,7 +14,7 @@ import numpy as np
 
 from ..cache import resolve_cache, row_key
 from ..exceptions import InputError, InputWarning
-from .._threads import torch_threads
+from .._threads import submit_in_context, torch_threads
 from .._utils import describe_value, is_missing
 
 __all__ = ["ColumnEncoding"]
@@ -230,17 +229,6 @@ class ColumnEncoding:
         return computed
 
 
-def _submit(pool, function, *args):
-    """``pool.submit(function, *args)`` run in a copy of the caller's context.
-
-    Worker threads do not inherit context variables; the work they do for a
-    caller must see the caller's: no paths opened while a server predicts
-    (:func:`skmm.io.paths_refused`), the request's deadline
-    (:func:`skmm.io.decoding_deadline`).
-    """
-    return pool.submit(contextvars.copy_context().run, function, *args)
-
-
 def _pool(stack, workers):
     """A thread pool of ``workers`` threads shut down (pending work cancelled) with ``stack``; None for 0."""
     if not workers:
@@ -277,7 +265,7 @@ class _Pipeline:
             if self.encode_pool is None:
                 yield self._job(number, futures)
                 continue
-            in_flight.append(_submit(self.encode_pool, self._job, number, futures))
+            in_flight.append(submit_in_context(self.encode_pool, self._job, number, futures))
             if len(in_flight) >= self.workers:
                 yield in_flight.popleft().result()
         while in_flight:
@@ -286,7 +274,7 @@ class _Pipeline:
     def _start_decoding(self, number, decoding):
         if self.decode_pool is not None and number not in decoding:
             decode = self.encoding._decode
-            decoding[number] = [_submit(self.decode_pool, decode, key) for key in self.batches[number]]
+            decoding[number] = [submit_in_context(self.decode_pool, decode, key) for key in self.batches[number]]
 
     def _job(self, number, futures):
         if futures is None:
