@@ -518,9 +518,9 @@ def test_help_states_the_classifier_s_own_defaults(capsys):
     assert f"training epochs of the network (default: {MultimodalClassifier().max_epochs})" in help_text
 
 
-def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_path, monkeypatch, capsys):
-    """Embeddings are kept on disk between commands (here --cache DIR); --no-cache encodes again."""
-    from skmm.cache import clear_memory_cache
+@pytest.fixture
+def encoded_texts(monkeypatch):
+    """Every text handed to TextEncoder's model, in order (the test's count of encodings)."""
     from skmm.encoders._text import TextEncoder
 
     encoded = []
@@ -531,6 +531,14 @@ def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_
         return original(self, items, bundle)
 
     monkeypatch.setattr(TextEncoder, "_encode_batch", counting)
+    return encoded
+
+
+def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_path, encoded_texts, capsys):
+    """Embeddings are kept on disk between commands (here --cache DIR); --no-cache encodes again."""
+    from skmm.cache import clear_memory_cache
+
+    encoded = encoded_texts
     before = os.environ.get("SKMM_CACHE_DIR")
     labels = np.array(["a", "b"] * 10)
     frame = pd.DataFrame({"note": [f"{'sun' if v == 'a' else 'rain'} on day {i}" for i, v in enumerate(labels)],
@@ -556,20 +564,12 @@ def test_a_second_command_on_the_same_rows_encodes_nothing(tiny_text_model, tmp_
     assert os.environ.get("SKMM_CACHE_DIR") == before  # each command's setting ends with it
 
 
-def test_fit_with_cv_encodes_each_row_once_before_the_folds(tiny_text_model, tmp_path, monkeypatch, capsys):
+def test_fit_with_cv_encodes_each_row_once_before_the_folds(tiny_text_model, tmp_path, encoded_texts, capsys):
     """The folds and the final fit reuse one encoding of every row, so the first fold's
     "time left" is not inflated by encoding the whole table."""
     from skmm.cache import clear_memory_cache
-    from skmm.encoders._text import TextEncoder
 
-    encoded = []
-    original = TextEncoder._encode_batch
-
-    def counting(self, items, bundle):
-        encoded.extend(items)
-        return original(self, items, bundle)
-
-    monkeypatch.setattr(TextEncoder, "_encode_batch", counting)
+    encoded = encoded_texts
     clear_memory_cache()
     labels = np.array(["a", "b"] * 12)
     pd.DataFrame({"note": [f"{'snow' if v == 'a' else 'cloud'} in week {i}" for i, v in enumerate(labels)],
