@@ -383,7 +383,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             present, X = self._presence(X), np.nan_to_num(X, nan=0.0)
             self.linear_ = self._fit_linear(X, y_encoded, sample_weight)
             # skorch's dict input: splits and batches keep each row's presence and weight
-            inputs = {"X": X, "present": present}
+            # float32 as the network computes, rows contiguous (the column reordering leaves the array in
+            # Fortran order): every batch copies a block of whole rows, the values unchanged
+            inputs = {"X": np.ascontiguousarray(X, dtype=np.float32), "present": present}
             if sample_weight is not None:
                 inputs["sample_weight"] = sample_weight
             self._train(inputs, y_encoded.astype(np.int64), seed)

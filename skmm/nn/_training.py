@@ -42,8 +42,10 @@ def _arrays(dataset):
 
 
 def _rows(X, rows):
-    """``X[rows]`` for a tensor or each tensor of a dict."""
-    return {key: value[rows] for key, value in X.items()} if isinstance(X, Mapping) else X[rows]
+    """``X[rows]`` for a tensor or each tensor of a dict (``index_select``: several times faster than ``X[rows]``)."""
+    if isinstance(X, Mapping):
+        return {key: value.index_select(0, rows) for key, value in X.items()}
+    return X.index_select(0, rows)
 
 
 def _draw_seed():
@@ -214,7 +216,7 @@ class TensorBatches:
             indices = self._order(indices)
         for start in range(0, len(indices), self.batch_size):
             rows = indices[start : start + self.batch_size]
-            yield _rows(X, rows), torch.zeros(len(rows)) if y is None else y[rows]
+            yield _rows(X, rows), torch.zeros(len(rows)) if y is None else y.index_select(0, rows)
 
     def _order(self, indices):
         # drawn as by a DataLoader (its base seed, then its RandomSampler's seed), so that a seeded
