@@ -19,6 +19,7 @@ _LAZY = {
     "MultimodalClassifier": "classifier",
     "MultimodalFusion": "fusion",
     "infer_modalities": "infer",
+    "export_onnx": "onnx",
     "load": "persistence",
     "save": "persistence",
 }

@@ -65,6 +65,16 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """Return the loaded model bundle (shared through :func:`shared_bundle`)."""
         raise NotImplementedError
 
+    def _bundle(self):
+        """The bundle to compute with: the one a runtime gave the encoder (ONNX Runtime), else its model's.
+
+        :class:`skmm.onnx.OnnxModel` gives each encoder a bundle of the same shape whose
+        forward pass is an exported graph, in ``_runtime_bundle``; reading, decoding,
+        batching and missing rows stay the encoder's own.
+        """
+        given = getattr(self, "_runtime_bundle", None)
+        return self._load_bundle() if given is None else given
+
     def _model_identity(self, bundle):
         """A string identifying the model and its weights (part of every cache key)."""
         raise NotImplementedError
@@ -142,7 +152,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self._check_params()
         self._validate_column(X, reset=True)
         self._inspect_column(X)
-        bundle = self._load_bundle()
+        bundle = self._bundle()
         self.n_features_out_ = self._output_dim(bundle)
         self.model_identity_ = self._model_identity(bundle)
         return self
@@ -162,7 +172,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "n_features_out_")
         X = self._validate_column(X, reset=False)
-        bundle = self._load_bundle()
+        bundle = self._bundle()
         self._check_weights(bundle)
         values, labels = self._rows(X, bundle)
         return ColumnEncoding(self, values, labels, bundle).run()

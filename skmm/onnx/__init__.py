@@ -1,0 +1,11 @@
+"""Deploying outside Python: export a fitted pipeline to ONNX, and run the export on ONNX Runtime.
+
+:func:`export_onnx` writes one folder: a graph per modality, a graph for the classifier and
+a manifest; :class:`OnnxModel` predicts from such a folder. See :doc:`/deploying`.
+Needs the ``onnx`` extra: ``pip install "skmm[onnx]"``.
+"""
+
+from ._export import export_onnx
+from ._runtime import OnnxModel
+
+__all__ = ["OnnxModel", "export_onnx"]

@@ -1,0 +1,335 @@
+"""export_onnx: a fitted skmm pipeline as ONNX graphs and a manifest, in one folder."""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "export_onnx"]
+
+FORMAT = "skmm-onnx"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+OPSET = 17
+#: encoder parameters that do not change the features: the runtime sets its own
+RUNTIME_PARAMS = ("device", "cache", "verbose", "n_threads")
+
+EFFICIENTNET = "Scale to 224 px on the shorter side (bilinear, only the central square resampled) and take the central 224 x 224 square, as RGB uint8 (alpha composited on white)."
+
+
+def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
+    """Write a fitted pipeline as ONNX graphs plus a manifest, for ONNX Runtime or any ONNX consumer.
+
+    The folder holds one graph per modality that has a network or a scikit-learn
+    transformer, one graph for the classifier, and ``manifest.json``, which says which
+    input column feeds which graph, what each graph takes and gives, and what happens
+    outside the graphs (see :doc:`/deploying`). In the graphs: the image and text models
+    with their pooling and normalisation, pixel scaling for EfficientNet, every
+    scikit-learn transformer of the fusion (through ``skl2onnx``), and the whole
+    classifier (standardisation, absent modalities, the network, the linear member).
+    Outside, in a small documented preprocessing step that :class:`skmm.onnx.OnnxModel`
+    runs: reading and decoding files, resizing images, tokenising text, and
+    :class:`~skmm.AudioMFCC`'s features.
+
+    Parameters
+    ----------
+    pipeline : fitted Pipeline or MultimodalClassifier
+        A ``Pipeline`` of a :class:`~skmm.MultimodalFusion` (or ``ColumnTransformer``)
+        followed by a :class:`~skmm.MultimodalClassifier`, or a classifier alone (its
+        input is then the fused features).
+    path : str or path-like
+        The folder to write; it must not exist yet unless ``overwrite=True``.
+    opset : int, default=17
+        The ONNX opset of the graphs.
+    overwrite : bool, default=False
+        Replace an existing folder.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The folder written.
+
+    Raises
+    ------
+    ImportError
+        When the ``onnx`` extra is missing: ``pip install "skmm[onnx]"``.
+    ValueError
+        When the pipeline has a step ONNX export does not know (the message names it).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, tempfile, os
+    >>> from skmm import MultimodalClassifier
+    >>> from skmm.onnx import OnnxModel, export_onnx
+    >>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 4)), columns=["a__0", "a__1", "b__0", "b__1"])
+    >>> y = np.arange(40) % 2
+    >>> clf = MultimodalClassifier(max_epochs=2, verbose=0, random_state=0).fit(X, y)
+    >>> folder = export_onnx(clf, os.path.join(tempfile.mkdtemp(), "model"))
+    >>> bool(np.allclose(OnnxModel(folder).predict_proba(X), clf.predict_proba(X), atol=1e-4))
+    True
+    """
+    _require_onnx()
+    fusion, classifier = _split(pipeline)
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; choose another folder or pass overwrite=True.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # written in a temporary folder beside the target and renamed: an interrupted export leaves nothing
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        parts = [] if fusion is None else _export_fusion(fusion, staging, opset)
+        manifest = _manifest(pipeline, fusion, classifier, parts, opset)
+        _export_module(_classifier_graph(classifier), [("features", np.float32, ("batch", manifest["n_features"]))],
+                       ["probabilities"], staging / "classifier.onnx", opset)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _require_onnx():
+    missing = [name for name in ("onnx", "onnxruntime") if not _importable(name)]
+    if missing:
+        raise ImportError(f"ONNX export needs {' and '.join(missing)}: pip install \"skmm[onnx]\".")
+
+
+def _importable(name):
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
+
+
+def _split(pipeline):
+    """``(fusion or None, classifier)`` of what ``export_onnx`` was given, or a ValueError saying why not."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    from ..classifier import MultimodalClassifier
+
+    if isinstance(pipeline, MultimodalClassifier):
+        check_is_fitted(pipeline, "net_")
+        return None, pipeline
+    steps = pipeline.steps if isinstance(pipeline, Pipeline) else None
+    if (
+        not steps
+        or len(steps) != 2
+        or not isinstance(steps[0][1], ColumnTransformer)
+        or not isinstance(steps[-1][1], MultimodalClassifier)
+    ):
+        found = type(pipeline).__name__ if steps is None else " -> ".join(type(step).__name__ for _, step in steps)
+        raise ValueError(
+            f"export_onnx takes a Pipeline of a MultimodalFusion followed by a MultimodalClassifier, "
+            f"or a fitted MultimodalClassifier; got {found}. Put other transformers inside the fusion, "
+            "one per modality."
+        )
+    check_is_fitted(steps[-1][1], "net_")
+    check_is_fitted(steps[0][1], "transformers_")
+    return steps[0][1], steps[-1][1]
+
+
+def _classifier_graph(classifier):
+    from ._head import ClassifierGraph
+
+    return ClassifierGraph(classifier)
+
+
+def _export_module(module, inputs, outputs, path, opset):
+    """Export a torch module with a dynamic batch axis (and token axis): ``inputs`` are (name, dtype, shape)."""
+    import warnings
+
+    import torch
+
+    examples = tuple(
+        torch.as_tensor(np.ones([2 if axis == "batch" else 3 if isinstance(axis, str) else axis for axis in shape],
+                                dtype=dtype))
+        for _, dtype, shape in inputs
+    )
+    dynamic = {name: {i: axis for i, axis in enumerate(shape) if isinstance(axis, str)} for name, _, shape in inputs}
+    dynamic.update({name: {0: "batch"} for name in outputs})
+    module = module.eval()
+    # with gradients on: under no_grad, attention takes a fused fast path that ONNX has no operator for
+    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript tracer's notes about shapes it records
+        torch.onnx.export(module, examples, str(path), input_names=[name for name, _, _ in inputs],
+                          output_names=outputs, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+
+
+def _export_fusion(fusion, folder, opset):
+    """Export every part of the fusion; returns their manifest entries, features in output order."""
+    names_in = getattr(fusion, "feature_names_in_", None)
+    if names_in is None:
+        raise ValueError("export_onnx needs a fusion fitted on a DataFrame: its columns are the model's inputs.")
+    parts, start = [], 0
+    for index, (name, transformer, columns) in enumerate(fusion.transformers_):
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        selected = _columns(columns, names_in)
+        if not selected:
+            continue
+        part = {"modality": str(name), "columns": selected, "one_dimensional": isinstance(columns, str)}
+        stem = f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(name))}"
+        part.update(_export_part(transformer, part, folder, stem, opset))
+        part["features"] = [start, start + part.pop("width")]
+        start = part["features"][1]
+        parts.append(part)
+    width = len(fusion.get_feature_names_out())
+    if start != width:
+        raise ValueError(f"the fusion's parts give {start} features but it outputs {width}: its remainder "
+                         "or a sparse transformer cannot be exported yet.")
+    return parts
+
+
+def _columns(columns, names_in):
+    from ..persistence import _column_names
+
+    return _column_names(columns, names_in)
+
+
+def _export_part(transformer, part, folder, stem, opset):
+    """The manifest entry of one fusion part, its graph and assets written into ``folder``."""
+    from ..encoders import AudioMFCC, ImageEncoder, TextEncoder
+    from ..encoders._base import BaseEncoder
+
+    if isinstance(transformer, str) and transformer == "passthrough":
+        return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
+    if isinstance(transformer, (ImageEncoder, TextEncoder, AudioMFCC)):
+        entry = {
+            "transformer": type(transformer).__name__,
+            "params": _encoder_params(transformer),
+            "model_identity": transformer.model_identity_,
+            "width": int(transformer.n_features_out_),
+        }
+        if isinstance(transformer, ImageEncoder):
+            entry.update(_export_image(transformer, folder, stem, opset))
+        elif isinstance(transformer, TextEncoder):
+            entry.update(_export_text(transformer, folder, stem, opset))
+        else:
+            entry.update(graph=None, preprocessing=(
+                "AudioMFCC's features (MFCC summary statistics), computed outside the graphs with "
+                "skmm.AudioMFCC(**params); see the audio section of the deployment guide."))
+        return entry
+    if isinstance(transformer, BaseEncoder):
+        raise ValueError(
+            f"the {part['modality']!r} modality uses {type(transformer).__name__}, which ONNX export does not "
+            "support yet (it supports ImageEncoder, TextEncoder, AudioMFCC and scikit-learn transformers)."
+        )
+    return _export_sklearn(transformer, part, folder, stem, opset)
+
+
+def _encoder_params(encoder):
+    params = {}
+    for key, value in encoder.get_params().items():
+        if key in RUNTIME_PARAMS:
+            continue
+        params[key] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    json.dumps(params)  # every parameter that shapes the features is plain data
+    return params
+
+
+def _export_image(encoder, folder, stem, opset):
+    bundle = encoder._load_bundle()
+    graph = f"{stem}.onnx"
+    if getattr(bundle, "processor", None) is None:  # EfficientNet: uint8 pixels into the graph
+        size = encoder.image_size or bundle.image_size
+        _export_module(bundle.graph, [("pixels", np.uint8, ("batch", size, size, 3))], ["features"],
+                       folder / graph, opset)
+        return {"graph": graph, "assets": None, "inputs": {"pixels": ["uint8", ["batch", size, size, 3]]},
+                "preprocessing": EFFICIENTNET.replace("224", str(size))}
+    assets = f"{stem}-processor"
+    bundle.processor.save_pretrained(folder / assets)
+    probe = bundle.preprocess(_blank_image(), None)
+    shape = ("batch", *[int(n) for n in probe.shape])
+    _export_module(bundle.graph, [("pixel_values", np.float32, shape)], ["features"], folder / graph, opset)
+    return {"graph": graph, "assets": assets, "inputs": {"pixel_values": ["float32", list(shape)]},
+            "preprocessing": f"The image processor saved in {assets}/ (transformers' AutoImageProcessor), on RGB images."}
+
+
+def _blank_image():
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64))
+
+
+def _export_text(encoder, folder, stem, opset):
+    from ..encoders._graphs import TextFeatures
+
+    bundle = encoder._load_bundle()
+    graph, assets = f"{stem}.onnx", f"{stem}-tokenizer"
+    bundle.tokenizer.save_pretrained(folder / assets)
+    inputs = [("input_ids", np.int64, ("batch", "tokens")), ("attention_mask", np.int64, ("batch", "tokens"))]
+    _export_module(TextFeatures(bundle.network, encoder.pooling, encoder.normalize), inputs, ["features"],
+                   folder / graph, opset)
+    return {
+        "graph": graph, "assets": assets,
+        "inputs": {"input_ids": ["int64", ["batch", "tokens"]], "attention_mask": ["int64", ["batch", "tokens"]]},
+        "max_tokens": int(min(encoder.max_length, bundle.max_length)),
+        "preprocessing": f"The tokenizer saved in {assets}/ (padding to the longest text of the batch, "
+                         "truncation at max_tokens); an empty or missing text is an absent modality.",
+    }
+
+
+def _export_sklearn(transformer, part, folder, stem, opset):
+    """A scikit-learn transformer through skl2onnx; its input is the part's columns as one tensor."""
+    try:
+        from skl2onnx import to_onnx
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    except ImportError as exc:
+        raise ImportError('exporting scikit-learn transformers needs skl2onnx: pip install "skmm[onnx]".') from exc
+    columns = part["columns"]
+    numeric = not _takes_strings(transformer)
+    shape = [None, 1] if part["one_dimensional"] else [None, len(columns)]
+    input_type = FloatTensorType(shape) if numeric else StringTensorType(shape)
+    try:
+        model = to_onnx(transformer, initial_types=[("input", input_type)], target_opset=opset)
+    except Exception as exc:  # skl2onnx raises many types: name the part and the way out
+        raise ValueError(
+            f"the {part['modality']!r} modality ({type(transformer).__name__} on {columns}) could not be "
+            f"converted by skl2onnx: {exc}"
+        ) from exc
+    graph = f"{stem}.onnx"
+    (folder / graph).write_bytes(model.SerializeToString())
+    width = len(transformer.get_feature_names_out())
+    dtype = "float32" if numeric else "string"
+    return {"transformer": type(transformer).__name__, "graph": graph, "width": width,
+            "inputs": {"input": [dtype, ["batch", shape[1]]]},
+            "preprocessing": f"The columns {columns} side by side as {dtype}."}
+
+
+def _takes_strings(transformer):
+    """Whether the transformer (or the first step of a pipeline) was fitted on strings, not numbers."""
+    first = transformer.steps[0][1] if hasattr(transformer, "steps") else transformer
+    if hasattr(first, "vocabulary_"):  # CountVectorizer, TfidfVectorizer
+        return True
+    categories = getattr(first, "categories_", None)
+    return categories is not None and any(np.asarray(c).dtype.kind in "OUS" for c in categories)
+
+
+def _manifest(pipeline, fusion, classifier, parts, opset):
+    from .._utils import jsonable
+
+    features = list(getattr(classifier, "feature_names_in_", [])) or [f"x{i}" for i in range(classifier.n_features_in_)]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skmm_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "opset": opset,
+        "input_columns": list(dict.fromkeys(c for part in parts for c in part["columns"])) if fusion else features,
+        "classes": [jsonable(c) for c in np.asarray(classifier.classes_).tolist()],
+        "n_features": len(features),
+        "feature_names": [str(f) for f in features],
+        "parts": parts,
+        "classifier": {"graph": "classifier.onnx", "input": "features", "output": "probabilities"},
+    }

@@ -1,0 +1,278 @@
+"""OnnxModel: predictions from an exported folder on ONNX Runtime, without the model's torch weights."""
+
+import json
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from ._export import FORMAT, FORMAT_VERSION, MANIFEST
+
+__all__ = ["OnnxModel"]
+
+
+class OnnxModel:
+    """A model exported by :func:`skmm.onnx.export_onnx`, predicting on ONNX Runtime.
+
+    It reads the folder's manifest and graphs only: no model file is unpickled and no
+    torch weights are loaded. Each row is read and decoded as the encoders do (the same
+    readers, size limits, errors and missing values), each graph runs on ONNX Runtime,
+    and the probabilities equal those of the exported pipeline within 1e-4.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder ``export_onnx`` wrote.
+    providers : list of str, default=None
+        ONNX Runtime execution providers; None uses CUDA when ONNX Runtime has it, else CPU.
+    n_threads : int, default=None
+        Threads of each graph's run (ONNX Runtime's ``intra_op_num_threads``); None: every
+        available CPU.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels, in the order of the probability columns.
+    feature_names_in_ : ndarray of str
+        The input columns the model reads.
+    manifest_ : dict
+        The folder's manifest.
+
+    Examples
+    --------
+    See :func:`skmm.onnx.export_onnx`.
+    """
+
+    def __init__(self, path, *, providers=None, n_threads=None):
+        self.path = Path(path)
+        self.providers = providers
+        self.n_threads = n_threads
+        self.manifest_ = _read_manifest(self.path)
+        self.classes_ = np.asarray(self.manifest_["classes"])
+        self.feature_names_in_ = np.asarray(self.manifest_["input_columns"], dtype=object)
+        self._sessions, self._lock = {}, threading.RLock()
+        self._encoders = {}
+
+    def __repr__(self):
+        return f"OnnxModel({os.fspath(self.path)!r})"
+
+    # ------------------------------------------------------------------ predictions
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The input columns (``feature_names_in_``); for a model exported from a
+            classifier alone, its fused features.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        features = self.transform(X)
+        head = self.manifest_["classifier"]
+        proba = self._session(head["graph"]).run([head["output"]], {head["input"]: features})[0]
+        proba = proba.astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted class labels (values of ``classes_``).
+
+        Parameters
+        ----------
+        X : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def transform(self, X):
+        """The fused features ``(n_samples, n_features)``, float32, as the fusion step makes them.
+
+        Parameters
+        ----------
+        X : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        X = self._check_frame(X)
+        parts = self.manifest_["parts"]
+        if not parts:  # exported from a classifier alone: X is already the fused features
+            return np.ascontiguousarray(X.to_numpy(dtype=np.float32))
+        features = np.empty((len(X), self.manifest_["n_features"]), dtype=np.float32)
+        for part in parts:
+            start, stop = part["features"]
+            features[:, start:stop] = self._part(part, X)
+        empty = _all_missing(X[list(self.feature_names_in_)])
+        features[empty] = np.nan  # no input at all: every modality absent, as the fusion does
+        return features
+
+    # ------------------------------------------------------------------ parts
+
+    def _check_frame(self, X):
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"OnnxModel takes a pandas DataFrame with the columns {list(self.feature_names_in_)}, "
+                            f"got {type(X).__name__}.")
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the column(s) {missing} that the model reads; it has {list(X.columns)}.")
+        return X
+
+    def _part(self, part, X):
+        kind = part["transformer"]
+        columns = part["columns"]
+        if kind == "passthrough":
+            return X[columns].to_numpy(dtype=np.float32)
+        if kind in ENCODERS:
+            return self._encoder(part).transform(X[columns])
+        values = X[columns[0]] if part["one_dimensional"] else X[columns]
+        dtype = part["inputs"]["input"][0]
+        array = np.asarray(values, dtype=np.float32 if dtype == "float32" else object)
+        if dtype != "float32":
+            array = array.astype(str)
+        array = array.reshape(len(X), -1)
+        return self._session(part["graph"]).run(None, {"input": array})[0].astype(np.float32)
+
+    def _encoder(self, part):
+        """The skmm encoder of ``part``, its forward pass an ONNX Runtime session (built once)."""
+        with self._lock:
+            encoder = self._encoders.get(part["graph"] or part["modality"])
+            if encoder is None:
+                encoder = ENCODERS[part["transformer"]](self, part)
+                self._encoders[part["graph"] or part["modality"]] = encoder
+        return encoder
+
+    def _session(self, graph):
+        with self._lock:
+            session = self._sessions.get(graph)
+            if session is None:
+                session = self._sessions[graph] = _session(self.path / graph, self.providers, self.n_threads)
+        return session
+
+
+def _read_manifest(path):
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} has no {MANIFEST}: it is not a folder written by skmm.onnx.export_onnx.")
+    manifest = json.loads(file.read_text())
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("format_version"), int):
+        raise ValueError(f"{file} is not an skmm ONNX manifest (format {manifest.get('format')!r}).")
+    if manifest["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{file} was written by a newer skmm (format version {manifest['format_version']}, "
+                         f"this one reads {FORMAT_VERSION}); upgrade skmm.")
+    return manifest
+
+
+def _session(file, providers, n_threads):
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError('running an exported model needs onnxruntime: pip install "skmm[onnx]".') from exc
+    from .._threads import available_cpus
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(n_threads or available_cpus())
+    options.inter_op_num_threads = 1
+    if providers is None:
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in onnxruntime.get_available_providers()]
+    return onnxruntime.InferenceSession(os.fspath(file), options, providers=providers)
+
+
+def _all_missing(frame):
+    from .._utils import is_missing
+
+    return frame.map(is_missing).all(axis=1).to_numpy()
+
+
+# ---------------------------------------------------------------------- encoders on ONNX Runtime
+
+
+def _fitted(encoder, part, bundle, column_frame_name):
+    """``encoder`` set up as fitted by the exported pipeline, computing with ``bundle``."""
+    encoder._runtime_bundle = bundle
+    encoder.n_features_in_ = 1
+    encoder.feature_names_in_ = np.asarray([column_frame_name], dtype=object)
+    encoder.n_features_out_ = part["features"][1] - part["features"][0]
+    encoder.model_identity_ = part["model_identity"]
+    return encoder
+
+
+def _params(part):
+    return {**part["params"], "cache": None, "verbose": 0, "device": "cpu"}
+
+
+def _fingerprint(part):
+    return part["model_identity"].rsplit("@", 1)[-1]
+
+
+def _image_encoder(model, part):
+    from ..encoders import ImageEncoder
+    from ..encoders._image import _center_crop_array
+
+    session = model._session(part["graph"])
+    name = next(iter(part["inputs"]))
+    if part["assets"] is None:
+        preprocess, size = _center_crop_array, part["inputs"][name][1][1]
+
+        def stack(items):
+            return np.stack(items)
+    else:
+        from transformers import AutoImageProcessor
+
+        processor = AutoImageProcessor.from_pretrained(model.path / part["assets"], backend="pil")
+        size = None
+
+        def preprocess(image, _size):
+            return processor(images=image, return_tensors="np")["pixel_values"][0].astype(np.float32)
+
+        def stack(items):
+            return np.stack(items)
+
+    bundle = SimpleNamespace(
+        device="cpu", dim=part["features"][1] - part["features"][0], image_size=size,
+        fingerprint=_fingerprint(part), preprocess=preprocess,
+        encode=lambda items: session.run(None, {name: stack(items)})[0],
+    )
+    return _fitted(ImageEncoder(**{**_params(part), "n_threads": None}), part, bundle, part["columns"][0])
+
+
+def _text_encoder(model, part):
+    from transformers import AutoTokenizer
+
+    from ..encoders import TextEncoder
+
+    session = model._session(part["graph"])
+    tokenizer = AutoTokenizer.from_pretrained(model.path / part["assets"])
+    params = _params(part)
+
+    def features(input_ids, attention_mask, pooling, normalize):
+        return session.run(None, {"input_ids": input_ids.astype(np.int64),
+                                  "attention_mask": attention_mask.astype(np.int64)})[0]
+
+    bundle = SimpleNamespace(
+        tokenizer=tokenizer, tokenizer_lock=threading.Lock(), features=features, device="cpu",
+        dim=part["features"][1] - part["features"][0], max_length=part["max_tokens"],
+        fingerprint=_fingerprint(part),
+    )
+    return _fitted(TextEncoder(**{**params, "n_threads": None}), part, bundle, part["columns"][0])
+
+
+def _audio_mfcc(model, part):
+    from ..encoders import AudioMFCC
+
+    encoder = AudioMFCC(**_params(part))
+    return _fitted(encoder, part, encoder._load_bundle(), part["columns"][0])
+
+
+#: the encoders an exported folder may name, and how each is set up on ONNX Runtime
+ENCODERS = {"ImageEncoder": _image_encoder, "TextEncoder": _text_encoder, "AudioMFCC": _audio_mfcc}

@@ -1,0 +1,189 @@
+"""skmm.onnx: exported graphs predict what the pipeline predicts, from the folder alone."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from skmm import AudioMFCC, ImageEncoder, InputError, MultimodalClassifier, MultimodalFusion, TextEncoder
+from skmm.nn import FUSIONS
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skl2onnx")
+
+from skmm.onnx import OnnxModel, export_onnx  # noqa: E402
+
+WORDS = ["red", "blue", "green", "car", "cat", "dog", "bird", "sat", "ran", "mat"]
+
+
+def frame(n=48, seed=0):
+    """Rows of every kind: two images, a text, an audio clip, a number and a category, some missing."""
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, (24 + i % 5, 30, 3), dtype=np.uint8) for i in range(n)]
+    df = pd.DataFrame({
+        "photo": images,
+        "sketch": list(images[::-1]),
+        "caption": [" ".join(rng.choice(WORDS, 3 + i % 4)) for i in range(n)],
+        "clip": [(0.1 * rng.normal(size=4000 + 100 * (i % 3))).astype(np.float32) for i in range(n)],
+        "price": rng.normal(size=n),
+        "colour": rng.choice(["red", "blue", "green"], n),
+    })
+    df["clip"] = [(wave, 16000) for wave in df["clip"]]
+    df.loc[2, "photo"] = None
+    df.loc[3, "caption"] = ""
+    df.loc[4, "price"] = np.nan
+    df.loc[5] = [None, None, None, None, np.nan, None]  # nothing at all: the class prior
+    return df, rng.integers(0, 3, n)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_text_model, tiny_image_model):
+    df, y = frame()
+    fusion = MultimodalFusion([
+        ("photo", ImageEncoder(verbose=0), "photo"),
+        ("sketch", ImageEncoder(tiny_image_model, verbose=0), "sketch"),
+        ("caption", TextEncoder(tiny_text_model, verbose=0), "caption"),
+        ("clip", AudioMFCC(verbose=0), "clip"),
+        ("price", make_pipeline(SimpleImputer(), StandardScaler()), ["price"]),
+        ("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+    ])
+    clf = MultimodalClassifier(max_epochs=3, verbose=0, random_state=0)
+    pipe = Pipeline([("fusion", fusion), ("clf", clf)]).fit(df, np.array(["cat", "dog", "eel"])[y])
+    return pipe, df
+
+
+@pytest.fixture(scope="module")
+def exported(fitted, tmp_path_factory):
+    pipe, _ = fitted
+    return export_onnx(pipe, tmp_path_factory.mktemp("export") / "model")
+
+
+def test_every_modality_predicts_as_the_pipeline(fitted, exported):
+    pipe, df = fitted
+    model = OnnxModel(exported)
+    new, _ = frame(n=20, seed=1)  # rows the pipeline never saw, missing values included
+    for X in (df, new):
+        np.testing.assert_allclose(model.transform(X), pipe[0].transform(X).to_numpy(), atol=1e-4)
+        np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+        assert (model.predict(X) == pipe.predict(X)).all()
+    assert list(model.classes_) == ["cat", "dog", "eel"]
+
+
+def test_manifest_says_which_column_feeds_which_graph(exported):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["input_columns"] == ["photo", "sketch", "caption", "clip", "price", "colour"]
+    parts = {part["modality"]: part for part in manifest["parts"]}
+    assert parts["photo"]["inputs"] == {"pixels": ["uint8", ["batch", 224, 224, 3]]}
+    assert set(parts["caption"]["inputs"]) == {"input_ids", "attention_mask"}
+    assert (exported / parts["caption"]["assets"] / "tokenizer.json").is_file()
+    assert parts["clip"]["graph"] is None and "AudioMFCC" in parts["clip"]["preprocessing"]
+    assert parts["colour"]["inputs"] == {"input": ["string", ["batch", 1]]}
+    for part in manifest["parts"]:
+        assert part["graph"] is None or (exported / part["graph"]).is_file()
+    ends = [part["features"] for part in manifest["parts"]]
+    assert ends[0][0] == 0 and ends[-1][1] == manifest["n_features"]
+    assert all(a[1] == b[0] for a, b in zip(ends, ends[1:]))
+
+
+def test_runtime_never_loads_the_torch_models(exported, fitted, monkeypatch):
+    from skmm.encoders import _image, _text
+
+    def refuse(*args):
+        raise AssertionError("the ONNX runtime loaded a torch model")
+
+    monkeypatch.setattr(_image, "_load_efficientnet", refuse)
+    monkeypatch.setattr(_image, "_load_transformers", refuse)
+    monkeypatch.setattr(_text, "_load_text_model", refuse)
+    pipe, df = fitted
+    np.testing.assert_allclose(OnnxModel(exported).predict_proba(df.head(6)), pipe.predict_proba(df.head(6)), atol=1e-4)
+
+
+@pytest.mark.parametrize("fusion", list(FUSIONS))
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_every_fusion_strategy_exports(fusion, n_classes, tmp_path):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 7)), columns=[f"a__{i}" for i in range(3)] + [f"b__{i}" for i in range(4)])
+    X.iloc[:6, :3] = np.nan  # modality a absent
+    X.iloc[6:9, :] = np.nan  # every modality absent
+    X.iloc[9, 4] = np.nan  # one feature missing
+    y = rng.integers(0, n_classes, 80)
+    clf = MultimodalClassifier(fusion=fusion, max_epochs=2, verbose=0, random_state=0).fit(X, y)
+    model = OnnxModel(export_onnx(clf, tmp_path / "model"))
+    np.testing.assert_allclose(model.predict_proba(X), clf.predict_proba(X), atol=1e-4)
+    far = X.fillna(0) * 1e9  # clipped to the same range on both sides
+    np.testing.assert_allclose(model.predict_proba(far), clf.predict_proba(far), atol=1e-4)
+
+
+def test_the_network_alone_exports(tmp_path):
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(60, 4)), columns=["a__0", "a__1", "b__0", "b__1"])
+    y = rng.integers(0, 3, 60)
+    clf = MultimodalClassifier(linear_weight=0, unimodal_loss=0, max_epochs=2, verbose=0, random_state=0).fit(X, y)
+    model = OnnxModel(export_onnx(clf, tmp_path / "model"))
+    np.testing.assert_allclose(model.predict_proba(X), clf.predict_proba(X), atol=1e-4)
+
+
+def test_a_bad_row_is_named_as_by_the_encoder(exported, fitted):
+    _, df = fitted
+    bad = df.head(3).copy()
+    bad.at[1, "photo"] = b"not an image"
+    with pytest.raises(InputError, match="row 1"):
+        OnnxModel(exported).predict_proba(bad)
+
+
+def test_missing_column_and_wrong_input_are_named(exported, fitted):
+    _, df = fitted
+    model = OnnxModel(exported)
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['caption'\]"):
+        model.predict(df.drop(columns="caption"))
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        model.predict(df.to_numpy())
+
+
+def test_existing_folder_is_kept_unless_overwrite(fitted, exported):
+    pipe, _ = fitted
+    before = (exported / "manifest.json").read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(pipe, exported)
+    assert (exported / "manifest.json").read_bytes() == before
+
+
+def test_interrupted_export_leaves_nothing(fitted, tmp_path, monkeypatch):
+    from skmm.onnx import _export
+
+    calls = []
+    original = _export._export_module
+
+    def interrupted(module, inputs, outputs, path, opset):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(module, inputs, outputs, path, opset)
+
+    monkeypatch.setattr(_export, "_export_module", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(fitted[0], tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_cannot_be_exported_is_named(fitted):
+    pipe, _ = fitted
+    with pytest.raises(ValueError, match="MultimodalFusion -> StandardScaler -> MultimodalClassifier"):
+        export_onnx(Pipeline([("f", pipe[0]), ("s", StandardScaler()), ("c", pipe[-1])]), "unused")
+    with pytest.raises(ValueError, match="got StandardScaler"):
+        export_onnx(StandardScaler(), "unused")
+
+
+def test_a_folder_that_is_not_an_export_is_refused(tmp_path, exported):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        OnnxModel(tmp_path)
+    manifest = json.loads((exported / "manifest.json").read_text())
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(ValueError, match="newer skmm"):
+        OnnxModel(newer)
