@@ -380,6 +380,17 @@ def _cmd_predict(args):
     return 0
 
 
+def _cmd_export(args):
+    from .onnx import export_onnx
+
+    pipeline, _ = _load_model(args)
+    print(f"Exporting {args.model} to ONNX ...", file=sys.stderr)
+    folder = export_onnx(pipeline, args.out, overwrite=args.overwrite)
+    graphs = sorted(path.name for path in folder.glob("*.onnx"))
+    print(f"Exported to {folder}: {', '.join(graphs)} and manifest.json (which column feeds which graph).")
+    return 0
+
+
 def _cmd_serve(args):
     from .serve import serve
 
@@ -583,6 +594,20 @@ def build_parser():
                          help=ON_ERROR_HELP)
     _add_cache_options(predict)
     predict.set_defaults(handler=_cmd_predict)
+
+    export = commands.add_parser(
+        "export", help="export a saved model to ONNX, for ONNX Runtime or any ONNX consumer",
+        description="Write a folder with one ONNX graph per modality (image and text models, "
+        "scikit-learn transformers), one for the classifier and manifest.json, which says which "
+        "input column feeds which graph and what happens outside the graphs. Needs the onnx extra: "
+        'pip install "skmm[onnx]".',
+    )
+    export.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the format (default: onnx)")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write (must not exist)")
+    export.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    export.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    export.set_defaults(handler=_cmd_export, on_error=None)
 
     serve = commands.add_parser(
         "serve", help="serve a saved model over HTTP (waitress)",

@@ -122,6 +122,26 @@ def test_predict_to_file_in_process(fitted_model, tmp_path, capsys):
     assert len(pd.read_csv(out)) == 6
 
 
+def test_export_to_onnx_predicts_as_the_model(fitted_model, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    from skmm.onnx import OnnxModel
+
+    root, _, _ = fitted_model
+    assert main(["export", str(root / "model.skmm"), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    assert "manifest.json" in capsys.readouterr().out
+    pipe, labels, probabilities = in_process_expectation(root)
+    new = pd.read_csv(root / "data" / "new.csv")
+    for column in ("photo", "voice"):
+        new[column] = [str(root / "data" / v) if isinstance(v, str) else None for v in new[column]]
+    model = OnnxModel(tmp_path / "onnx")
+    np.testing.assert_allclose(model.predict_proba(new), probabilities, atol=1e-4)
+    assert model.predict(new).tolist() == labels.tolist()
+    # a second export to the same folder is refused, the first one kept
+    assert main(["export", str(root / "model.skmm"), "--out", str(tmp_path / "onnx")]) == 1
+    assert "overwrite" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_serve_round_trip(fitted_model):
     from test_serve import Server
@@ -167,7 +187,7 @@ def test_serve_round_trip(fitted_model):
 # --------------------------------------------------------------------------- help and errors
 
 
-@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["serve"], ["report"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["export"], ["serve"], ["report"], ["demo"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -352,7 +372,7 @@ def test_sigterm_while_saving_leaves_the_old_model_and_no_temporary_file(small_c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
 
 
-@pytest.mark.parametrize("command", ["predict", "serve"])
+@pytest.mark.parametrize("command", ["predict", "export", "serve"])
 def test_trust_is_offered_and_explained(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
