@@ -182,6 +182,8 @@ def _session(file, providers, n_threads):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(n_threads or available_cpus())
     options.inter_op_num_threads = 1
+    # no spinning between runs: the encoders' reading, decoding and tokenising share these CPUs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if providers is None:
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                      if p in onnxruntime.get_available_providers()]
