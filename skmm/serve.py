@@ -448,6 +448,22 @@ def _served_kinds(pipeline, recorded):
 # --------------------------------------------------------------------------- app
 
 
+def _exported(pipeline, n_threads):
+    """The pipeline exported to ONNX in a temporary folder, and an OnnxModel on it: ``(folder, model)``."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from .onnx import OnnxModel, export_onnx
+
+    folder = tempfile.TemporaryDirectory(prefix="skmm-serve-onnx-")
+    try:
+        path = export_onnx(pipeline, Path(folder.name) / "model")
+        return SimpleNamespace(folder=folder, model=OnnxModel(path, n_threads=n_threads))
+    except BaseException:
+        folder.cleanup()
+        raise
+
+
 def default_workers():
     """The inference workers of ``workers=None``: one per available CPU, at most :data:`MAX_DEFAULT_WORKERS`.
 
@@ -475,6 +491,7 @@ def create_app(
     queue_size=DEFAULT_QUEUE_SIZE,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     torch_threads=None,
+    runtime="torch",
 ):
     """Return a Flask app serving predictions of a fitted pipeline.
 
@@ -516,6 +533,13 @@ def create_app(
         encoded side by side, in one thread per available CPU with one torch
         thread each (the :class:`~skmm.MultimodalFusion`'s ``n_jobs``, unless
         it has one).
+    runtime : {"torch", "onnx"}, default="torch"
+        What computes the predictions. ``"onnx"`` exports the pipeline with
+        :func:`skmm.onnx.export_onnx` into a temporary folder when the app is
+        created and predicts with :class:`skmm.onnx.OnnxModel` on ONNX Runtime
+        (each worker's runs on ``torch_threads`` threads); the routes, limits,
+        row decoding and micro-batching are the same, and ``?explain=true``
+        still explains with the pipeline itself. Needs the ``onnx`` extra.
 
     Returns
     -------
@@ -580,10 +604,17 @@ def create_app(
     # side by side on every CPU (the other workers are idle); batches keep them one after the
     # other, each worker on its own CPUs (side by side, batches were slower: docs/performance.md)
     lone_row_pipeline = _modalities_side_by_side(pipeline, available_cpus()) or pipeline
+    exported = None
+    if runtime == "onnx":
+        exported = _exported(pipeline, torch_threads)
+        lone_row_pipeline = exported.model
+    elif runtime != "torch":
+        raise ValueError(f"runtime={runtime!r}: expected 'torch' or 'onnx'.")
+    predictor = pipeline if exported is None else exported.model
 
     def predict_batch(frame):
         alone = len(frame) == 1 and batcher.requests_in_server <= 1
-        return _predict(lone_row_pipeline if alone else pipeline, frame)
+        return _predict(lone_row_pipeline if alone else predictor, frame)
 
     batcher = MicroBatcher(
         predict_batch,
@@ -593,7 +624,7 @@ def create_app(
     )
     if warm_up:
         with thread_budget(torch_threads):
-            _warm_up(pipeline, decoder.columns)
+            _warm_up(predictor, decoder.columns)
 
     app = flask.Flask("skmm.serve")
     app.config.update(
@@ -601,8 +632,11 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=max_body_bytes,
         SKMM_METADATA=public,
         SKMM_BATCHER=batcher,
+        SKMM_RUNTIME=runtime,
     )
     weakref.finalize(app, batcher.close)
+    if exported is not None:
+        weakref.finalize(app, exported.folder.cleanup)
     app.json.sort_keys = False
 
     def error(status, message):
@@ -724,6 +758,7 @@ def serve(
     queue_size=DEFAULT_QUEUE_SIZE,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     torch_threads=None,
+    runtime="torch",
 ):
     """Serve a model file over HTTP with waitress (a production WSGI server).
 
@@ -754,23 +789,27 @@ def serve(
         files you wrote or trust.
     max_batch_rows, max_wait_ms, workers, queue_size, request_timeout, torch_threads
         How predictions are micro-batched: see :func:`create_app`.
+    runtime : {"torch", "onnx"}, default="torch"
+        ``"onnx"`` predicts on ONNX Runtime: see :func:`create_app`.
     """
     try:
         import waitress
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
 
-    print(f"skmm: loading {path} and warming up its encoders' models (their first load can take a minute) ...",
-          file=sys.stderr, flush=True)
+    exporting = " exporting it to ONNX," if runtime == "onnx" else ""
+    print(f"skmm: loading {path},{exporting} and warming up its encoders' models (their first load can take "
+          "a minute) ...", file=sys.stderr, flush=True)
     app = create_app(
         path, max_body_bytes=max_body_bytes, max_rows=max_rows, max_text_chars=max_text_chars,
         trusted=trusted, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, workers=workers,
         queue_size=queue_size, request_timeout=request_timeout, torch_threads=torch_threads,
+        runtime=runtime,
     )
     batcher = app.config["SKMM_BATCHER"]
     print(
         f"skmm: serving {path} on http://{host}:{port} with {threads} threads, "
-        f"{batcher.workers} inference worker(s) of {batcher.n_threads} torch thread(s), batches "
+        f"{batcher.workers} inference worker(s) of {batcher.n_threads} {'ONNX Runtime' if runtime == 'onnx' else 'torch'} thread(s), batches "
         f"of up to {batcher.max_batch_rows} rows (routes: GET /health, GET /metadata, "
         "POST /predict)",
         file=sys.stderr,

@@ -187,3 +187,25 @@ def test_a_folder_that_is_not_an_export_is_refused(tmp_path, exported):
     (newer / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(ValueError, match="newer skmm"):
         OnnxModel(newer)
+
+
+def text_vectorizer_pipeline(texts):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    X = pd.DataFrame({"note": texts, "size": np.arange(len(texts), dtype=float)})
+    fusion = MultimodalFusion([("note", TfidfVectorizer(), "note"), ("size", "passthrough", ["size"])])
+    clf = MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)
+    return Pipeline([("fusion", fusion), ("clf", clf)]).fit(X, np.arange(len(texts)) % 2), X
+
+
+def test_a_text_vectorizer_exports_when_onnx_tokenizes_as_scikit_learn(tmp_path):
+    pipe, X = text_vectorizer_pipeline([" ".join(WORDS[i % 7 : i % 7 + 3]).title() + "!" for i in range(30)])
+    model = OnnxModel(export_onnx(pipe, tmp_path / "model"))
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+
+
+def test_a_text_vectorizer_with_words_onnx_splits_otherwise_is_refused(tmp_path):
+    pipe, _ = text_vectorizer_pipeline(["un café crème", "the red car", "été chaud"] * 10)
+    with pytest.raises(ValueError, match="not ASCII.*TextEncoder"):
+        export_onnx(pipe, tmp_path / "model")
+    assert not (tmp_path / "model").exists()

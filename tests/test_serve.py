@@ -868,3 +868,30 @@ def test_upload_errors_show_no_memory_address(check):
     with pytest.raises(ValueError) as caught:
         checker(b"definitely not a media file" * 3)
     assert not re.search(r"0x[0-9a-fA-F]{6,}|object at", str(caught.value)), str(caught.value)
+
+
+def test_onnx_runtime_answers_as_the_pipeline(model):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    _, pipe, X = model
+    app = in_process_app(pipe, runtime="onnx")
+    rows = [as_json_row(r) for r in X.to_dict("records")]
+    answer = app.post("/predict", json={"rows": rows})
+    assert answer.status_code == 200, answer.get_json()
+    labels, probabilities = expected(pipe, X)
+    predictions = answer.get_json()["predictions"]
+    assert [p["label"] for p in predictions] == labels.tolist()
+    np.testing.assert_allclose([list(p["probabilities"].values()) for p in predictions], probabilities, atol=1e-4)
+    row = X.iloc[[5]]  # one multipart upload, a missing price
+    form = {"review": row["review"].iloc[0], "price": "", "colour": row["colour"].iloc[0],
+            "photo": (io.BytesIO(row["photo"].iloc[0]), "cat.png")}
+    answer = app.post("/predict", data=form, content_type="multipart/form-data")
+    assert answer.status_code == 200, answer.get_json()
+    single = row.assign(price=np.nan)
+    np.testing.assert_allclose(list(answer.get_json()["predictions"][0]["probabilities"].values()),
+                               pipe.predict_proba(single)[0], atol=1e-4)
+
+
+def test_an_unknown_runtime_is_refused(model):
+    with pytest.raises(ValueError, match="runtime='tensorflow'"):
+        in_process_app(model[1], runtime="tensorflow")

@@ -291,8 +291,9 @@ def _export_sklearn(transformer, part, folder, stem, opset):
     numeric = not _takes_strings(transformer)
     shape = [None, 1] if part["one_dimensional"] else [None, len(columns)]
     input_type = FloatTensorType(shape) if numeric else StringTensorType(shape)
+    options = _text_vectorizer_options(transformer, part)
     try:
-        model = to_onnx(transformer, initial_types=[("input", input_type)], target_opset=opset)
+        model = to_onnx(transformer, initial_types=[("input", input_type)], target_opset=opset, options=options)
     except Exception as exc:  # skl2onnx raises many types: name the part and the way out
         raise ValueError(
             f"the {part['modality']!r} modality ({type(transformer).__name__} on {columns}) could not be "
@@ -305,6 +306,30 @@ def _export_sklearn(transformer, part, folder, stem, opset):
     return {"transformer": type(transformer).__name__, "graph": graph, "width": width,
             "inputs": {"input": [dtype, ["batch", shape[1]]]},
             "preprocessing": f"The columns {columns} side by side as {dtype}."}
+
+
+def _text_vectorizer_options(transformer, part):
+    """skl2onnx's options for a CountVectorizer/TfidfVectorizer, or None; refuses what ONNX would change.
+
+    ONNX Runtime's tokenizer knows ASCII letters only (its ``\\w``), and lowercases with a
+    locale: ``C.UTF-8``, present on every glibc system. A vocabulary with a non-ASCII word
+    would give other features in the graph than in scikit-learn, so it is refused.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    steps = [step for _, step in transformer.steps] if hasattr(transformer, "steps") else [transformer]
+    vectorizers = [step for step in steps if isinstance(step, CountVectorizer)]
+    if not vectorizers:
+        return None
+    for vectorizer in vectorizers:
+        foreign = [word for word in vectorizer.vocabulary_ if not str(word).isascii()]
+        if foreign:
+            raise ValueError(
+                f"the {part['modality']!r} modality's {type(vectorizer).__name__} has words that are not ASCII "
+                f"({', '.join(map(repr, foreign[:3]))}...): ONNX Runtime's tokenizer splits them differently, so "
+                "the exported model would not answer as the pipeline. Use a TextEncoder for this column."
+            )
+    return {type(vectorizer): {"locale": "C.UTF-8"} for vectorizer in vectorizers}
 
 
 def _takes_strings(transformer):

@@ -131,15 +131,13 @@ class OnnxModel:
         kind = part["transformer"]
         columns = part["columns"]
         if kind == "passthrough":
-            return X[columns].to_numpy(dtype=np.float32)
+            return _numbers(X[columns])
         if kind in ENCODERS:
             return self._encoder(part).transform(X[columns])
-        values = X[columns[0]] if part["one_dimensional"] else X[columns]
-        dtype = part["inputs"]["input"][0]
-        array = np.asarray(values, dtype=np.float32 if dtype == "float32" else object)
-        if dtype != "float32":
-            array = array.astype(str)
-        array = array.reshape(len(X), -1)
+        if part["inputs"]["input"][0] == "float32":
+            array = _numbers(X[columns])
+        else:  # strings, a missing value as the empty string
+            array = X[columns].astype(object).where(X[columns].notna(), "").astype(str).to_numpy()
         return self._session(part["graph"]).run(None, {"input": array})[0].astype(np.float32)
 
     def _encoder(self, part):
@@ -188,6 +186,11 @@ def _session(file, providers, n_threads):
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                      if p in onnxruntime.get_available_providers()]
     return onnxruntime.InferenceSession(os.fspath(file), options, providers=providers)
+
+
+def _numbers(frame):
+    """The columns as float32, a missing value (None, NaN, pd.NA) as NaN."""
+    return frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _all_missing(frame):
