@@ -149,7 +149,7 @@ def stop(processes):
 
 def start_server(model, args, cache_dir):
     port = free_port()
-    command = [sys.executable, "-m", "skmm", "serve", model, "--port", str(port),
+    command = [sys.executable, "-m", "skmm", "serve", model, "--port", str(port), "--runtime", args.runtime,
                "--threads", str(args.threads), "--workers", str(args.workers),
                "--max-batch-rows", str(args.max_batch_rows), "--max-wait-ms", str(args.max_wait_ms)]
     environment = dict(os.environ, SKMM_CACHE_DIR=cache_dir)
@@ -232,6 +232,8 @@ def main(argv=None):
     parser.add_argument("--max-batch-rows", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--no-audio", action="store_true", help="leave the audio column out")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                        help="the server's runtime (skmm serve --runtime); in-process stays torch")
     args = parser.parse_args(argv)
     audio = not args.no_audio
     clients = [int(c) for c in args.clients.split(",") if c]
@@ -262,7 +264,7 @@ def main(argv=None):
     print(f"model ready in {time.perf_counter() - start:.1f}s: {model}")
 
     phases = [(n, 0) for n in clients] + ([(n, args.busy) for n in clients] if args.busy else [])
-    per_phase = int(60 * args.duration)  # fresh rows for every request: enough for ~60 rows/s
+    per_phase = int(100 * args.duration)  # fresh rows for every request: enough for ~100 rows/s
     warm_up = 12  # rows sent first and left out: every pool, connection and kernel in use already
     pool, _ = make_rows(warm_up + len(bodies) * (args.requests + per_phase * len(phases)),
                         seed=time.time_ns() % 2**32, audio=audio)
@@ -318,7 +320,7 @@ def main(argv=None):
     print(f"columns: {list(pool.columns)}; cores: {available_cpus()}; server: {args.threads} "
           f"waitress threads, {args.workers} worker(s) x {budget} torch thread(s), batches of <= "
           f"{args.max_batch_rows} rows, wait {args.max_wait_ms:g} ms, "
-          f"{'a disk' if server_cache else 'a memory-only'} embedding cache")
+          f"{'a disk' if server_cache else 'a memory-only'} embedding cache, runtime {args.runtime}")
     failed = 0
     for body_format, (served, local, mismatched) in sequential.items():
         served_p, local_p = percentiles(served), percentiles(local)
