@@ -19,7 +19,9 @@ Every request carries a row never seen before (fresh image noise, text and tone)
 answers in place of the encoders; the server keeps its embeddings in a disk folder of its own, as
 ``skmm serve`` does by default (``--server-cache memory``: in memory only). On a shared machine
 compare the ratios of one run, not absolute times. A run takes about 2 + 12 x duration seconds
-per body plus the checks::
+per body plus the checks. ``--runtime onnx`` serves with ``skmm serve --runtime onnx`` and takes the
+in-process baseline on ONNX Runtime too (``skmm.onnx.OnnxModel``); every answer is still checked
+against the torch pipeline::
 
     python benchmarks/bench_serve.py                      # 40 requests, 1/8/32 clients, 8 s each
     python benchmarks/bench_serve.py --requests 20 --duration 5 --clients 1,8 --body multipart
@@ -233,7 +235,8 @@ def main(argv=None):
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--no-audio", action="store_true", help="leave the audio column out")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                        help="the server's runtime (skmm serve --runtime); in-process stays torch")
+                        help="the server's runtime (skmm serve --runtime), and the in-process baseline's; "
+                        "the load phases' answers are checked against the torch pipeline either way")
     args = parser.parse_args(argv)
     audio = not args.no_audio
     clients = [int(c) for c in args.clients.split(",") if c]
@@ -275,9 +278,15 @@ def main(argv=None):
     url = f"http://127.0.0.1:{port}/predict"
     sequential, results, background = {}, [], []
 
+    local_model = pipe  # in-process baseline: the server's runtime, in this process
+    if args.runtime == "onnx":
+        from skmm.onnx import OnnxModel, export_onnx
+
+        local_model = OnnxModel(export_onnx(pipe, os.path.join(folder, "onnx")))
+
     def timed_predict(row):
         t0 = time.perf_counter()
-        proba = pipe.predict_proba(pd.DataFrame([row]))
+        proba = local_model.predict_proba(pd.DataFrame([row]))
         return time.perf_counter() - t0, proba
 
     try:
@@ -326,7 +335,7 @@ def main(argv=None):
         served_p, local_p = percentiles(served), percentiles(local)
         print(f"[{body_format}] single-row latency over HTTP ({args.requests} sequential requests): "
               + ", ".join(f"p{q} {v:.1f} ms" for q, v in served_p.items()))
-        print(f"[{body_format}] in-process predict_proba, same rows, one call each: "
+        print(f"[{body_format}] in-process predict_proba ({args.runtime}), same rows, one call each: "
               + ", ".join(f"p{q} {v:.1f} ms" for q, v in local_p.items()))
         print(f"[{body_format}] ratio HTTP / in-process (p50): {served_p[50] / local_p[50]:.2f}x "
               f"({served_p[50] - local_p[50]:+.1f} ms per request); "

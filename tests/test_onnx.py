@@ -209,3 +209,50 @@ def test_a_text_vectorizer_with_words_onnx_splits_otherwise_is_refused(tmp_path)
     with pytest.raises(ValueError, match="not ASCII.*TextEncoder"):
         export_onnx(pipe, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def run_skl2onnx(model, X):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    if isinstance(X, pd.DataFrame):  # one input per column, typed as skl2onnx guessed from the frame
+        types = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": object}
+        feeds = {value.name: X[[value.name]].to_numpy().astype(types[value.type])
+                 for value in session.get_inputs()}
+    else:
+        feeds = {session.get_inputs()[0].name: X}
+    return session.run(None, feeds)
+
+
+def test_skl2onnx_converts_the_classifier_once_registered():
+    from skl2onnx import to_onnx
+
+    from skmm.onnx import register_converters
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)).astype(np.float32)
+    clf = MultimodalClassifier(max_epochs=2, verbose=0, random_state=0).fit(X, rng.integers(0, 3, 60))
+    register_converters()
+    register_converters()  # twice changes nothing
+    labels, proba = run_skl2onnx(to_onnx(clf, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-4)
+    assert (labels == clf.predict(X)).all()
+
+
+def test_skl2onnx_converts_a_pipeline_of_tabular_modalities():
+    from skl2onnx import to_onnx
+
+    from skmm.onnx import register_converters
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"height": rng.normal(size=60), "weight": rng.normal(size=60),
+                      "colour": rng.choice(["red", "blue", "green"], 60)})
+    y = np.array(["cat", "dog"])[rng.integers(0, 2, 60)]
+    fusion = MultimodalFusion([("size", StandardScaler(), ["height", "weight"]),
+                               ("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])])
+    pipe = Pipeline([("fusion", fusion), ("clf", MultimodalClassifier(max_epochs=2, verbose=0, random_state=0))])
+    pipe.fit(X, y)
+    register_converters()
+    labels, proba = run_skl2onnx(to_onnx(pipe, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-4)
+    assert labels.tolist() == pipe.predict(X).tolist()

@@ -162,7 +162,8 @@ def _export_module(module, inputs, outputs, path, opset):
     # with gradients on: under no_grad, attention takes a fused fast path that ONNX has no operator for
     with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript tracer's notes about shapes it records
-        torch.onnx.export(module, examples, str(path), input_names=[name for name, _, _ in inputs],
+        target = path if hasattr(path, "write") else str(path)  # a file, or a path
+        torch.onnx.export(module, examples, target, input_names=[name for name, _, _ in inputs],
                           output_names=outputs, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
 
 
