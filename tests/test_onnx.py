@@ -256,3 +256,31 @@ def test_skl2onnx_converts_a_pipeline_of_tabular_modalities():
     labels, proba = run_skl2onnx(to_onnx(pipe, X[:1], options={"zipmap": False}), X)
     np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-4)
     assert labels.tolist() == pipe.predict(X).tolist()
+
+
+@pytest.mark.parametrize("part", ["all", "frames", "audio"])
+def test_a_video_column_predicts_as_the_pipeline(part, tiny_image_model, tmp_path):
+    pytest.importorskip("av")
+    import io
+
+    from skmm.datasets import _write_clip
+    from skmm.encoders import VideoEncoder
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(16):
+        frames = np.full((10, 32, 48, 3), (25 * (i % 10), 80, 200 - 10 * i), dtype=np.uint8)
+        frames += rng.integers(0, 20, frames.shape, dtype=np.uint8)
+        buffer = io.BytesIO()
+        sound = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * np.arange(8000) / 16000) if i % 4 else None
+        _write_clip(buffer, frames, 10, sound=sound)
+        clips.append(buffer.getvalue())
+    X = pd.DataFrame({"clip": clips, "size": rng.normal(size=16)})
+    X.loc[3, "clip"] = None
+    fusion = MultimodalFusion([("clip", VideoEncoder(frames=3, image_model=tiny_image_model, part=part, verbose=0),
+                                "clip"), ("size", StandardScaler(), ["size"])])
+    pipe = Pipeline([("fusion", fusion), ("clf", MultimodalClassifier(max_epochs=2, verbose=0, random_state=0))])
+    pipe.fit(X, np.arange(16) % 2)
+    model = OnnxModel(export_onnx(pipe, tmp_path / "model"))
+    np.testing.assert_allclose(model.transform(X), pipe[0].transform(X).to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)

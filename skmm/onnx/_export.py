@@ -200,12 +200,12 @@ def _columns(columns, names_in):
 
 def _export_part(transformer, part, folder, stem, opset):
     """The manifest entry of one fusion part, its graph and assets written into ``folder``."""
-    from ..encoders import AudioMFCC, ImageEncoder, TextEncoder
+    from ..encoders import AudioMFCC, ImageEncoder, TextEncoder, VideoEncoder
     from ..encoders._base import BaseEncoder
 
     if isinstance(transformer, str) and transformer == "passthrough":
         return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
-    if isinstance(transformer, (ImageEncoder, TextEncoder, AudioMFCC)):
+    if isinstance(transformer, (ImageEncoder, TextEncoder, AudioMFCC, VideoEncoder)):
         entry = {
             "transformer": type(transformer).__name__,
             "params": _encoder_params(transformer),
@@ -216,6 +216,8 @@ def _export_part(transformer, part, folder, stem, opset):
             entry.update(_export_image(transformer, folder, stem, opset))
         elif isinstance(transformer, TextEncoder):
             entry.update(_export_text(transformer, folder, stem, opset))
+        elif isinstance(transformer, VideoEncoder):
+            entry.update(_export_video(transformer, folder, stem, opset))
         else:
             entry.update(graph=None, preprocessing=(
                 "AudioMFCC's features (MFCC summary statistics), computed outside the graphs with "
@@ -224,7 +226,8 @@ def _export_part(transformer, part, folder, stem, opset):
     if isinstance(transformer, BaseEncoder):
         raise ValueError(
             f"the {part['modality']!r} modality uses {type(transformer).__name__}, which ONNX export does not "
-            "support yet (it supports ImageEncoder, TextEncoder, AudioMFCC and scikit-learn transformers)."
+            "support yet (it supports ImageEncoder, TextEncoder, AudioMFCC, VideoEncoder and scikit-learn "
+            "transformers)."
         )
     return _export_sklearn(transformer, part, folder, stem, opset)
 
@@ -246,15 +249,33 @@ def _export_image(encoder, folder, stem, opset):
         size = encoder.image_size or bundle.image_size
         _export_module(bundle.graph, [("pixels", np.uint8, ("batch", size, size, 3))], ["features"],
                        folder / graph, opset)
-        return {"graph": graph, "assets": None, "inputs": {"pixels": ["uint8", ["batch", size, size, 3]]},
+        return {"graph": graph, "assets": None, "weights": bundle.fingerprint,
+                "inputs": {"pixels": ["uint8", ["batch", size, size, 3]]},
                 "preprocessing": EFFICIENTNET.replace("224", str(size))}
     assets = f"{stem}-processor"
     bundle.processor.save_pretrained(folder / assets)
     probe = bundle.preprocess(_blank_image(), None)
     shape = ("batch", *[int(n) for n in probe.shape])
     _export_module(bundle.graph, [("pixel_values", np.float32, shape)], ["features"], folder / graph, opset)
-    return {"graph": graph, "assets": assets, "inputs": {"pixel_values": ["float32", list(shape)]},
+    return {"graph": graph, "assets": assets, "weights": bundle.fingerprint,
+            "inputs": {"pixel_values": ["float32", list(shape)]},
             "preprocessing": f"The image processor saved in {assets}/ (transformers' AutoImageProcessor), on RGB images."}
+
+
+def _export_video(encoder, folder, stem, opset):
+    """The graph of the image model that embeds a clip's sampled frames; the sound's MFCC stay outside."""
+    from ..encoders import ImageEncoder
+
+    entry = {"graph": None, "assets": None}
+    if encoder._has_frames():
+        entry = _export_image(ImageEncoder(encoder.image_model, device="cpu"), folder, stem, opset)
+    frames = "sampled frames decoded, then prepared as the image graph's input; the graph embeds each frame"
+    entry["preprocessing"] = (
+        f"{frames}, and the embeddings pooled over time ({', '.join(encoder._statistics())}) outside the graph; "
+        "the sound track's MFCC statistics computed outside the graphs, as skmm.VideoEncoder(**params) does"
+        if encoder._has_frames() else "the sound track's MFCC statistics, computed outside the graphs"
+    )
+    return entry
 
 
 def _blank_image():
@@ -273,7 +294,7 @@ def _export_text(encoder, folder, stem, opset):
     _export_module(TextFeatures(bundle.network, encoder.pooling, encoder.normalize), inputs, ["features"],
                    folder / graph, opset)
     return {
-        "graph": graph, "assets": assets,
+        "graph": graph, "assets": assets, "weights": bundle.fingerprint,
         "inputs": {"input_ids": ["int64", ["batch", "tokens"]], "attention_mask": ["int64", ["batch", "tokens"]]},
         "max_tokens": int(min(encoder.max_length, bundle.max_length)),
         "preprocessing": f"The tokenizer saved in {assets}/ (padding to the longest text of the batch, "

@@ -202,12 +202,16 @@ def _all_missing(frame):
 # ---------------------------------------------------------------------- encoders on ONNX Runtime
 
 
-def _fitted(encoder, part, bundle, column_frame_name):
+def _fitted(encoder, part, bundle):
     """``encoder`` set up as fitted by the exported pipeline, computing with ``bundle``."""
+    width = part["features"][1] - part["features"][0]
+    if encoder._output_dim(bundle) != width:
+        raise ValueError(f"the manifest gives the {part['modality']!r} modality {width} features, but its "
+                         f"graph and parameters give {encoder._output_dim(bundle)}: the folder is inconsistent.")
     encoder._runtime_bundle = bundle
     encoder.n_features_in_ = 1
-    encoder.feature_names_in_ = np.asarray([column_frame_name], dtype=object)
-    encoder.n_features_out_ = part["features"][1] - part["features"][0]
+    encoder.feature_names_in_ = np.asarray(part["columns"][:1], dtype=object)
+    encoder.n_features_out_ = width
     encoder.model_identity_ = part["model_identity"]
     return encoder
 
@@ -216,21 +220,14 @@ def _params(part):
     return {**part["params"], "cache": None, "verbose": 0, "device": "cpu"}
 
 
-def _fingerprint(part):
-    return part["model_identity"].rsplit("@", 1)[-1]
-
-
-def _image_encoder(model, part):
-    from ..encoders import ImageEncoder
+def _image_bundle(model, part):
+    """An ImageEncoder bundle whose forward pass is the part's graph (EfficientNet's or a transformers model's)."""
     from ..encoders._image import _center_crop_array
 
     session = model._session(part["graph"])
     name = next(iter(part["inputs"]))
     if part["assets"] is None:
         preprocess, size = _center_crop_array, part["inputs"][name][1][1]
-
-        def stack(items):
-            return np.stack(items)
     else:
         from transformers import AutoImageProcessor
 
@@ -240,15 +237,28 @@ def _image_encoder(model, part):
         def preprocess(image, _size):
             return processor(images=image, return_tensors="np")["pixel_values"][0].astype(np.float32)
 
-        def stack(items):
-            return np.stack(items)
-
-    bundle = SimpleNamespace(
-        device="cpu", dim=part["features"][1] - part["features"][0], image_size=size,
-        fingerprint=_fingerprint(part), preprocess=preprocess,
-        encode=lambda items: session.run(None, {name: stack(items)})[0],
+    return SimpleNamespace(
+        device="cpu", dim=session.get_outputs()[0].shape[1], image_size=size, fingerprint=part["weights"],
+        preprocess=preprocess, encode=lambda items: session.run(None, {name: np.stack(items)})[0],
     )
-    return _fitted(ImageEncoder(**{**_params(part), "n_threads": None}), part, bundle, part["columns"][0])
+
+
+def _image_encoder(model, part):
+    from ..encoders import ImageEncoder
+
+    return _fitted(ImageEncoder(**{**_params(part), "n_threads": None}), part, _image_bundle(model, part))
+
+
+def _video_encoder(model, part):
+    from ..encoders import VideoEncoder
+
+    encoder = VideoEncoder(**{**_params(part), "n_threads": None})
+    sound = encoder._sound()
+    bundle = SimpleNamespace(
+        image=None if part["graph"] is None else _image_bundle(model, part), device="cpu",
+        sound=sound, sound_tables=None if sound is None else sound._load_bundle(),
+    )
+    return _fitted(encoder, part, bundle)
 
 
 def _text_encoder(model, part):
@@ -267,17 +277,18 @@ def _text_encoder(model, part):
     bundle = SimpleNamespace(
         tokenizer=tokenizer, tokenizer_lock=threading.Lock(), features=features, device="cpu",
         dim=part["features"][1] - part["features"][0], max_length=part["max_tokens"],
-        fingerprint=_fingerprint(part),
+        fingerprint=part["weights"],
     )
-    return _fitted(TextEncoder(**{**params, "n_threads": None}), part, bundle, part["columns"][0])
+    return _fitted(TextEncoder(**{**params, "n_threads": None}), part, bundle)
 
 
 def _audio_mfcc(model, part):
     from ..encoders import AudioMFCC
 
     encoder = AudioMFCC(**_params(part))
-    return _fitted(encoder, part, encoder._load_bundle(), part["columns"][0])
+    return _fitted(encoder, part, encoder._load_bundle())
 
 
 #: the encoders an exported folder may name, and how each is set up on ONNX Runtime
-ENCODERS = {"ImageEncoder": _image_encoder, "TextEncoder": _text_encoder, "AudioMFCC": _audio_mfcc}
+ENCODERS = {"ImageEncoder": _image_encoder, "TextEncoder": _text_encoder, "AudioMFCC": _audio_mfcc,
+            "VideoEncoder": _video_encoder}
