@@ -21,6 +21,11 @@ runs (``part="frames"``; the plain loop ignores it too).
   CPUs the decoding leaves).
 - **VideoEncoder(seek="keyframe")**: the keyframe nearest each sampled time
   instead, only keyframes decoded (other frames: an approximation).
+- **forward only**: the image model alone on the frames VideoEncoder embeds,
+  decoded and prepared beforehand: the limit no video encoder can pass.
+- **VideoEncoder, ONNX RT** and **forward only, ONNX RT**: the same two with
+  the image model exported to ONNX and run by ONNX Runtime (``--no-onnx``:
+  left out); each runtime's VideoEncoder is reported against its own limit.
 
 The clips are 10 s at 25 fps, moving shapes over a gradient with light grain,
 a sound track, H.264 (libx264's default preset) with a keyframe exactly every
@@ -47,6 +52,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -143,6 +149,43 @@ def plain_loop(paths, bundle):
         items = [bundle.preprocess(frames[i].to_image(), bundle.image_size) for i in index]
         out.append(bundle.encode(items).mean(0))
     return np.stack(out)
+
+
+def decoded_frames(encoder, paths):
+    """Each clip's sampled frames, decoded and prepared as VideoEncoder does: the model's input."""
+    from skmm.io import read_video_source
+
+    bundle = encoder._load_bundle()
+    return [encoder._decode(read_video_source(path)[1], bundle).frames for path in paths]
+
+
+def forward_only(clips, bundle):
+    """The image model alone on frames already decoded: what embedding them costs at the least."""
+    return np.stack([bundle.encode(frames).mean(0) for frames in clips])
+
+
+def image_bundle_on_onnx_runtime(bundle, folder):
+    """ImageEncoder's bundle with its forward pass exported to ONNX and run by ONNX Runtime."""
+    from types import SimpleNamespace
+
+    from skmm.onnx._export import _export_module
+    from skmm.onnx._runtime import _session
+
+    path = Path(folder) / "image.onnx"
+    size = bundle.image_size
+    _export_module(bundle.graph, [("pixels", np.uint8, ("batch", size, size, 3))], ["features"], path, 17)
+    session = _session(path, None, None)
+    return SimpleNamespace(**{**vars(bundle), "graph": None,
+                              "encode": lambda items: session.run(None, {"pixels": np.stack(items)})[0]})
+
+
+def on_bundle(encoder, image_bundle):
+    """A copy of a fitted VideoEncoder whose frames go through ``image_bundle`` (one batch at a time)."""
+    import copy
+
+    video = copy.deepcopy(encoder).set_params(n_threads=None)
+    video._runtime_bundle = SimpleNamespace(**{**vars(encoder._load_bundle()), "image": image_bundle})
+    return video
 
 
 def one_thread(function, *args):
@@ -258,6 +301,7 @@ def main():
     parser.add_argument("--size", nargs="+", default=["640x360", "1920x1080"],
                         help="frame sizes WIDTHxHEIGHT (default 640x360 1920x1080)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-stage timings")
+    parser.add_argument("--no-onnx", action="store_true", help="leave ONNX Runtime out")
     args = parser.parse_args()
 
     import os
@@ -267,6 +311,7 @@ def main():
     from skmm import ImageEncoder, VideoEncoder
 
     bundle = ImageEncoder(device="cpu")._load_bundle()
+    onnx_bundle = None if args.no_onnx else image_bundle_on_onnx_runtime(bundle, tempfile.mkdtemp())
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as folder:
         for size in args.size:
@@ -281,12 +326,18 @@ def main():
                 if not args.no_breakdown:
                     show_breakdown(breakdown(paths[: args.unique], bundle))
                 encoder = VideoEncoder(frames=FRAMES, part="frames", cache=None, device="cpu", verbose=0)
+                fitted = clone(encoder).fit(paths[:1])
+                frames = decoded_frames(fitted, paths)  # the frames VideoEncoder embeds, ready for the model
                 methods = {  # each takes a list of paths
                     "plain loop": lambda clips: plain_loop(clips, bundle),
                     "plain, 1 thread": lambda clips: one_thread(plain_loop, clips, bundle),
-                    "VideoEncoder": clone(encoder).fit(paths[:1]).transform,
+                    "VideoEncoder": fitted.transform,
                     "seek='keyframe'": clone(encoder).set_params(seek="keyframe").fit(paths[:1]).transform,
+                    "forward only": lambda clips: forward_only(frames, bundle),
                 }
+                if onnx_bundle is not None:
+                    methods["VideoEncoder, ONNX RT"] = on_bundle(fitted, onnx_bundle).transform
+                    methods["forward only, ONNX RT"] = lambda clips: forward_only(frames, onnx_bundle)
                 for method in methods.values():  # warm up
                     method(paths[:1])
                 walls, cpus, outputs = {name: [] for name in methods}, {name: [] for name in methods}, {}
@@ -303,9 +354,14 @@ def main():
                     rate = args.clips / statistics.median(walls[name])
                     cpu = statistics.median(cpus[name])
                     gap = np.abs(outputs[name] - reference).max() / np.abs(reference).max()
-                    print(f"  {name:16s} {rate:6.2f} clips/s ({rate / base_rate:4.2f}x)   "
+                    print(f"  {name:22s} {rate:6.2f} clips/s ({rate / base_rate:4.2f}x)   "
                           f"CPU {1000 * cpu / args.clips:6.0f} ms/clip ({base_cpu / cpu:4.2f}x less)   "
                           f"embeddings differ by {gap:.3f}")
+                for runtime, suffix in (("torch", ""), ("ONNX Runtime", ", ONNX RT")):
+                    if f"forward only{suffix}" in walls:
+                        limit = statistics.median(walls[f"forward only{suffix}"])
+                        print(f"  {runtime}: VideoEncoder at {limit / statistics.median(walls['VideoEncoder' + suffix]):.2f}x "
+                              "the forward pass alone on the same decoded frames (its limit)")
 
 
 if __name__ == "__main__":

@@ -284,3 +284,26 @@ def test_a_video_column_predicts_as_the_pipeline(part, tiny_image_model, tmp_pat
     model = OnnxModel(export_onnx(pipe, tmp_path / "model"))
     np.testing.assert_allclose(model.transform(X), pipe[0].transform(X).to_numpy(), atol=1e-4)
     np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.parametrize("change", ["graph", "assets", "params"])
+def test_a_tampered_manifest_is_refused(exported, tmp_path, change):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    photo = manifest["parts"][0]
+    if change == "graph":
+        photo["graph"] = "../../secret.onnx"  # never a file outside the folder
+    elif change == "assets":
+        manifest["parts"][2]["assets"] = "/etc"
+    else:
+        photo["params"]["max_pixels"] = -1  # checked as ImageEncoder checks it in fit
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    if change == "params":
+        with pytest.raises(ValueError, match="max_pixels"):
+            OnnxModel(folder).predict(frame(n=2)[0])
+    else:
+        with pytest.raises(ValueError, match="not a file of the folder itself"):
+            OnnxModel(folder)

@@ -167,6 +167,14 @@ def _read_manifest(path):
     if manifest["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{file} was written by a newer skmm (format version {manifest['format_version']}, "
                          f"this one reads {FORMAT_VERSION}); upgrade skmm.")
+    named = [manifest["classifier"]["graph"]]
+    for part in manifest["parts"]:
+        named += [part.get("graph"), part.get("assets")]
+        if part["transformer"] not in (*ENCODERS, "passthrough") and not part.get("graph"):
+            raise ValueError(f"{file}: the {part['modality']!r} modality names no graph for {part['transformer']}.")
+    for name in filter(None, named):  # files of the folder itself: never a path elsewhere
+        if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"{file} names {name!r}, which is not a file of the folder itself; refused.")
     return manifest
 
 
@@ -204,6 +212,8 @@ def _all_missing(frame):
 
 def _fitted(encoder, part, bundle):
     """``encoder`` set up as fitted by the exported pipeline, computing with ``bundle``."""
+    encoder._validate_params()  # the manifest's parameters obey the encoder's constraints, as in fit
+    encoder._check_params()
     width = part["features"][1] - part["features"][0]
     if encoder._output_dim(bundle) != width:
         raise ValueError(f"the manifest gives the {part['modality']!r} modality {width} features, but its "
