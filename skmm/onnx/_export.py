@@ -31,12 +31,13 @@ def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
     transformer, one graph for the classifier, and ``manifest.json``, which says which
     input column feeds which graph, what each graph takes and gives, and what happens
     outside the graphs (see :doc:`/deploying`). In the graphs: the image and text models
-    with their pooling and normalisation, pixel scaling for EfficientNet, every
+    with their pooling and normalisation (and the image model of a
+    :class:`~skmm.VideoEncoder`'s frames), pixel scaling for EfficientNet, every
     scikit-learn transformer of the fusion (through ``skl2onnx``), and the whole
     classifier (standardisation, absent modalities, the network, the linear member).
     Outside, in a small documented preprocessing step that :class:`skmm.onnx.OnnxModel`
-    runs: reading and decoding files, resizing images, tokenising text, and
-    :class:`~skmm.AudioMFCC`'s features.
+    runs: reading and decoding files, resizing images, tokenising text, sampling and
+    pooling video frames, and :class:`~skmm.AudioMFCC`'s features.
 
     Parameters
     ----------
@@ -85,7 +86,7 @@ def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         parts = [] if fusion is None else _export_fusion(fusion, staging, opset)
-        manifest = _manifest(pipeline, fusion, classifier, parts, opset)
+        manifest = _manifest(fusion, classifier, parts, opset)
         _export_module(_classifier_graph(classifier), [("features", np.float32, ("batch", manifest["n_features"]))],
                        ["probabilities"], staging / "classifier.onnx", opset)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -363,7 +364,7 @@ def _takes_strings(transformer):
     return categories is not None and any(np.asarray(c).dtype.kind in "OUS" for c in categories)
 
 
-def _manifest(pipeline, fusion, classifier, parts, opset):
+def _manifest(fusion, classifier, parts, opset):
     from .._utils import jsonable
 
     features = list(getattr(classifier, "feature_names_in_", [])) or [f"x{i}" for i in range(classifier.n_features_in_)]
