@@ -595,16 +595,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         # float64 first: a large finite value (1e300) must be clipped, not overflow float32
         X = self._as_float64(X)
         X = (X - self.scaler_.mean_) / self.scaler_.scale_  # StandardScaler.transform, without its checks
-        far = np.abs(X) > CLIP_STD
-        if far.any():
-            warnings.warn(
-                f"{int(far.any(axis=1).sum())} row(s) have features more than {CLIP_STD:g} standard "
-                "deviations from the training data (first at row "
-                f"{int(np.flatnonzero(far.any(axis=1))[0])}); they are clipped to that range. "
-                "Check those inputs.",
-                InputWarning,
-                stacklevel=3,
-            )
+        warn_far_rows((np.abs(X) > CLIP_STD).any(axis=1), stacklevel=4)
         return _clip(X)[:, self._column_order]
 
     def _as_float64(self, X):
@@ -630,14 +621,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         return np.stack([~np.isnan(X[:, block]).all(axis=1) for block in self._block_slices()], axis=1)
 
     def _warn_if_nothing_present(self, X):
-        empty = np.flatnonzero(~self._presence(X).any(axis=1))
-        if len(empty):
-            warnings.warn(
-                f"{len(empty)} row(s) (positions {empty[:10].tolist()}{'...' if len(empty) > 10 else ''}) "
-                "have every modality missing; their prediction is the class prior of the training data.",
-                InputWarning,
-                stacklevel=3,
-            )
+        warn_empty_rows(~self._presence(X).any(axis=1), stacklevel=4)
 
     def predict_proba(self, X):
         """Class probabilities, in the order of ``classes_``.
@@ -801,6 +785,30 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def warn_far_rows(far, stacklevel=2):
+    """Warn (:class:`InputWarning`) when ``far`` (one bool per row) marks rows whose features were clipped."""
+    if far.any():
+        warnings.warn(
+            f"{int(far.sum())} row(s) have features more than {CLIP_STD:g} standard deviations from the "
+            f"training data (first at row {int(np.flatnonzero(far)[0])}); they are clipped to that range. "
+            "Check those inputs.",
+            InputWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def warn_empty_rows(empty, stacklevel=2):
+    """Warn (:class:`InputWarning`) when ``empty`` (one bool per row) marks rows with no modality at all."""
+    positions = np.flatnonzero(empty)
+    if len(positions):
+        warnings.warn(
+            f"{len(positions)} row(s) (positions {positions[:10].tolist()}{'...' if len(positions) > 10 else ''}) "
+            "have every modality missing; their prediction is the class prior of the training data.",
+            InputWarning,
+            stacklevel=stacklevel,
+        )
 
 
 #: standardised features are clipped to +-CLIP_STD: far beyond what real inputs reach (a sparse

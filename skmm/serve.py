@@ -464,6 +464,20 @@ def _exported(pipeline, n_threads):
         raise
 
 
+def _exported_if_possible(pipeline, n_threads):
+    """``(_exported(...), None)``, or ``(None, why not)`` when the onnx extra is missing or export fails."""
+    from importlib.util import find_spec
+
+    missing = [name for name in ("onnx", "onnxruntime", "skl2onnx") if find_spec(name) is None]
+    if missing:
+        return None, f"{', '.join(missing)} not installed (pip install \"skmm[onnx]\")"
+    try:
+        return _exported(pipeline, n_threads), None
+    except Exception as exc:  # noqa: BLE001 - "auto" serves on torch whatever stops the export
+        logger.info("ONNX export failed, serving on torch: %s", exc)
+        return None, f"the model cannot be exported to ONNX: {exc}"
+
+
 def default_workers():
     """The inference workers of ``workers=None``: one per available CPU, at most :data:`MAX_DEFAULT_WORKERS`.
 
@@ -491,7 +505,7 @@ def create_app(
     queue_size=DEFAULT_QUEUE_SIZE,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     torch_threads=None,
-    runtime="torch",
+    runtime="auto",
 ):
     """Return a Flask app serving predictions of a fitted pipeline.
 
@@ -533,13 +547,18 @@ def create_app(
         encoded side by side, in one thread per available CPU with one torch
         thread each (the :class:`~skmm.MultimodalFusion`'s ``n_jobs``, unless
         it has one).
-    runtime : {"torch", "onnx"}, default="torch"
+    runtime : {"auto", "torch", "onnx"}, default="auto"
         What computes the predictions. ``"onnx"`` exports the pipeline with
         :func:`skmm.onnx.export_onnx` into a temporary folder when the app is
         created and predicts with :class:`skmm.onnx.OnnxModel` on ONNX Runtime
-        (each worker's runs on ``torch_threads`` threads); the routes, limits,
-        row decoding and micro-batching are the same, and ``?explain=true``
-        still explains with the pipeline itself. Needs the ``onnx`` extra.
+        (each worker's runs on ``torch_threads`` threads; 2-3x the rows per
+        second of torch on a CPU); the routes, limits, row decoding and
+        micro-batching are the same, and ``?explain=true`` still explains with
+        the pipeline itself. It needs the ``onnx`` extra, and an error says why
+        a model cannot be exported. ``"auto"`` is ``"onnx"`` when the extra is
+        installed and the model exports, ``"torch"`` otherwise;
+        ``app.config["SKMM_RUNTIME"]`` says which, ``app.config["SKMM_RUNTIME_NOTE"]``
+        why not ONNX Runtime.
 
     Returns
     -------
@@ -604,12 +623,15 @@ def create_app(
     # side by side on every CPU (the other workers are idle); batches keep them one after the
     # other, each worker on its own CPUs (side by side, batches were slower: docs/performance.md)
     lone_row_pipeline = _modalities_side_by_side(pipeline, available_cpus()) or pipeline
-    exported = None
+    if runtime not in ("auto", "torch", "onnx"):
+        raise ValueError(f"runtime={runtime!r}: expected 'auto', 'torch' or 'onnx'.")
+    exported, runtime_note = None, None
     if runtime == "onnx":
         exported = _exported(pipeline, torch_threads)
-        lone_row_pipeline = exported.model
-    elif runtime != "torch":
-        raise ValueError(f"runtime={runtime!r}: expected 'torch' or 'onnx'.")
+    elif runtime == "auto":
+        exported, runtime_note = _exported_if_possible(pipeline, torch_threads)
+    if exported is not None:
+        lone_row_pipeline = exported.model  # one session per graph: nothing to run side by side
     predictor = pipeline if exported is None else exported.model
 
     def predict_batch(frame):
@@ -632,7 +654,8 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=max_body_bytes,
         SKMM_METADATA=public,
         SKMM_BATCHER=batcher,
-        SKMM_RUNTIME=runtime,
+        SKMM_RUNTIME="torch" if exported is None else "onnx",
+        SKMM_RUNTIME_NOTE=runtime_note,
     )
     weakref.finalize(app, batcher.close)
     if exported is not None:
@@ -758,7 +781,7 @@ def serve(
     queue_size=DEFAULT_QUEUE_SIZE,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     torch_threads=None,
-    runtime="torch",
+    runtime="auto",
 ):
     """Serve a model file over HTTP with waitress (a production WSGI server).
 
@@ -789,15 +812,15 @@ def serve(
         files you wrote or trust.
     max_batch_rows, max_wait_ms, workers, queue_size, request_timeout, torch_threads
         How predictions are micro-batched: see :func:`create_app`.
-    runtime : {"torch", "onnx"}, default="torch"
-        ``"onnx"`` predicts on ONNX Runtime: see :func:`create_app`.
+    runtime : {"auto", "torch", "onnx"}, default="auto"
+        ONNX Runtime or torch: see :func:`create_app`.
     """
     try:
         import waitress
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('skmm serving needs Flask and waitress: pip install "skmm[serve]"') from exc
 
-    exporting = " exporting it to ONNX," if runtime == "onnx" else ""
+    exporting = " exporting it to ONNX," if runtime != "torch" else ""
     print(f"skmm: loading {path},{exporting} and warming up its encoders' models (their first load can take "
           "a minute) ...", file=sys.stderr, flush=True)
     app = create_app(
@@ -807,9 +830,12 @@ def serve(
         runtime=runtime,
     )
     batcher = app.config["SKMM_BATCHER"]
+    used = "ONNX Runtime" if app.config["SKMM_RUNTIME"] == "onnx" else "torch"
+    if app.config["SKMM_RUNTIME_NOTE"]:
+        print(f"skmm: predicting with torch: {app.config['SKMM_RUNTIME_NOTE']}", file=sys.stderr, flush=True)
     print(
         f"skmm: serving {path} on http://{host}:{port} with {threads} threads, "
-        f"{batcher.workers} inference worker(s) of {batcher.n_threads} {'ONNX Runtime' if runtime == 'onnx' else 'torch'} thread(s), batches "
+        f"{batcher.workers} inference worker(s) of {batcher.n_threads} {used} thread(s), batches "
         f"of up to {batcher.max_batch_rows} rows (routes: GET /health, GET /metadata, "
         "POST /predict)",
         file=sys.stderr,

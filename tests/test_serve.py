@@ -814,7 +814,7 @@ def test_a_lone_rows_modalities_are_encoded_side_by_side_with_the_same_answers(m
     pools = []
     thread_pool = skmm.fusion._thread_pool
     monkeypatch.setattr(skmm.fusion, "_thread_pool", lambda n: pools.append(n) or thread_pool(n))
-    client = in_process_app(pipe, torch_threads=2)
+    client = in_process_app(pipe, torch_threads=2, runtime="torch")  # on ONNX Runtime, one session per graph
     answer = client.post("/predict", json={"row": good_row(X, 3)})
     assert answer.status_code == 200, answer.get_json()
     assert pools == [2]  # the fusion ran the row's modalities in 2 threads
@@ -895,3 +895,23 @@ def test_onnx_runtime_answers_as_the_pipeline(model):
 def test_an_unknown_runtime_is_refused(model):
     with pytest.raises(ValueError, match="runtime='tensorflow'"):
         in_process_app(model[1], runtime="tensorflow")
+
+
+def test_auto_runtime_is_onnx_when_the_model_exports_and_torch_otherwise(model):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    from sklearn.linear_model import LogisticRegression
+
+    from skmm.serve import create_app
+
+    _, pipe, X = model
+    app = create_app(pipe, warm_up=False)
+    _APPS.append(app)
+    assert (app.config["SKMM_RUNTIME"], app.config["SKMM_RUNTIME_NOTE"]) == ("onnx", None)
+    plain = Pipeline([("fusion", pipe[0]), ("clf", LogisticRegression())]).fit(X, pipe.predict(X))
+    app = create_app(plain, warm_up=False)
+    _APPS.append(app)
+    assert app.config["SKMM_RUNTIME"] == "torch"
+    assert "cannot be exported to ONNX" in app.config["SKMM_RUNTIME_NOTE"]
+    answer = app.test_client().post("/predict", json={"row": as_json_row(X.iloc[0].to_dict())})
+    assert answer.status_code == 200

@@ -87,8 +87,10 @@ def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
     try:
         parts = [] if fusion is None else _export_fusion(fusion, staging, opset)
         manifest = _manifest(fusion, classifier, parts, opset)
-        _export_module(_classifier_graph(classifier), [("features", np.float32, ("batch", manifest["n_features"]))],
-                       ["probabilities"], staging / "classifier.onnx", opset)
+        head = manifest["classifier"]
+        _export_module(_classifier_graph(classifier, checks=True),
+                       [(head["input"], np.float32, ("batch", manifest["n_features"]))],
+                       [head["output"], *head["checks"]], staging / "classifier.onnx", opset)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -140,10 +142,10 @@ def _split(pipeline):
     return steps[0][1], steps[-1][1]
 
 
-def _classifier_graph(classifier):
+def _classifier_graph(classifier, checks=False):
     from ._head import ClassifierGraph
 
-    return ClassifierGraph(classifier)
+    return ClassifierGraph(classifier, checks=checks)
 
 
 def _export_module(module, inputs, outputs, path, opset):
@@ -379,5 +381,7 @@ def _manifest(fusion, classifier, parts, opset):
         "n_features": len(features),
         "feature_names": [str(f) for f in features],
         "parts": parts,
-        "classifier": {"graph": "classifier.onnx", "input": "features", "output": "probabilities"},
+        # checks: per row, a feature clipped far out of the training range; no modality at all
+        "classifier": {"graph": "classifier.onnx", "input": "features", "output": "probabilities",
+                       "checks": ["far_rows", "empty_rows"]},
     }

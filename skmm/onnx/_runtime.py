@@ -74,9 +74,15 @@ class OnnxModel:
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        from ..classifier import warn_empty_rows, warn_far_rows
+
         features = self.transform(X)
         head = self.manifest_["classifier"]
-        proba = self._session(head["graph"]).run([head["output"]], {head["input"]: features})[0]
+        checks = head.get("checks", [])
+        proba, *flags = self._session(head["graph"]).run([head["output"], *checks], {head["input"]: features})
+        for name, warn in (("far_rows", warn_far_rows), ("empty_rows", warn_empty_rows)):
+            if name in checks:  # the classifier's own warnings, from the same rows
+                warn(flags[checks.index(name)], stacklevel=3)
         proba = proba.astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
