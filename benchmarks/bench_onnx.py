@@ -77,7 +77,7 @@ def main():
     start = time.perf_counter()
     export_onnx(pipe, folder / "onnx")
     print(f"export: {time.perf_counter() - start:.1f} s")
-    model = OnnxModel(folder / "onnx")
+    model = OnnxModel(folder / "onnx", cache=None)
     difference = np.abs(model.predict_proba(X) - pipe.predict_proba(X)).max()
     print(f"{len(X)} unseen rows: largest difference of the probabilities {difference:.1e}, "
           f"same labels: {bool((model.predict(X) == pipe.predict(X)).all())}")

@@ -282,7 +282,7 @@ def main(argv=None):
     if args.runtime == "onnx":
         from skmm.onnx import OnnxModel, export_onnx
 
-        local_model = OnnxModel(export_onnx(pipe, os.path.join(folder, "onnx")))
+        local_model = OnnxModel(export_onnx(pipe, os.path.join(folder, "onnx")), cache=None)
 
     def timed_predict(row):
         t0 = time.perf_counter()

@@ -307,3 +307,16 @@ def test_a_tampered_manifest_is_refused(exported, tmp_path, change):
     else:
         with pytest.raises(ValueError, match="not a file of the folder itself"):
             OnnxModel(folder)
+
+
+def test_embeddings_of_onnx_runtime_and_torch_never_share_a_cache_entry(fitted, exported):
+    pipe, df = fitted
+    model = OnnxModel(exported)
+    model.predict_proba(df.head(4))
+    for part in model.manifest_["parts"]:
+        if part["transformer"] in {"ImageEncoder", "TextEncoder"}:
+            onnx_identity = model._encoder(part).model_identity_
+            torch_identity = pipe[0].named_transformers_[part["modality"]].model_identity_
+            assert onnx_identity != torch_identity and onnx_identity.endswith("+onnxruntime")
+    again = OnnxModel(exported).predict_proba(df.head(4))  # from the cache: the same answers
+    np.testing.assert_allclose(again, pipe.predict_proba(df.head(4)), atol=1e-4)

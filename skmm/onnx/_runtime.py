@@ -31,6 +31,9 @@ class OnnxModel:
     n_threads : int, default=None
         Threads of each graph's run (ONNX Runtime's ``intra_op_num_threads``); None: every
         available CPU.
+    cache : "memory", path or None, default="memory"
+        Where the encoders keep embeddings (see :mod:`skmm.cache`). Their keys name ONNX
+        Runtime: they never mix with the embeddings torch computed.
 
     Attributes
     ----------
@@ -46,10 +49,11 @@ class OnnxModel:
     See :func:`skmm.onnx.export_onnx`.
     """
 
-    def __init__(self, path, *, providers=None, n_threads=None):
+    def __init__(self, path, *, providers=None, n_threads=None, cache="memory"):
         self.path = Path(path)
         self.providers = providers
         self.n_threads = n_threads
+        self.cache = cache
         self.manifest_ = _read_manifest(self.path)
         self.classes_ = np.asarray(self.manifest_["classes"])
         self.feature_names_in_ = np.asarray(self.manifest_["input_columns"], dtype=object)
@@ -228,12 +232,18 @@ def _fitted(encoder, part, bundle):
     encoder.n_features_in_ = 1
     encoder.feature_names_in_ = np.asarray(part["columns"][:1], dtype=object)
     encoder.n_features_out_ = width
-    encoder.model_identity_ = part["model_identity"]
+    # the exported weights, computed by ONNX Runtime: a cache key of its own (see _runtime_fingerprint)
+    encoder.model_identity_ = encoder._model_identity(bundle)
     return encoder
 
 
-def _params(part):
-    return {**part["params"], "cache": None, "verbose": 0, "device": "cpu"}
+def _runtime_fingerprint(part):
+    """The exported weights' fingerprint, marked as run by ONNX Runtime (float rounding differs from torch)."""
+    return f"{part['weights']}+onnxruntime"
+
+
+def _params(model, part):
+    return {**part["params"], "cache": model.cache, "verbose": 0, "device": "cpu"}
 
 
 def _image_bundle(model, part):
@@ -254,7 +264,7 @@ def _image_bundle(model, part):
             return processor(images=image, return_tensors="np")["pixel_values"][0].astype(np.float32)
 
     return SimpleNamespace(
-        device="cpu", dim=session.get_outputs()[0].shape[1], image_size=size, fingerprint=part["weights"],
+        device="cpu", dim=session.get_outputs()[0].shape[1], image_size=size, fingerprint=_runtime_fingerprint(part),
         preprocess=preprocess, encode=lambda items: session.run(None, {name: np.stack(items)})[0],
     )
 
@@ -262,13 +272,13 @@ def _image_bundle(model, part):
 def _image_encoder(model, part):
     from ..encoders import ImageEncoder
 
-    return _fitted(ImageEncoder(**{**_params(part), "n_threads": None}), part, _image_bundle(model, part))
+    return _fitted(ImageEncoder(**{**_params(model, part), "n_threads": None}), part, _image_bundle(model, part))
 
 
 def _video_encoder(model, part):
     from ..encoders import VideoEncoder
 
-    encoder = VideoEncoder(**{**_params(part), "n_threads": None})
+    encoder = VideoEncoder(**{**_params(model, part), "n_threads": None})
     sound = encoder._sound()
     bundle = SimpleNamespace(
         image=None if part["graph"] is None else _image_bundle(model, part), device="cpu",
@@ -284,7 +294,7 @@ def _text_encoder(model, part):
 
     session = model._session(part["graph"])
     tokenizer = AutoTokenizer.from_pretrained(model.path / part["assets"])
-    params = _params(part)
+    params = _params(model, part)
 
     def features(input_ids, attention_mask, pooling, normalize):
         return session.run(None, {"input_ids": input_ids.astype(np.int64),
@@ -293,7 +303,7 @@ def _text_encoder(model, part):
     bundle = SimpleNamespace(
         tokenizer=tokenizer, tokenizer_lock=threading.Lock(), features=features, device="cpu",
         dim=part["features"][1] - part["features"][0], max_length=part["max_tokens"],
-        fingerprint=part["weights"],
+        fingerprint=_runtime_fingerprint(part),
     )
     return _fitted(TextEncoder(**{**params, "n_threads": None}), part, bundle)
 
@@ -301,7 +311,7 @@ def _text_encoder(model, part):
 def _audio_mfcc(model, part):
     from ..encoders import AudioMFCC
 
-    encoder = AudioMFCC(**_params(part))
+    encoder = AudioMFCC(**_params(model, part))
     return _fitted(encoder, part, encoder._load_bundle())
 
 
