@@ -23,8 +23,6 @@ class EfficientNetFeatures(nn.Module):
     feature map is averaged over its positions.
     """
 
-    input_names = ("pixels",)
-
     def __init__(self, network):
         super().__init__()
         self.network = network
@@ -37,8 +35,6 @@ class EfficientNetFeatures(nn.Module):
 
 class VisionFeatures(nn.Module):
     """One vector per image from a transformers vision model, from its processor's ``pixel_values``."""
-
-    input_names = ("pixel_values",)
 
     def __init__(self, network):
         super().__init__()
@@ -70,8 +66,6 @@ class TextFeatures(nn.Module):
 
     ``pooling="mean"`` averages the tokens the mask keeps, ``"cls"`` takes the first token.
     """
-
-    input_names = ("input_ids", "attention_mask")
 
     def __init__(self, network, pooling="mean", normalize=True):
         super().__init__()
