@@ -127,6 +127,15 @@ def _documented_script():
 
 
 @pytest.mark.slow
+def _free_port():
+    """A port nobody listens on now (a port derived from the pid can be taken by another server)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_documented_script_on_two_cpu_processes(tmp_path):
     """The script of docs/scaling.md, under torchrun with two CPU processes (DDP over gloo)."""
     script = tmp_path / "train_multi_gpu.py"
@@ -141,7 +150,7 @@ def test_documented_script_on_two_cpu_processes(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(SCALING.parents[1]), os.environ.get("PYTHONPATH", "")]),
     }
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(29500 + os.getpid() % 1000), str(script)]
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)]
     completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     assert re.search(r"2 processes, test accuracy 0\.\d{3}", completed.stdout), completed.stdout

@@ -45,6 +45,13 @@ EXPECTED = {
         r'"label": "(cat|dog|bird)"',
         r"400 row 0: unknown column\(s\) \['picture'\]",
     ],
+    "deploy_onnx.py": [
+        r"\['image'\] -> 00-image\.onnx: features \[0, 1280\], inputs \{'pixels': \['uint8'",
+        r"\['audio'\] -> None",
+        r"classes: \['bird', 'cat', 'dog'\]",
+        r"largest difference: (\d\.\d+e-(0[5-9]|[1-9]\d)|0\.0)",  # within 1e-4
+        r"same labels: True",
+    ],
     "plot_real_data_digits.py": [
         r"picture: test accuracy 0\.[5-9]\d{2}",
         r"ink: test accuracy 0\.[5-9]\d{2}",
@@ -59,7 +66,7 @@ EXPECTED = {
     ],
 }
 #: the optional package a script needs (its test is skipped without it)
-NEEDS = {"video.py": "av"}
+NEEDS = {"video.py": "av", "deploy_onnx.py": "onnxruntime"}
 TIMEOUT = 900
 
 
