@@ -207,8 +207,13 @@ def _session(file, providers, n_threads):
 
 
 def _numbers(frame):
-    """The columns as float32, a missing value (None, NaN, pd.NA) as NaN."""
-    return frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float32, na_value=np.nan)
+    """The columns as float32, a missing value (None, NaN, pd.NA) as NaN.
+
+    A number beyond float32's range becomes infinite here, silently: the classifier's graph clips it
+    and :meth:`OnnxModel.predict_proba` warns about that row, as the classifier does.
+    """
+    with np.errstate(over="ignore"):
+        return frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _all_missing(frame):
