@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from ._sklearn import Interval, validate_params
 
 __all__ = ["make_multimodal_classification"]
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import Interval, validate_params
+from ._sklearn import Interval, validate_params
 
 from ._threads import torch_threads
 

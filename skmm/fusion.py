@@ -6,10 +6,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import _fit_context
 from sklearn.compose import ColumnTransformer
-from sklearn.utils._set_output import _get_container_adapter
 from sklearn.utils.validation import check_is_fitted
+
+from ._sklearn import _ERR_MSG_1DCOLUMN, _fit_context, _fit_transform_one, _get_container_adapter, _safe_indexing
 
 __all__ = ["ModalityWarning", "MultimodalFusion", "check_modalities", "modality_of_columns"]
 
@@ -294,13 +294,10 @@ class MultimodalFusion(ColumnTransformer):
         The threads are kept between calls (joblib's threading backend starts a
         pool per call, which costs more than one row's numeric modalities).
         """
-        from sklearn.compose._column_transformer import _ERR_MSG_1DCOLUMN, _fit_transform_one
-
         n_threads = _modality_threads(self.n_jobs)
         if func is _fit_transform_one or n_threads == 1 or getattr(_IN_MODALITY_THREAD, "value", False):
             return super()._call_func_on_transformers(X, y, func, column_as_labels, routed_params)
         from sklearn import config_context, get_config
-        from sklearn.utils import _safe_indexing
 
         from ._threads import submit_in_context, torch_threads
 

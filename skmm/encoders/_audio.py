@@ -5,7 +5,7 @@ from numbers import Integral, Real
 from types import SimpleNamespace
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from .._sklearn import Interval, StrOptions
 
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source

@@ -5,7 +5,7 @@ from numbers import Integral
 from types import SimpleNamespace
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from .._sklearn import Interval
 
 from .._utils import resolve_device
 from ..io import decode_image, read_image_source

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from sklearn.utils._param_validation import Interval, StrOptions
+from .._sklearn import Interval, StrOptions
 
 from .._utils import resolve_device
 from ._language import warn_if_not_english

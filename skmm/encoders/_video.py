@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils._param_validation import Interval, StrOptions
+from .._sklearn import Interval, StrOptions
 
 from .._threads import available_cpus
 from .._utils import resolve_device
