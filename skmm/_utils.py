@@ -43,6 +43,11 @@ def is_missing(value):
         return False
 
 
+def all_missing_rows(frame):
+    """Which rows of a DataFrame have every value missing (:func:`is_missing`): a bool array."""
+    return frame.map(is_missing).all(axis=1).to_numpy()
+
+
 _HEAP_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 

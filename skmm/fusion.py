@@ -379,7 +379,7 @@ class MultimodalFusion(ColumnTransformer):
         features; as NaN, :class:`~skmm.MultimodalClassifier` sees every modality
         absent and answers the class prior, with a warning.
         """
-        from ._utils import is_missing
+        from ._utils import all_missing_rows
 
         if not isinstance(X, pd.DataFrame):
             return frame
@@ -393,7 +393,7 @@ class MultimodalFusion(ColumnTransformer):
             columns.extend(names)
         if not columns:
             return frame
-        empty = X[list(dict.fromkeys(columns))].map(is_missing).all(axis=1).to_numpy()
+        empty = all_missing_rows(X[list(dict.fromkeys(columns))])
         if empty.any():
             exact = [name for name in frame.columns if not pd.api.types.is_float_dtype(frame[name])]
             frame = frame.astype({name: float for name in exact})  # float32 blocks stay float32

@@ -466,13 +466,10 @@ def _exported(pipeline, n_threads):
 
 def _exported_if_possible(pipeline, n_threads):
     """``(_exported(...), None)``, or ``(None, why not)`` when the onnx extra is missing or export fails."""
-    from importlib.util import find_spec
-
-    missing = [name for name in ("onnx", "onnxruntime", "skl2onnx") if find_spec(name) is None]
-    if missing:
-        return None, f"{', '.join(missing)} not installed (pip install \"skmm[onnx]\")"
     try:
         return _exported(pipeline, n_threads), None
+    except ImportError as exc:  # export_onnx names the extra to install
+        return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - "auto" serves on torch whatever stops the export
         logger.info("ONNX export failed, serving on torch: %s", exc)
         return None, f"the model cannot be exported to ONNX: {exc}"

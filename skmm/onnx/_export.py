@@ -102,15 +102,11 @@ def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
 
 
 def _require_onnx():
-    missing = [name for name in ("onnx", "onnxruntime") if not _importable(name)]
-    if missing:
-        raise ImportError(f"ONNX export needs {' and '.join(missing)}: pip install \"skmm[onnx]\".")
-
-
-def _importable(name):
     from importlib.util import find_spec
 
-    return find_spec(name) is not None
+    missing = [name for name in ("onnx", "onnxruntime") if find_spec(name) is None]
+    if missing:
+        raise ImportError(f"ONNX export needs {' and '.join(missing)}: pip install \"skmm[onnx]\".")
 
 
 def _split(pipeline):
@@ -172,6 +168,8 @@ def _export_module(module, inputs, outputs, path, opset):
 
 def _export_fusion(fusion, folder, opset):
     """Export every part of the fusion; returns their manifest entries, features in output order."""
+    from ..persistence import _column_names
+
     names_in = getattr(fusion, "feature_names_in_", None)
     if names_in is None:
         raise ValueError("export_onnx needs a fusion fitted on a DataFrame: its columns are the model's inputs.")
@@ -179,10 +177,10 @@ def _export_fusion(fusion, folder, opset):
     for index, (name, transformer, columns) in enumerate(fusion.transformers_):
         if isinstance(transformer, str) and transformer == "drop":
             continue
-        selected = _columns(columns, names_in)
+        selected = _column_names(columns, names_in)
         if not selected:
             continue
-        part = {"modality": str(name), "columns": selected, "one_dimensional": isinstance(columns, str)}
+        part = {"modality": str(name), "columns": selected}
         stem = f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(name))}"
         part.update(_export_part(transformer, part, folder, stem, opset))
         part["features"] = [start, start + part.pop("width")]
@@ -193,12 +191,6 @@ def _export_fusion(fusion, folder, opset):
         raise ValueError(f"the fusion's parts give {start} features but it outputs {width}: its remainder "
                          "or a sparse transformer cannot be exported yet.")
     return parts
-
-
-def _columns(columns, names_in):
-    from ..persistence import _column_names
-
-    return _column_names(columns, names_in)
 
 
 def _export_part(transformer, part, folder, stem, opset):
@@ -314,7 +306,7 @@ def _export_sklearn(transformer, part, folder, stem, opset):
         raise ImportError('exporting scikit-learn transformers needs skl2onnx: pip install "skmm[onnx]".') from exc
     columns = part["columns"]
     numeric = not _takes_strings(transformer)
-    shape = [None, 1] if part["one_dimensional"] else [None, len(columns)]
+    shape = [None, len(columns)]  # a single column (a text for a vectorizer) is one column of the tensor
     input_type = FloatTensorType(shape) if numeric else StringTensorType(shape)
     options = _text_vectorizer_options(transformer, part)
     try:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from .._utils import all_missing_rows
 from ._export import FORMAT, FORMAT_VERSION, MANIFEST
 
 __all__ = ["OnnxModel"]
@@ -122,7 +123,7 @@ class OnnxModel:
         for part in parts:
             start, stop = part["features"]
             features[:, start:stop] = self._part(part, X)
-        empty = _all_missing(X[list(self.feature_names_in_)])
+        empty = all_missing_rows(X[list(self.feature_names_in_)])
         features[empty] = np.nan  # no input at all: every modality absent, as the fusion does
         return features
 
@@ -153,10 +154,9 @@ class OnnxModel:
     def _encoder(self, part):
         """The skmm encoder of ``part``, its forward pass an ONNX Runtime session (built once)."""
         with self._lock:
-            encoder = self._encoders.get(part["graph"] or part["modality"])
+            encoder = self._encoders.get(part["modality"])
             if encoder is None:
-                encoder = ENCODERS[part["transformer"]](self, part)
-                self._encoders[part["graph"] or part["modality"]] = encoder
+                encoder = self._encoders[part["modality"]] = ENCODERS[part["transformer"]](self, part)
         return encoder
 
     def _session(self, graph):
@@ -214,12 +214,6 @@ def _numbers(frame):
     """
     with np.errstate(over="ignore"):
         return frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float32, na_value=np.nan)
-
-
-def _all_missing(frame):
-    from .._utils import is_missing
-
-    return frame.map(is_missing).all(axis=1).to_numpy()
 
 
 # ---------------------------------------------------------------------- encoders on ONNX Runtime
