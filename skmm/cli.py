@@ -170,6 +170,17 @@ class _Interrupted(Exception):
         self.signum = signum
 
 
+class _SignalInterrupt(KeyboardInterrupt):
+    """The KeyboardInterrupt that :class:`_Signals` raises.
+
+    A subclass on purpose: when a plain KeyboardInterrupt leaves code run by
+    ``exec`` on a string (a dataclass being created during a lazy import, say),
+    CPython marks the process to kill itself with SIGINT at exit, whatever the
+    exit status, so ``python -m skmm`` would end by the signal instead of 130.
+    CPython checks for the exact class, so a subclass keeps the status.
+    """
+
+
 class _Signals:
     """Turn SIGINT and SIGTERM into KeyboardInterrupt, remembering that one came.
 
@@ -195,7 +206,7 @@ class _Signals:
 
     def _handle(self, signum, frame):
         self.received = self.received or signum
-        raise KeyboardInterrupt
+        raise _SignalInterrupt
 
     def check(self):
         if self.received is not None:
@@ -206,7 +217,7 @@ class _Signals:
 
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
-        if exc_info[0] is KeyboardInterrupt:
+        if exc_info[0] is not None and issubclass(exc_info[0], KeyboardInterrupt):
             raise _Interrupted(self.received or signal.SIGINT) from None
         return False
 

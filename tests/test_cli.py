@@ -344,6 +344,26 @@ def test_ctrl_c_during_training_saves_nothing_and_exits_130(small_csv, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmm", "small.csv"]
 
 
+INTERRUPT_IN_EXEC = """
+import os, signal, sys
+from skmm.cli import _Interrupted, _Signals
+try:
+    with _Signals():  # the signal lands inside code run by exec on a string
+        exec("os.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(10 ** 9): pass")
+except _Interrupted as exc:
+    sys.exit(128 + exc.signum)
+"""
+
+
+def test_ctrl_c_inside_exec_string_still_exits_130_under_python_m(tmp_path):
+    # a lazy import creating a dataclass runs exec on a string; CPython makes `python -m`
+    # die by SIGINT when a plain KeyboardInterrupt leaves such code, whatever the exit status
+    (tmp_path / "interrupt_in_exec.py").write_text(INTERRUPT_IN_EXEC)
+    done = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+
+
 SLOW_SAVE = """
 import sys, time, skmm.persistence as p
 real = p.os.replace
