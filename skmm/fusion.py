@@ -281,12 +281,9 @@ class MultimodalFusion(ColumnTransformer):
 
     def _feature_names_out(self):
         """``get_feature_names_out()``, computed once per fit: formatting 1,700 names costs milliseconds."""
-        names = getattr(self, "_names_out", _NOT_KEPT)
-        if names is None:  # while fitting
+        if self._names_out is None:  # while fitting
             return self.get_feature_names_out()
-        if names is _NOT_KEPT:  # fitted by an skmm that did not keep them
-            names = self._names_out = self.get_feature_names_out()
-        return names
+        return self._names_out
 
     def _call_func_on_transformers(self, X, y, func, column_as_labels, routed_params):
         """With ``n_jobs``, ``transform`` runs the transformers in threads, one torch thread each.
@@ -400,9 +397,6 @@ class MultimodalFusion(ColumnTransformer):
             frame.loc[empty, :] = np.nan
         return frame
 
-
-#: ``_names_out`` of a fusion fitted before the names were kept
-_NOT_KEPT = object()
 
 #: True in the threads that run a fusion's modalities
 _IN_MODALITY_THREAD = threading.local()

@@ -37,22 +37,6 @@ MAX_CATEGORIES = 20
 SAMPLE_SIZE = 50
 
 
-def __getattr__(name):
-    """Old names, computed from the registry so that they follow registrations.
-
-    ``KINDS``: what a column can be (``"drop"`` is only ever chosen through
-    ``overrides``); ``IMAGE_EXTENSIONS`` / ``AUDIO_EXTENSIONS``: the file
-    suffixes of the image and audio kinds.
-    """
-    if name == "KINDS":
-        return kind_names()
-    if name == "IMAGE_EXTENSIONS":
-        return COLUMN_KINDS["image"].extensions
-    if name == "AUDIO_EXTENSIONS":
-        return COLUMN_KINDS["audio"].extensions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _file_kinds():
     """The registered kinds whose columns hold files, in inference order."""
     return [kind for kind in COLUMN_KINDS.values() if kind.reads_files]

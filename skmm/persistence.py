@@ -15,9 +15,9 @@ A model file is a zip archive holding two members:
   A :class:`~skmm.MultimodalClassifier` stores its trained network as numpy
   arrays (see :mod:`skmm._net_state`) and rebuilds it on load.
 
-Files written by skmm 0.1 (format version 1) hold ``model.pkl``, a pickle,
-which can run arbitrary code when loaded: :func:`load` opens them only with
-``trusted=True``.
+Files of format version 1 (``model.pkl``, a pickle, written by pre-release
+builds of skmm 0.1) are refused with a message saying what to do: nothing in
+skmm ever unpickles a model file.
 
 Writing is atomic: the archive is written to a temporary file in the target
 folder and moved into place with :func:`os.replace`, so a crash never leaves a
@@ -34,7 +34,6 @@ import hashlib
 import io
 import json
 import os
-import pickle
 import platform
 import tempfile
 import zipfile
@@ -57,9 +56,8 @@ FORMAT = "skmm-model"
 FORMAT_VERSION = 2
 METADATA_NAME = "metadata.json"
 PAYLOAD_NAME = "model.skops"
-#: the payload of format version 1 (skmm 0.1): a pickle, loaded only when trusted
-PICKLE_PAYLOAD_NAME = "model.pkl"
-_PAYLOAD_NAMES = {1: PICKLE_PAYLOAD_NAME, 2: PAYLOAD_NAME}
+#: the payload of format version 1 (pre-release builds of skmm 0.1), recognised to say it is not read
+_OLD_PAYLOAD_NAME = "model.pkl"
 
 #: the most bytes ``metadata.json`` may inflate to
 MAX_METADATA_BYTES = 16 * 1024**2
@@ -529,8 +527,8 @@ def _check_metadata(path, metadata):
     version = metadata.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise refuse("format_version", "an integer", version)
-    if version > FORMAT_VERSION:
-        return  # read_metadata shows it; load says which version is needed
+    if version != FORMAT_VERSION:
+        return  # read_metadata shows it; load says what to do
     for field, expected in _METADATA_FIELDS.items():
         value = metadata.get(field)
         if not isinstance(value, expected):
@@ -548,8 +546,8 @@ def _check_metadata(path, metadata):
         if not ok:
             raise refuse(field, expected, metadata[field])
     payload = metadata["payload"]
-    if payload.get("name") != _PAYLOAD_NAMES.get(version):
-        raise refuse("payload.name", repr(_PAYLOAD_NAMES.get(version)), payload.get("name"))
+    if payload.get("name") != PAYLOAD_NAME:
+        raise refuse("payload.name", repr(PAYLOAD_NAME), payload.get("name"))
     size = payload.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise refuse("payload.size", "a number of bytes", size)
@@ -564,8 +562,7 @@ def _open(path):
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, expected a model file written by skmm.save")
     expected = (
-        f"expected a zip archive holding {METADATA_NAME} and {PAYLOAD_NAME} (or {PICKLE_PAYLOAD_NAME}"
-        " from skmm 0.1), as written by skmm.save"
+        f"expected a zip archive holding {METADATA_NAME} and {PAYLOAD_NAME}, as written by skmm.save"
     )
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
@@ -580,7 +577,7 @@ def _open(path):
         raise _damaged(path, "the zip archive", exc) from None
     try:
         names = archive.namelist()
-        if METADATA_NAME not in names or not set(_PAYLOAD_NAMES.values()) & set(names):
+        if METADATA_NAME not in names or not ({PAYLOAD_NAME, _OLD_PAYLOAD_NAME} & set(names)):
             raise ModelFileError(
                 f"{str(path)!r} is not an skmm model file: {expected}; found a zip archive holding "
                 f"{sorted(names)[:10]}."
@@ -644,7 +641,13 @@ def _check_versions(path, metadata):
     if saved_format > FORMAT_VERSION:
         raise ModelFileError(
             f"{str(path)!r} uses model file format version {saved_format!r}; this skmm "
-            f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade skmm."
+            f"({__version__}) reads format version {FORMAT_VERSION}. Upgrade skmm."
+        )
+    if saved_format < FORMAT_VERSION:
+        raise ModelFileError(
+            f"{str(path)!r} uses model file format version {saved_format!r} (a pickle written by a "
+            f"pre-release build of skmm), which this skmm ({__version__}) does not read: loading a "
+            "pickle can run any code. Re-fit the model with this version and save it with skmm.save."
         )
     saved = metadata["versions"].get("skmm")
     if saved is None or _major_minor(saved) != _major_minor(__version__):
@@ -731,24 +734,6 @@ def _load_skops(path, payload, metadata, trusted):
         ) from None
 
 
-def _load_pickle(path, payload, metadata, trusted):
-    if trusted is not True:
-        raise ModelFileError(
-            f"{str(path)!r} was written by skmm {metadata['versions'].get('skmm')} as a pickle "
-            f"({PICKLE_PAYLOAD_NAME}, model file format version 1), which can run arbitrary code "
-            "when loaded. If you trust where the file comes from, load it with "
-            "skmm.load(path, trusted=True) (--trust for skmm predict and skmm serve), then save "
-            "it again with skmm.save to get a file that loads safely."
-        )
-    try:
-        return pickle.loads(payload)
-    except Exception as exc:
-        raise ModelFileError(
-            f"{str(path)!r} could not be unpickled ({type(exc).__name__}: {str(exc):.300}); it "
-            f"needs the libraries it was saved with: {metadata['versions']}."
-        ) from None
-
-
 def _check_estimator(path, estimator):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
@@ -788,9 +773,8 @@ def load(path, *, trusted=False, return_metadata=False, weights_changed="raise")
     trusted : bool or list of str, default=False
         ``False``: load only allow-listed types. A list of type names (as the
         error message or :func:`skops.io.get_untrusted_types` gives them):
-        allow these too. ``True``: trust the file entirely, which also opens
-        files written by skmm 0.1 (a pickle, which can run arbitrary code).
-        Only trust files whose source you trust.
+        allow these too. ``True``: trust every type the file names. Only
+        trust files whose source you trust.
     return_metadata : bool, default=False
         Also return the file's metadata (as :func:`read_metadata` gives it),
         read from the same opening of the file.
@@ -840,10 +824,7 @@ def load(path, *, trusted=False, return_metadata=False, weights_changed="raise")
     with archive:
         _check_versions(path, metadata)
         payload = _read_payload(path, archive, metadata)
-    if metadata["format_version"] == 1:
-        estimator = _load_pickle(path, payload, metadata, trusted)
-    else:
-        estimator = _load_skops(path, payload, metadata, trusted)
+    estimator = _load_skops(path, payload, metadata, trusted)
     _check_estimator(path, estimator)
     if weights_changed == "warn":
         from .encoders._base import BaseEncoder

@@ -234,12 +234,14 @@ def test_fusion_from_kinds_refuses_unknown_kinds_and_empty_input():
     assert fusion.transformers[0][0] == "clip" and fusion.transformers[0][2] == ["clip"]
 
 
-def test_old_names_still_import():
-    from skmm.infer import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, KINDS, default_transformer
+def test_the_kinds_and_their_file_suffixes_come_from_the_registry():
+    from skmm.infer import default_transformer
+    from skmm.kinds import COLUMN_KINDS, kind_names
 
-    assert KINDS == ("image", "audio", "video", "text", "numeric", "categorical", "drop")
-    assert {".png", ".jpg", ".tiff"} <= IMAGE_EXTENSIONS and ".wav" not in IMAGE_EXTENSIONS
-    assert {".wav", ".flac", ".mp3"} <= AUDIO_EXTENSIONS
+    assert kind_names() == ("image", "audio", "video", "text", "numeric", "categorical", "drop")
+    assert {".png", ".jpg", ".tiff"} <= COLUMN_KINDS["image"].extensions
+    assert ".wav" not in COLUMN_KINDS["image"].extensions
+    assert {".wav", ".flac", ".mp3"} <= COLUMN_KINDS["audio"].extensions
     assert isinstance(default_transformer("image"), ImageEncoder)
 
 

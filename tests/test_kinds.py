@@ -20,7 +20,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 import skmm
-from skmm import infer
 from skmm.encoders import AudioMFCC, BaseEncoder, ImageEncoder, TextEncoder
 from skmm.infer import (
     InferenceError,
@@ -144,7 +143,6 @@ def toy_frame(n=12):
 def test_built_in_kinds_in_inference_order():
     assert list(COLUMN_KINDS) == BUILT_IN
     assert kind_names() == (*BUILT_IN, "drop")
-    assert infer.KINDS == kind_names()  # the old name follows the registry
 
 
 @pytest.mark.parametrize(
