@@ -8,6 +8,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
+from ._docs import DocLinkMixin
 from ._sklearn import Interval, Options, StrOptions, _check_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -48,7 +49,7 @@ def _keep_label_dtype(y):
     return y
 
 
-class MultimodalClassifier(ClassifierMixin, BaseEstimator):
+class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     """Neural classifier that projects each modality into a shared space and fuses them.
 
     The modality of every input column is read from its name,

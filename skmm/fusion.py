@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
 from sklearn.utils.validation import check_is_fitted
 
+from ._docs import DocLinkMixin
 from ._sklearn import _ERR_MSG_1DCOLUMN, _fit_context, _fit_transform_one, _get_container_adapter, _safe_indexing
 
 __all__ = ["ModalityWarning", "MultimodalFusion", "check_modalities", "modality_of_columns"]
@@ -96,7 +97,7 @@ def check_modalities(X, *, estimator="MultimodalClassifier"):
     return names
 
 
-class MultimodalFusion(ColumnTransformer):
+class MultimodalFusion(DocLinkMixin, ColumnTransformer):
     """Apply one transformer per modality and join the results into one DataFrame.
 
     A :class:`~sklearn.compose.ColumnTransformer` whose output is a pandas
@@ -347,6 +348,39 @@ class MultimodalFusion(ColumnTransformer):
         check_is_fitted(self, "modalities_")
         self._check_columns_present(X)
         return self._as_frame(super().transform(X, **params), X)
+
+    def __sklearn_tags__(self):
+        """What the fusion accepts is what its transformers accept; its output keeps no one dtype.
+
+        ``string`` / ``categorical``: some modality takes text (an encoder, a
+        vectorizer) or categories (a one-hot encoder);
+        ``allow_nan``: every modality takes missing values (a row missing in
+        every modality becomes NaN, then the class prior); ``preserves_dtype``:
+        the dtypes that every modality keeps (the skmm encoders keep none: they
+        give float32 whatever the input).
+        """
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        try:
+            used = [trans for _, trans, _ in self.transformers if not isinstance(trans, str)]
+            if not isinstance(self.remainder, str):
+                used.append(self.remainder)
+            passthrough = self.remainder == "passthrough" or any(
+                isinstance(trans, str) and trans == "passthrough" for _, trans, _ in self.transformers
+            )
+            every = [get_tags(trans) for trans in used]
+        except (TypeError, ValueError, AttributeError):
+            return tags  # transformers not a list of (name, transformer, columns): fit says so
+        tags.input_tags.string = any(t.input_tags.string for t in every)
+        tags.input_tags.categorical = any(t.input_tags.categorical for t in every)
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in every)
+        kept = [set(t.transformer_tags.preserves_dtype if t.transformer_tags else []) for t in every]
+        if passthrough:
+            kept.append({"float64", "float32"})
+        common = set.intersection(*kept) if kept else set()
+        tags.transformer_tags.preserves_dtype = [d for d in ("float64", "float32") if d in common]
+        return tags
 
     def _as_frame(self, output, X):
         """The output as a DataFrame (pandas, or polars as ``set_output`` asks), indexed as ``X``."""

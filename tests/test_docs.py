@@ -40,3 +40,22 @@ def test_no_page_says_loading_a_model_file_runs_code(page):
     text = " ".join(page.read_text().split())
     assert not re.search(r"[Ll]oading (a model file )?unpickles", text)
     assert "training epochs (default: 50)" not in text
+
+
+def test_every_estimator_links_its_html_repr_to_its_page_of_the_api_reference():
+    import tomllib
+
+    import skmm
+    from skmm._docs import DOCS_URL
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Documentation"] == DOCS_URL
+    api = (ROOT / "docs" / "api.rst").read_text()
+    estimators = [getattr(skmm, name) for name in skmm.__all__ if hasattr(getattr(skmm, name), "get_params")]
+    assert len(estimators) == 7
+    for estimator in estimators:
+        name = estimator.__name__
+        assert re.search(rf"^   {name}$", api, re.M), f"{name} has no page in docs/api.rst"
+        link = f"{DOCS_URL}/generated/skmm.{name}.html"
+        assert estimator._get_doc_link(estimator.__new__(estimator)) == link
+    pipeline_html = skmm.MultimodalFusion([("text", skmm.TextEncoder(), "t")])._repr_html_()
+    assert f"{DOCS_URL}/generated/skmm.TextEncoder.html" in pipeline_html

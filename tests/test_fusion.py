@@ -225,3 +225,16 @@ def test_a_pickled_fusion_transforms_as_before(frame):
     fusion = _three_modality_fusion(n_jobs=2).fit(frame)
     restored = pickle.loads(pickle.dumps(fusion))
     pd.testing.assert_frame_equal(restored.transform(frame), fusion.transform(frame))
+
+
+def test_an_encoder_fitted_in_the_fusion_knows_its_column(frame):
+    from counting_encoder import CountingEncoder
+
+    fusion = MultimodalFusion([("text", CountingEncoder(dim=3), "review")]).fit(frame)
+    encoder = fusion.named_transformers_["text"]
+    assert encoder.feature_names_in_.tolist() == ["review"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reused on the same column, as a frame or a Series: no warning
+        np.testing.assert_array_equal(encoder.transform(frame[["review"]]), encoder.transform(frame["review"]))
+    with pytest.raises(ValueError, match="review"):
+        encoder.transform(frame[["review"]].rename(columns={"review": "title"}))

@@ -3,7 +3,9 @@
 The checks feed numpy arrays, so the modalities select columns by position.
 MultimodalFusion fails what ColumnTransformer itself fails (scikit-learn's own
 test suite lists these as known failures of ColumnTransformer), plus one check
-that reads ``.dtype`` from the output, which is a DataFrame by design.
+that reads ``.dtype`` from the output, which is a DataFrame by design. Its tags
+are its transformers' (``allow_nan`` here, from StandardScaler), so the checks
+that run are the ones that apply.
 """
 
 from sklearn.preprocessing import StandardScaler
@@ -14,10 +16,6 @@ from skmm import MultimodalFusion
 AS_COLUMN_TRANSFORMER = "a known failure of ColumnTransformer, which MultimodalFusion extends"
 
 EXPECTED_FAILURES = {
-    "check_estimators_nan_inf": (
-        "NaN and inf go to the modalities' transformers, and StandardScaler keeps NaN "
-        f"(an absent value); {AS_COLUMN_TRANSFORMER}"
-    ),
     "check_estimator_sparse_array": (
         f"a DIA sparse array cannot be indexed by column (TypeError); {AS_COLUMN_TRANSFORMER}"
     ),
@@ -31,7 +29,8 @@ EXPECTED_FAILURES = {
     ),
     "check_transformer_preserve_dtypes": (
         "the output is a DataFrame (its '<modality>__' column names tell MultimodalClassifier "
-        "the modalities); the check reads .dtype, which only arrays have"
+        "the modalities) whose columns keep StandardScaler's dtype, as the tags say; the check "
+        "reads .dtype, which only arrays have"
     ),
 }
 
@@ -60,3 +59,21 @@ def expected_failures(fusion):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_the_tags_say_what_the_modalities_accept():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.utils import get_tags
+
+    from skmm import ImageEncoder, TextEncoder
+
+    numbers = get_tags(MultimodalFusion([("n", StandardScaler(), ["a"])]))
+    assert not numbers.input_tags.string and numbers.input_tags.allow_nan
+    assert numbers.transformer_tags.preserves_dtype == ["float64", "float32"]
+    mixed = get_tags(MultimodalFusion([("n", StandardScaler(), ["a"]), ("c", OneHotEncoder(), ["b"])]))
+    assert mixed.input_tags.categorical and mixed.transformer_tags.preserves_dtype == ["float64"]
+    media = get_tags(MultimodalFusion([("image", ImageEncoder(), "img"), ("text", TextEncoder(), "txt")]))
+    assert media.input_tags.string and media.input_tags.allow_nan
+    assert media.transformer_tags.preserves_dtype == []  # the encoders give float32 whatever the input
+    assert not get_tags(MultimodalFusion([("t", TfidfVectorizer(), "txt")])).input_tags.allow_nan

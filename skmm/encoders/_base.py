@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from .._docs import DocLinkMixin
 from .._sklearn import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -29,14 +30,14 @@ from ._encoding import ColumnEncoding
 __all__ = ["BaseEncoder", "shared_bundle", "weights_fingerprint"]
 
 
-class BaseEncoder(TransformerMixin, BaseEstimator):
+class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
     """Base class of the skmm encoders; not meant to be used directly.
 
     An encoder takes one column: a pandas or polars Series, a one-column
     DataFrame (pandas or polars), a list, a 1-D array or an ``(n, 1)`` array.
-    Fitted on a DataFrame, it
-    remembers the column's name (``feature_names_in_``) and refuses another
-    column at transform. An encoder whose ``_matrix_rows`` names what a row
+    Fitted on a one-column DataFrame or a named Series (as inside a
+    :class:`~skmm.MultimodalFusion`), it remembers the column's name
+    (``feature_names_in_``) and refuses another column at transform. An encoder whose ``_matrix_rows`` names what a row
     of numbers is (``"waveform"`` for the audio encoders) also takes a 2-D
     numeric array, one item per row; its ``n_features_in_`` is then the
     array's width, as for any scikit-learn transformer.
@@ -252,7 +253,10 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 f"{name} expects a column (pandas Series, one-column DataFrame, list or "
                 f"1-D array), got {type(X).__name__}."
             )
-        validate_data(self, X, skip_check_array=True, ensure_2d=False, reset=reset)  # names only
+        # names only; a named Series counts as its one-column frame, so an encoder fitted inside a
+        # MultimodalFusion (which hands it a Series) knows its column as one fitted on df[[name]] does
+        named = X.to_frame() if isinstance(X, pd.Series) and isinstance(X.name, str) else X
+        validate_data(self, named, skip_check_array=True, ensure_2d=False, reset=reset)
         if reset:
             self.n_features_in_ = 1
         elif self.n_features_in_ != 1:
