@@ -469,7 +469,7 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         from skorch.dataset import ValidSplit
 
         from .nn import FusionLoss, FusionNetwork
-        from .nn._base import resolve_strategy
+        from .nn._base import learns_combination, resolve_strategy
         from .nn._training import FitCombinationWeights, FusionNetClassifier, TensorBatches, TrainingProgress
 
         counts = np.bincount(y_encoded, weights=sample_weight, minlength=len(self.classes_))
@@ -477,12 +477,12 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         class_weight = self._class_weights(y_encoded, sample_weight)
         callbacks, train_split = [("progress", TrainingProgress(disable=not self.verbose))], None
         # late fusion learns how to combine its heads on rows they did not train on
-        learns_combination = hasattr(resolve_strategy(self.fusion), "fit_weights") and self._can_hold_out(y_encoded)
-        if self.early_stopping or learns_combination:
+        combines_held_out = learns_combination(resolve_strategy(self.fusion)) and self._can_hold_out(y_encoded)
+        if self.early_stopping or combines_held_out:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
         if self.early_stopping:
             callbacks.append(EarlyStopping(patience=self.patience, load_best=True))
-        if learns_combination:
+        if combines_held_out:
             callbacks.append(("combination", FitCombinationWeights()))
         callbacks += [clone(callback, safe=False) for callback in self.callbacks or ()]
         params = dict(
@@ -550,9 +550,9 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
 
     def _unimodal_loss_weight(self):
         """``unimodal_loss``; at least 1 for a strategy whose heads learn from their own losses only."""
-        from .nn._base import resolve_strategy
+        from .nn._base import has_own_heads, resolve_strategy
 
-        if hasattr(resolve_strategy(self.fusion), "unimodal_logits"):
+        if has_own_heads(resolve_strategy(self.fusion)):
             return self.unimodal_loss or 1.0
         return self.unimodal_loss
 

@@ -248,6 +248,43 @@ def test_a_fusion_class_of_your_own_trains_and_round_trips(split):
     np.testing.assert_array_equal(twin.fit(X_train, y_train).predict_proba(X_test), clf.predict_proba(X_test))
 
 
+class VotingHeads(torch.nn.Module):
+    """A user's strategy with both optional hooks: a head per modality, their votes weighted out of fold."""
+
+    calls = []  # what fit_weights was given, per fit
+
+    def __init__(self, *, n_modalities, shared_dim, n_classes):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(shared_dim, n_classes) for _ in range(n_modalities))
+        self.register_buffer("votes", torch.ones(n_modalities))
+
+    def unimodal_logits(self, projected):
+        return torch.stack([head(projected[:, index]) for index, head in enumerate(self.heads)], dim=1)
+
+    def forward(self, projected, present):
+        weights = self.votes * present
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return (weights.unsqueeze(-1) * self.unimodal_logits(projected)).sum(dim=1), weights
+
+    def fit_weights(self, projected, present, target):
+        VotingHeads.calls.append(len(target))
+        right = self.unimodal_logits(projected).argmax(dim=-1) == target.unsqueeze(1)
+        self.votes.copy_((right & present).sum(dim=0) / present.sum(dim=0).clamp(min=1))
+
+
+def test_a_strategy_s_optional_hooks_train_its_heads_and_weigh_them_on_held_out_rows(split):
+    X_train, X_test, y_train, y_test = split
+    VotingHeads.calls.clear()
+    clf = MultimodalClassifier(fusion=VotingHeads, linear_weight=0, validation_fraction=0.2, **FAST)
+    clf.fit(X_train, y_train)
+    assert VotingHeads.calls == [round(0.2 * len(y_train))]  # once, on the rows held out of training
+    strategy = clf.net_.module_.strategy
+    assert not hasattr(clf.net_.module_, "unimodal_heads")  # its own heads, none added
+    votes = strategy.votes.numpy()
+    assert ((votes > 0.3) & (votes <= 1)).all() and not np.allclose(votes, 1)  # learned, not left at 1
+    assert clf.score(X_test, y_test) >= 0.7
+
+
 def test_a_fusion_class_without_weights_gets_ablation_weights(split):
     X_train, X_test, y_train, _ = split
     clf = MultimodalClassifier(fusion=MaxPoolFusion, **FAST).fit(X_train, y_train)

@@ -4,7 +4,7 @@ import inspect
 
 from torch import nn
 
-__all__ = ["FusionStrategy", "build_strategy", "resolve_strategy"]
+__all__ = ["FusionStrategy", "build_strategy", "has_own_heads", "learns_combination", "resolve_strategy"]
 
 INTERFACE = (
     "a torch.nn.Module subclass following skmm.nn.FusionStrategy's interface: constructed with keyword "
@@ -46,6 +46,19 @@ class FusionStrategy(nn.Module):
       (:meth:`skmm.MultimodalClassifier.modality_weights` then estimates them
       by ablation).
 
+    **Optional hooks.** Two methods change how the strategy is trained when it
+    defines them (see :class:`skmm.nn.LateFusion`, which defines both):
+
+    - ``unimodal_logits(projected) -> (batch, n_modalities, n_classes)``: the
+      strategy has a classifier head per modality. :class:`skmm.nn.FusionLoss`
+      then trains each head on the rows where its modality is present (with at
+      least weight 1, see ``unimodal_loss``), and :class:`FusionNetwork` adds
+      no heads of its own;
+    - ``fit_weights(projected, present, target[, sample_weight])``: the
+      strategy learns how to combine its heads on rows they did not train on.
+      :class:`skmm.MultimodalClassifier` then holds out ``validation_fraction``
+      of the rows and calls it once, after training, with their projections.
+
     Examples
     --------
     A strategy that averages the present modalities, then applies one linear
@@ -68,6 +81,16 @@ class FusionStrategy(nn.Module):
     def forward(self, projected, present):
         """Fuse ``projected`` ``(batch, n_modalities, shared_dim)``; return ``(logits, weights or None)``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(projected, present)")
+
+
+def has_own_heads(strategy):
+    """Whether ``strategy`` (a class or a module) has a head per modality: the ``unimodal_logits`` hook."""
+    return callable(getattr(strategy, "unimodal_logits", None))
+
+
+def learns_combination(strategy):
+    """Whether ``strategy`` (a class or a module) combines its heads on held-out rows: the ``fit_weights`` hook."""
+    return callable(getattr(strategy, "fit_weights", None))
 
 
 def resolve_strategy(fusion):

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ._base import INTERFACE, build_strategy, resolve_strategy
+from ._base import INTERFACE, build_strategy, has_own_heads, resolve_strategy
 
 __all__ = ["FusionNetwork"]
 
@@ -91,7 +91,7 @@ class FusionNetwork(nn.Module):
             attention_heads=attention_heads,
         )
         self.unimodal_loss = float(unimodal_loss)
-        if self.unimodal_loss > 0 and not hasattr(self.strategy, "unimodal_logits"):
+        if self.unimodal_loss > 0 and not has_own_heads(self.strategy):
             self.unimodal_heads = nn.ModuleList(nn.Linear(shared_dim, n_classes) for _ in self.block_sizes)
 
     def forward(self, X, return_weights=False, present=None):
@@ -128,7 +128,7 @@ class FusionNetwork(nn.Module):
     @property
     def has_unimodal_heads(self):
         """Whether every modality has a head of its own (the strategy's, or added by ``unimodal_loss``)."""
-        return hasattr(self.strategy, "unimodal_logits") or hasattr(self, "unimodal_heads")
+        return has_own_heads(self.strategy) or hasattr(self, "unimodal_heads")
 
     def _average_with_heads(self, logits, projected, present):
         """Log of the mean of the fused probabilities and those of the present modalities' own heads.
@@ -162,7 +162,7 @@ class FusionNetwork(nn.Module):
         return torch.stack([~block.all(dim=1) for block in missing], dim=1)
 
     def _unimodal_logits(self, projected):
-        if hasattr(self.strategy, "unimodal_logits"):
+        if has_own_heads(self.strategy):
             return self.strategy.unimodal_logits(projected)
         return torch.stack([head(projected[:, index]) for index, head in enumerate(self.unimodal_heads)], dim=1)
 
