@@ -24,8 +24,9 @@ import pandas as pd
 from sklearn.metrics import check_scoring
 from sklearn.utils import Bunch, check_random_state
 
+from ._fitted import modality_columns as fitted_modality_columns
 from .exceptions import InputWarning
-from .fusion import MultimodalFusion, modality_of_columns
+from .fusion import modality_of_columns
 
 __all__ = ["modality_importance", "modality_shap_values", "modality_contributions", "modality_columns", "make_absent"]
 
@@ -36,8 +37,9 @@ def modality_columns(estimator, X):
     Parameters
     ----------
     estimator : Pipeline, MultimodalFusion or MultimodalClassifier
-        A fitted estimator. A pipeline's :class:`~skmm.MultimodalFusion`
-        step gives the map (``modalities_``); a classifier fitted on fused
+        A fitted estimator. Its fusion step (a :class:`~skmm.MultimodalFusion`
+        or any ``ColumnTransformer``, the first step of a pipeline, the best
+        estimator of a search) gives the map; a classifier fitted on fused
         features gives it through the ``"<modality>__"`` column prefixes.
     X : DataFrame
         The data the estimator is applied to.
@@ -62,10 +64,8 @@ def modality_columns(estimator, X):
             f"X must be a pandas DataFrame (the raw table with its column names), got {type(X).__name__}. "
             "Wrap it with pd.DataFrame(X, columns=...)."
         )
-    fusion = _find_fusion(estimator)
-    if fusion is not None:
-        mapping = {name: list(columns) for name, columns in fusion.modalities_.items()}
-    else:
+    mapping = fitted_modality_columns(estimator)
+    if mapping is None:
         mapping = {}
         for column, modality in zip(X.columns, modality_of_columns(X.columns)):
             mapping.setdefault(modality, []).append(column)
@@ -78,17 +78,6 @@ def modality_columns(estimator, X):
                 "(a list of names, not a selector) and pass the same table the model was fitted on."
             )
     return mapping
-
-
-def _find_fusion(estimator):
-    if isinstance(estimator, MultimodalFusion):
-        return estimator
-    if hasattr(estimator, "best_estimator_"):  # a fitted search
-        return _find_fusion(estimator.best_estimator_)
-    for _, step in getattr(estimator, "steps", []):
-        if isinstance(step, MultimodalFusion):
-            return step
-    return None
 
 
 def make_absent(X, columns):

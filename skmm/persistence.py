@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._fitted import describe_inputs, encoder_models
 from ._utils import jsonable
 from .exceptions import ModelFileError
 
@@ -91,88 +92,6 @@ def versions():
     }
 
 
-def _fusion_step(estimator):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(estimator, Pipeline) and estimator.steps:
-        estimator = estimator.steps[0][1]
-    return estimator if isinstance(estimator, ColumnTransformer) else None
-
-
-def _column_names(columns, names_in):
-    if isinstance(columns, str):
-        return [columns]
-    if isinstance(columns, (int, np.integer)):
-        return [str(names_in[columns])] if names_in is not None else []
-    if isinstance(columns, slice) or (
-        isinstance(columns, np.ndarray) and columns.dtype == bool
-    ):
-        return [str(c) for c in np.asarray(names_in)[columns]] if names_in is not None else []
-    out = []
-    for column in list(columns):
-        if isinstance(column, (int, np.integer)) and not isinstance(column, bool):
-            if names_in is not None:
-                out.append(str(names_in[column]))
-        else:
-            out.append(str(column))
-    return out
-
-
-def describe_inputs(estimator, kinds=None):
-    """The input columns a fitted estimator uses, their kinds and its modalities.
-
-    The first step of a :class:`~sklearn.pipeline.Pipeline` (a
-    :class:`~skmm.MultimodalFusion` or any ``ColumnTransformer``) tells which
-    transformer reads which columns; the transformer's type gives the column's
-    kind (see :func:`skmm.infer.kind_of_transformer`), ``"other"`` when it does
-    not say. ``kinds`` (e.g. from :func:`skmm.infer.column_kinds`) wins.
-
-    Parameters
-    ----------
-    estimator : fitted estimator
-    kinds : dict, optional
-        ``{column: kind}`` taking precedence over what the transformers say.
-
-    Returns
-    -------
-    description : dict
-        ``{"input_columns": [...], "kinds": {...}, "modalities": {...}}``.
-    """
-    from .infer import kind_of_transformer
-
-    kinds = dict(kinds or {})
-    fusion = _fusion_step(estimator)
-    names_in = getattr(estimator, "feature_names_in_", None)
-    if fusion is None or not hasattr(fusion, "transformers_"):
-        columns = [str(c) for c in names_in] if names_in is not None else []
-        return {
-            "input_columns": columns,
-            "kinds": {c: kinds.get(c, "other") for c in columns},
-            "modalities": {"input": columns} if columns else {},
-        }
-    fusion_names = getattr(fusion, "feature_names_in_", None)
-    used, found, modalities = set(), {}, {}
-    for name, transformer, columns in fusion.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        names = _column_names(columns, fusion_names)
-        if not names:
-            continue
-        modalities[str(name)] = names
-        kind = kind_of_transformer(transformer) or "other"
-        for column in names:
-            used.add(column)
-            found.setdefault(column, kind)
-    order = [str(c) for c in fusion_names] if fusion_names is not None else sorted(used)
-    columns = [c for c in order if c in used]
-    return {
-        "input_columns": columns,
-        "kinds": {c: kinds.get(c, found[c]) for c in columns},
-        "modalities": modalities,
-    }
-
-
 def build_metadata(estimator, kinds=None):
     """The metadata of a fitted estimator, as written into a model file (without the checksum)."""
     classes = getattr(estimator, "classes_", None)
@@ -184,21 +103,8 @@ def build_metadata(estimator, kinds=None):
         "versions": versions(),
         **describe_inputs(estimator, kinds),
         "classes": None if classes is None else [jsonable(c) for c in np.asarray(classes).tolist()],
-        "encoder_models": _encoder_models(estimator),
+        "encoder_models": encoder_models(estimator),
     }
-
-
-def _encoder_models(estimator):
-    """``{modality: "model@weights fingerprint"}`` of the fitted skmm encoders of ``estimator``."""
-    fusion = _fusion_step(estimator)
-    return {
-        str(name): transformer.model_identity_
-        for name, transformer, _ in getattr(fusion, "transformers_", ())
-        if isinstance(getattr(transformer, "model_identity_", None), str)
-    }
-
-
-# --------------------------------------------------------------------------- writing
 
 
 def _check_fitted(estimator):

@@ -22,7 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
 from .exceptions import InputWarning
-from .inspection import _find_fusion, modality_importance
+from ._fitted import input_kinds, modality_columns
+from .inspection import modality_importance
 
 __all__ = ["write_report", "report_html"]
 
@@ -245,7 +246,7 @@ def _worst_rows_section(model, X, y, proba, classes, n_worst):
     heading = '<section id="worst"><h2>Worst misclassified rows</h2>'
     if not len(worst):
         return heading + "<p>No row is misclassified.</p></section>"
-    kinds = _column_kinds(model, X)
+    kinds = input_kinds(model)
     header = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["row", "true", "predicted", *X.columns])
     body = []
     for position in worst:
@@ -319,19 +320,6 @@ def _audio_mime(data):
     return "audio/mpeg" if data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2") else "application/octet-stream"
 
 
-def _column_kinds(model, X):
-    from .infer import kind_of_transformer
-
-    fusion = _find_fusion(model)
-    kinds = {}
-    if fusion is None:
-        return kinds
-    for name, transformer, _ in fusion.transformers_:
-        for column in fusion.modalities_.get(name, []):
-            kinds[column] = kind_of_transformer(transformer)
-    return kinds
-
-
 def _is_missing(value):
     if value is None:
         return True
@@ -385,8 +373,8 @@ img.thumb { width: 96px; image-rendering: pixelated; }
 
 
 def _page(title, model, X, y, sections):
-    fusion = _find_fusion(model)
-    modalities = ", ".join(fusion.modalities_) if fusion is not None else "from the column prefixes"
+    fitted = modality_columns(model)
+    modalities = ", ".join(fitted) if fitted is not None else "from the column prefixes"
     counts = ", ".join(f"{html.escape(str(label))}: {count}" for label, count in y.value_counts().sort_index().items())
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (

@@ -168,20 +168,14 @@ def _export_module(module, inputs, outputs, path, opset):
 
 def _export_fusion(fusion, folder, opset):
     """Export every part of the fusion; returns their manifest entries, features in output order."""
-    from ..persistence import _column_names
+    from .._fitted import fusion_parts
 
-    names_in = getattr(fusion, "feature_names_in_", None)
-    if names_in is None:
+    if getattr(fusion, "feature_names_in_", None) is None:
         raise ValueError("export_onnx needs a fusion fitted on a DataFrame: its columns are the model's inputs.")
     parts, start = [], 0
-    for index, (name, transformer, columns) in enumerate(fusion.transformers_):
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        selected = _column_names(columns, names_in)
-        if not selected:
-            continue
-        part = {"modality": str(name), "columns": selected}
-        stem = f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', str(name))}"
+    for position, name, transformer, selected in fusion_parts(fusion):
+        part = {"modality": name, "columns": selected}
+        stem = f"{position:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
         part.update(_export_part(transformer, part, folder, stem, opset))
         part["features"] = [start, start + part.pop("width")]
         start = part["features"][1]
