@@ -153,16 +153,16 @@ def test_keyframe_seeking_takes_the_keyframe_nearest_each_sample(container, code
 
 
 def test_keyframe_seeking_decodes_only_the_chosen_keyframes(monkeypatch):
-    from skmm import io as skmm_io
+    from skmm.io import _video as video_io  # the module that looks _decode_keyframe up
 
-    decoded, real = [], skmm_io._decode_keyframe
+    decoded, real = [], video_io._decode_keyframe
 
     def counting(*args):
         frames = real(*args)
         decoded.extend(frames)
         return frames
 
-    monkeypatch.setattr(skmm_io, "_decode_keyframe", counting)
+    monkeypatch.setattr(video_io, "_decode_keyframe", counting)
     data = clip_bytes(frames=np.repeat(red_ramp(10), 10, axis=0), keyframe_interval=10)  # 4 s
     decode_video_frames(data, frames=8, seek="keyframe")  # samples 0.5 s apart, keyframes 0.4 s apart
     assert len(decoded) == 8 and all(frame.key_frame for frame in decoded)
@@ -516,15 +516,15 @@ def test_bytes_that_name_other_files_never_open_them(script, tmp_path, monkeypat
 
 
 def test_a_clip_with_too_few_keyframes_is_refused_within_its_decoding_budget(monkeypatch):
-    from skmm import io as skmm_io
+    from skmm.io import _video as video_io  # the module that reads the limits (skmm.io holds copies)
 
     bomb = clip_bytes(red_ramp(200), keyframe_interval=1000)  # one keyframe, 200 frames
-    monkeypatch.setattr(skmm_io, "MAX_DECODED_PACKETS", 60)
+    monkeypatch.setattr(video_io, "MAX_DECODED_PACKETS", 60)
     with pytest.raises(ValueError, match=r"more than 60 packets .*too few keyframes.*seek='keyframe'"):
         decode_video_frames(bomb, frames=4)
     assert decode_video_frames(bomb, frames=4, seek="keyframe").shape[0] == 4  # one keyframe: cheap
-    monkeypatch.setattr(skmm_io, "MAX_DECODED_PACKETS", 10_000)
-    monkeypatch.setattr(skmm_io, "MAX_DECODED_PIXELS", 64 * 48 * 60)  # the same budget in pixels
+    monkeypatch.setattr(video_io, "MAX_DECODED_PACKETS", 10_000)
+    monkeypatch.setattr(video_io, "MAX_DECODED_PIXELS", 64 * 48 * 60)  # the same budget in pixels
     with pytest.raises(ValueError, match="pixels"):
         decode_video_frames(bomb, frames=4)
 
