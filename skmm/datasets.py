@@ -515,7 +515,7 @@ def _write_clip(target, frames, fps, *, sound=None, sr=SAMPLE_RATE, container="m
     counter-clockwise) is written as a display matrix; ``bit_rate`` (bits per
     second) sets the quality of codecs without a constant-quality default.
     """
-    from .io import _import_av
+    from .io._video import _import_av
 
     av = _import_av()
     frames = np.asarray(frames, dtype=np.uint8)

@@ -19,14 +19,8 @@ from skmm import InputError, InputWarning, MultimodalClassifier, MultimodalFusio
 from skmm.datasets import _write_clip, make_multimodal_classification  # noqa: E402
 from skmm.encoders import AudioMFCC, ImageEncoder, VideoEncoder  # noqa: E402
 from skmm.encoders import _video  # noqa: E402
-from skmm.io import (  # noqa: E402
-    _DecodingBudget,
-    _sample_by_seeking,
-    check_video_header,
-    decode_video_audio,
-    decode_video_frames,
-    sample_times,
-)
+from skmm.io import check_video_header, decode_video_audio, decode_video_frames, sample_times  # noqa: E402
+from skmm.io._video import _DecodingBudget, _sample_by_seeking  # noqa: E402
 
 FPS = 25
 
