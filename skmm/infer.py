@@ -218,14 +218,15 @@ def kind_of_transformer(transformer):
     skmm encoders declare their kind in the class attribute ``_kind``
     (``ImageEncoder`` → ``"image"``, audio encoders → ``"audio"``,
     ``TextEncoder`` → ``"text"``), and so may any transformer made for a
-    registered kind; scikit-learn's text vectorizers are ``"text"``,
+    registered kind; other transformers are claimed by a kind's
+    ``claims_transformer`` (scikit-learn's text vectorizers are ``"text"``,
     ``OneHotEncoder``/``OrdinalEncoder`` ``"categorical"``, scalers
-    ``"numeric"``. A column reaching an encoder of a kind that holds files
-    (``"image"``, ``"audio"``, see :mod:`skmm.kinds`) anywhere inside the
-    transformer (a ``FeatureUnion`` of encoders, a ``Pipeline`` step, a nested
-    parameter: see :func:`kinds_reached`) is of that kind. Otherwise a
-    :class:`~sklearn.pipeline.Pipeline` is judged by its first step;
-    ``"drop"`` is ``"drop"``.
+    ``"numeric"``: see :mod:`skmm.kinds`). A column reaching an encoder of a
+    kind that takes uploaded files (``"image"``, ``"audio"``, ``"video"``)
+    anywhere inside the transformer (a ``FeatureUnion`` of encoders, a
+    ``Pipeline`` step, a nested parameter: see :func:`kinds_reached`) is of
+    that kind. Otherwise a :class:`~sklearn.pipeline.Pipeline` is judged by
+    its first step; ``"drop"`` is ``"drop"``.
 
     Examples
     --------
@@ -235,17 +236,11 @@ def kind_of_transformer(transformer):
     >>> kind_of_transformer(ImageEncoder()), kind_of_transformer(OneHotEncoder())
     ('image', 'categorical')
     """
-    from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import (
-        MaxAbsScaler, MinMaxScaler, OneHotEncoder, OrdinalEncoder, PowerTransformer,
-        QuantileTransformer, RobustScaler, StandardScaler,
-    )
 
     if isinstance(transformer, str):
         return "drop" if transformer == "drop" else None
-    file_kinds = [kind for kind in kinds_reached(transformer) if _holds_files(kind)]
+    file_kinds = [kind for kind in kinds_reached(transformer) if COLUMN_KINDS[kind].takes_uploads]
     if file_kinds:  # whatever wraps it, a column some encoder reads as files holds files
         return file_kinds[0]
     if isinstance(transformer, Pipeline) and transformer.steps:
@@ -253,22 +248,10 @@ def kind_of_transformer(transformer):
     declared = getattr(type(transformer), "_kind", None)
     if isinstance(declared, str):
         return declared
-    if isinstance(transformer, (CountVectorizer, HashingVectorizer)):
-        return "text"
-    if isinstance(transformer, (OneHotEncoder, OrdinalEncoder)):
-        return "categorical"
-    numeric = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, PowerTransformer,
-               QuantileTransformer)
-    if isinstance(transformer, numeric):
-        return "numeric"
-    if isinstance(transformer, SimpleImputer) and transformer.strategy in ("mean", "median"):
-        return "numeric"
+    for kind in COLUMN_KINDS.values():
+        if kind.claims_transformer is not None and kind.claims_transformer(transformer):
+            return kind.name
     return None
-
-
-def _holds_files(kind):
-    entry = COLUMN_KINDS.get(kind)
-    return entry is not None and (entry.reads_files or entry.check_upload is not None)
 
 
 def _parts(estimator):

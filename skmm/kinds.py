@@ -83,13 +83,21 @@ class ColumnKind:
         Whether :func:`skmm.infer_modalities` puts every column of this kind
         into one modality named after the kind (as for ``"numeric"``) instead
         of one modality per column (as for ``"image"``).
+    claims_transformer : callable or None, default=None
+        ``claims_transformer(transformer) -> bool``: whether a transformer that
+        does not declare a ``_kind`` (a scikit-learn one) is made for columns
+        of this kind, e.g. a ``OneHotEncoder`` for ``"categorical"``; see
+        :func:`skmm.infer.kind_of_transformer`.
 
     Attributes
     ----------
     reads_files : bool
         Whether columns of this kind hold files (paths or bytes): the kind has
         extensions or a sniff. Relative paths in such columns are resolved
-        against a CSV's folder, and the server takes them as uploaded files.
+        against a CSV's folder.
+    takes_uploads : bool
+        Whether the server takes values of this kind only as uploaded files
+        (or base64), never as paths: the kind reads files or checks uploads.
 
     Examples
     --------
@@ -108,6 +116,7 @@ class ColumnKind:
     check_upload: Optional[Callable[[bytes], None]] = None
     accepts_value: Optional[Callable[[Any], bool]] = None
     grouped: bool = False
+    claims_transformer: Optional[Callable[[Any], bool]] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier() or "__" in self.name:
@@ -151,6 +160,11 @@ class ColumnKind:
         """Whether columns of this kind hold files: the kind has extensions or a sniff."""
         return bool(self.extensions) or self.sniff is not None
 
+    @property
+    def takes_uploads(self):
+        """Whether the server takes values of this kind as uploaded files only, never as paths."""
+        return self.reads_files or self.check_upload is not None
+
 
 # --------------------------------------------------------------------------- default transformers
 
@@ -191,6 +205,30 @@ def _categorical_transformer():
     from sklearn.preprocessing import OneHotEncoder
 
     return OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+
+
+def _is_text_vectorizer(transformer):
+    from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+
+    return isinstance(transformer, (CountVectorizer, HashingVectorizer))  # TfidfVectorizer included
+
+
+def _is_numeric_transformer(transformer):
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (
+        MaxAbsScaler, MinMaxScaler, PowerTransformer, QuantileTransformer, RobustScaler, StandardScaler,
+    )
+
+    scalers = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, PowerTransformer, QuantileTransformer)
+    return isinstance(transformer, scalers) or (
+        isinstance(transformer, SimpleImputer) and transformer.strategy in ("mean", "median")
+    )
+
+
+def _is_category_encoder(transformer):
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    return isinstance(transformer, (OneHotEncoder, OrdinalEncoder))
 
 
 def _is_number(value):
@@ -234,9 +272,11 @@ COLUMN_KINDS = {
             check_upload=check_video_header,
             accepts_value=is_video_value,
         ),
-        ColumnKind("text", _text_encoder),
-        ColumnKind("numeric", _numeric_transformer, accepts_value=_is_number, grouped=True),
-        ColumnKind("categorical", _categorical_transformer, accepts_value=_is_boolean, grouped=True),
+        ColumnKind("text", _text_encoder, claims_transformer=_is_text_vectorizer),
+        ColumnKind("numeric", _numeric_transformer, accepts_value=_is_number, grouped=True,
+                   claims_transformer=_is_numeric_transformer),
+        ColumnKind("categorical", _categorical_transformer, accepts_value=_is_boolean, grouped=True,
+                   claims_transformer=_is_category_encoder),
     )
 }
 

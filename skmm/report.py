@@ -1,5 +1,6 @@
 """One self-contained HTML page about a model: scores, confusion matrix, modality importance, training
-curve and the worst misclassified rows shown as they are (pictures, text, an audio player).
+curve and the worst misclassified rows shown as they are (pictures, text, an audio player, frames
+of a video clip).
 
 Every figure is embedded as a base64 PNG, so the page is one file with no links to anything. Needs
 matplotlib: ``pip install "skmm[plot]"``.
@@ -20,15 +21,21 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
 from sklearn.utils.validation import check_is_fitted
 
+from ._fitted import input_kinds, modality_columns
+from ._utils import is_missing
 from ._version import __version__
 from .exceptions import InputWarning
-from ._fitted import input_kinds, modality_columns
 from .inspection import modality_importance
 
 __all__ = ["write_report", "report_html"]
 
 THUMBNAIL_PX = 96
 TEXT_CHARS = 300
+#: an audio preview is the first seconds, as 16 kHz 16-bit WAV: a bounded size whatever the file
+AUDIO_PREVIEW_SECONDS = 10
+AUDIO_PREVIEW_RATE = 16_000
+#: frames shown of a video clip, sampled uniformly
+VIDEO_PREVIEW_FRAMES = 3
 
 
 def write_report(estimator, X, y, path, *, test_size=0.25, cv=None, n_repeats=5, n_worst=8,
@@ -267,66 +274,61 @@ def _worst_rows_section(model, X, y, proba, classes, n_worst):
 
 
 def _cell(value, kind):
-    if _is_missing(value):
+    if is_missing(value):
         return '<span class="absent">absent</span>'
-    try:
-        if kind == "image":
-            return _image_cell(value)
-        if kind == "audio":
-            return _audio_cell(value)
-    except Exception as error:  # a broken file is shown as such, never stops the report
-        return f'<span class="absent">unreadable: {html.escape(str(error)[:120])}</span>'
+    preview = _PREVIEWS.get(kind)
+    if preview is not None:
+        try:
+            return preview(value)
+        except Exception as error:  # a broken file is shown as such, never stops the report
+            return f'<span class="absent">unreadable: {html.escape(str(error)[:120])}</span>'
     text = str(value)
     if len(text) > TEXT_CHARS:
         text = text[:TEXT_CHARS] + "…"
     return html.escape(text)
 
 
-def _image_cell(value):
-    from .io import decode_image, read_image_source
-
-    _, raw = read_image_source(value)
-    image = decode_image(raw)
+def _thumbnail(image, alt):
     image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img class="thumb" alt="image" src="data:image/png;base64,{data}">'
+    return f'<img class="thumb" alt="{alt}" src="data:image/png;base64,{data}">'
+
+
+def _image_cell(value):
+    from .io import decode_image, read_image_source
+
+    _, raw = read_image_source(value)
+    return _thumbnail(decode_image(raw), "image")
 
 
 def _audio_cell(value):
-    if isinstance(value, (str, Path)):
-        data = Path(value).read_bytes()
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-    else:
-        import soundfile
+    import soundfile
 
-        from .io import read_audio_source
+    from .io import decode_audio, read_audio_source
 
-        _, (waveform, sample_rate) = read_audio_source(value)
-        buffer = io.BytesIO()
-        soundfile.write(buffer, np.asarray(waveform, dtype=np.float32).T, sample_rate, format="WAV")
-        data = buffer.getvalue()
-    encoded = base64.b64encode(data).decode("ascii")
-    return f'<audio controls preload="metadata" src="data:{_audio_mime(data)};base64,{encoded}"></audio>'
+    _, raw = read_audio_source(value)
+    waveform = decode_audio(raw, sr=AUDIO_PREVIEW_RATE, max_duration=AUDIO_PREVIEW_SECONDS)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(waveform, dtype=np.float32), AUDIO_PREVIEW_RATE, format="WAV",
+                    subtype="PCM_16")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<audio controls preload="metadata" src="data:audio/wav;base64,{encoded}"></audio>'
 
 
-def _audio_mime(data):
-    signatures = [(b"RIFF", "audio/wav"), (b"fLaC", "audio/flac"), (b"OggS", "audio/ogg"), (b"ID3", "audio/mpeg")]
-    for signature, mime in signatures:
-        if data.startswith(signature):
-            return mime
-    return "audio/mpeg" if data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2") else "application/octet-stream"
+def _video_cell(value):
+    from PIL import Image
+
+    from .io import decode_video_frames, read_video_source
+
+    _, raw = read_video_source(value)
+    frames = decode_video_frames(raw, frames=VIDEO_PREVIEW_FRAMES, size=THUMBNAIL_PX)
+    return "".join(_thumbnail(Image.fromarray(frame), "video frame") for frame in frames)
 
 
-def _is_missing(value):
-    if value is None:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
+#: how a cell of each kind of column is shown; other kinds as text
+_PREVIEWS = {"image": _image_cell, "audio": _audio_cell, "video": _video_cell}
 
 def _figure(fig, alt):
     buffer = io.BytesIO()

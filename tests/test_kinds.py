@@ -179,6 +179,29 @@ def test_tabular_and_text_entries():
     assert isinstance(categorical.default_transformer(), OneHotEncoder)
 
 
+def test_a_kind_claims_the_scikit_learn_transformers_made_for_it():
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    assert kind_of_transformer(TfidfVectorizer()) == "text"
+    assert kind_of_transformer(OneHotEncoder()) == "categorical"
+    assert kind_of_transformer(StandardScaler()) == "numeric"
+    assert kind_of_transformer(PCA()) is None
+    binned = ColumnKind("binned", KBinsDiscretizer, grouped=True,
+                        claims_transformer=lambda t: isinstance(t, KBinsDiscretizer))
+    register_kind(binned)
+    try:
+        assert kind_of_transformer(KBinsDiscretizer()) == "binned"
+    finally:
+        unregister_kind("binned")
+    assert kind_of_transformer(KBinsDiscretizer()) is None
+
+
+def test_the_file_kinds_and_only_they_take_uploads():
+    assert [kind.name for kind in COLUMN_KINDS.values() if kind.takes_uploads] == ["image", "audio", "video"]
+
+
 def test_register_twice_is_refused_without_replace(toy_kind):
     assert list(COLUMN_KINDS)[-1] == "toy" and kind_names()[-2:] == ("toy", "drop")
     with pytest.raises(ValueError, match="'toy' is already registered.*replace=True"):

@@ -132,3 +132,31 @@ def test_report_figures_render_in_headless_chromium(page, tmp_path):
     assert share((8, 48, 107)) > 1e-4  # the dark blue of the confusion matrix's diagonal
     assert share((255, 127, 14)) > 1e-4  # matplotlib's orange: the permuted-importance bars
     assert share((31, 119, 180)) > 1e-4  # matplotlib's blue: absence bars and the training loss
+
+
+def test_a_row_s_sound_is_previewed_within_a_bounded_size(tmp_path):
+    import pandas as pd
+    import soundfile
+
+    from skmm import report
+
+    assert "absent" in report._cell(pd.NA, "text") and "absent" in report._cell("  ", "image")
+    long_sound = tmp_path / "long.flac"  # a long recording is previewed by its first seconds only
+    soundfile.write(long_sound, np.sin(np.arange(44_100 * 120) / 7.0).astype(np.float32), 44_100)
+    cell = report._cell(str(long_sound), "audio")
+    wav = base64.b64decode(cell.split("base64,")[1].split('"')[0])
+    assert wav.startswith(b"RIFF") and len(wav) <= 2 * 16_000 * report.AUDIO_PREVIEW_SECONDS + 100
+
+
+def test_a_row_s_video_clip_is_previewed_by_a_few_frames(tmp_path):
+    pytest.importorskip("av", reason="video needs PyAV")
+    from skmm import report
+    from skmm.datasets import _write_clip
+
+    clip = tmp_path / "clip.mp4"
+    frames = np.zeros((24, 64, 96, 3), dtype=np.uint8)
+    frames[:, :, :48] = 255
+    _write_clip(clip, frames, 12)
+    cell = report._cell(str(clip), "video")
+    assert cell.count('<img class="thumb" alt="video frame"') == report.VIDEO_PREVIEW_FRAMES
+    assert "unreadable" in report._cell(b"not a clip", "video")
