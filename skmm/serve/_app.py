@@ -490,12 +490,8 @@ def serve(
     threads : int, default=16
         waitress threads: requests read, checked and answered concurrently
         (their predictions are batched by the ``workers``).
-    max_body_bytes : int, default=32 MiB
-        Larger request bodies are refused with 413.
-    max_rows : int, default=1000
-        Requests with more rows are refused with 413.
-    max_text_chars : int, default=100_000
-        A longer string in a text (or any non-file) column is refused with 422.
+    max_body_bytes, max_rows, max_text_chars
+        The limits of one request: see :func:`create_app`.
     connection_limit : int, default=1000
         Open connections (idle ones included) waitress keeps before it stops
         accepting new ones; slow or idle clients hold one each.
