@@ -57,29 +57,13 @@ The parts, one module each:
 Importing this package is cheap: the app and the row decoding load on first use.
 """
 
-from importlib import import_module
-
-from ._limits import (
-    DEFAULT_CHANNEL_TIMEOUT,
-    DEFAULT_CONNECTION_LIMIT,
-    DEFAULT_HOST,
-    DEFAULT_MAX_BATCH_ROWS,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_ROWS,
-    DEFAULT_MAX_TEXT_CHARS,
-    DEFAULT_MAX_WAIT_MS,
-    DEFAULT_PORT,
-    DEFAULT_QUEUE_SIZE,
-    DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_THREADS,
-    DEFAULT_WORKERS,
-    MAX_DEFAULT_WORKERS,
-    default_workers,
-)
+from .._lazy import lazy_names
+from ._limits import *  # noqa: F403 - the defaults, as skmm.serve.DEFAULT_MAX_ROWS etc.
 
 __all__ = ["create_app", "serve"]
 
-#: name -> the module that defines it, imported on first use (patch a name there, not here)
+#: name -> the module that defines it, imported on first use: patch a name in that module (the
+#: one that looks it up), not here
 _LAZY = {
     "create_app": "_app",
     "serve": "_app",
@@ -89,15 +73,4 @@ _LAZY = {
     "_served_kinds": "_rows",
 }
 
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'skmm.serve' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)

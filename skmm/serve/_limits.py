@@ -5,6 +5,24 @@
 (no Flask, numpy or pandas), so ``skmm serve --help`` shows them without loading the server.
 """
 
+__all__ = [
+    "DEFAULT_CHANNEL_TIMEOUT",
+    "DEFAULT_CONNECTION_LIMIT",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BATCH_ROWS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ROWS",
+    "DEFAULT_MAX_TEXT_CHARS",
+    "DEFAULT_MAX_WAIT_MS",
+    "DEFAULT_PORT",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_THREADS",
+    "DEFAULT_WORKERS",
+    "MAX_DEFAULT_WORKERS",
+    "default_workers",
+]
+
 #: interface :func:`serve` listens on
 DEFAULT_HOST = "127.0.0.1"
 #: port :func:`serve` listens on
