@@ -61,13 +61,14 @@ def _timed(name, function, rows_of=None):
 
 def instrument(app, pipeline):
     """Wrap timers around the app's parts and the pipeline's steps (in place)."""
-    import skmm.serve as serve
-    from skmm._batching import MicroBatcher
+    from skmm.serve import _app
+    from skmm.serve._batching import MicroBatcher
 
     batcher = app.config["SKMM_BATCHER"]
-    serve._rows_from_json = _timed("parse", serve._rows_from_json)
-    serve._row_from_form = _timed("parse", serve._row_from_form)
-    serve.RowDecoder.frame = _timed("frame", serve.RowDecoder.frame)
+    # create_app's routes look the parsers up in skmm.serve._app, so they are wrapped there
+    _app._rows_from_json = _timed("parse", _app._rows_from_json)
+    _app._row_from_form = _timed("parse", _app._row_from_form)
+    _app.RowDecoder.frame = _timed("frame", _app.RowDecoder.frame)
 
     submit = batcher.submit
 

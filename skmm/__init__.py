@@ -4,8 +4,7 @@
 transformers and librosa only when a model is first needed.
 """
 
-from importlib import import_module
-
+from ._lazy import lazy_names
 from ._version import __version__
 from .exceptions import InputError, InputWarning
 
@@ -27,14 +26,4 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "InputError", "InputWarning", "__version__"])
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'skmm' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .kinds import kind_names
+from .serve import _limits as serving  # the server's defaults (Flask loads only to serve)
 
 __all__ = ["main"]
 
@@ -460,17 +461,6 @@ TRUST_HELP = (
     "load the model file even if it holds types outside skmm's allow-list: such a file may "
     "run code when loaded, so use this only for files you wrote or trust"
 )
-#: the server's limits (skmm.serve's defaults, repeated so that --help does not import Flask)
-DEFAULT_MAX_ROWS = 1000
-DEFAULT_MAX_TEXT_CHARS = 100_000
-DEFAULT_CONNECTION_LIMIT = 1000
-DEFAULT_CHANNEL_TIMEOUT = 30
-DEFAULT_MAX_BATCH_ROWS = 8
-DEFAULT_MAX_WAIT_MS = 20.0
-DEFAULT_WORKERS = None  # one per available CPU, at most 4
-DEFAULT_QUEUE_SIZE = 64
-DEFAULT_REQUEST_TIMEOUT = 30.0
-
 
 def _version():
     from ._version import __version__
@@ -626,38 +616,41 @@ def build_parser():
         "files, or multipart/form-data) with the waitress WSGI server.",
     )
     serve.add_argument("model", metavar="MODEL", help="a model saved by 'skmm fit'")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--threads", type=int, default=16, metavar="N",
+    serve.add_argument("--host", default=serving.DEFAULT_HOST,
+                       help=f"interface (default: {serving.DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=serving.DEFAULT_PORT,
+                       help=f"port (default: {serving.DEFAULT_PORT})")
+    serve.add_argument("--threads", type=int, default=serving.DEFAULT_THREADS, metavar="N",
                        help="HTTP threads: requests read and answered concurrently; their "
-                       "predictions are batched by the --workers (default: 16)")
-    serve.add_argument("--max-body-mb", type=float, default=32, metavar="N",
-                       help="largest request body in MiB (default: 32)")
-    serve.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
-                       help=f"most rows per request (default: {DEFAULT_MAX_ROWS})")
-    serve.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, metavar="N",
-                       help=f"longest text value in characters (default: {DEFAULT_MAX_TEXT_CHARS})")
-    serve.add_argument("--connection-limit", type=int, default=DEFAULT_CONNECTION_LIMIT, metavar="N",
-                       help="open connections kept, idle ones included (default: "
-                       f"{DEFAULT_CONNECTION_LIMIT})")
-    serve.add_argument("--channel-timeout", type=int, default=DEFAULT_CHANNEL_TIMEOUT, metavar="S",
-                       help="seconds before an inactive connection is closed (default: "
-                       f"{DEFAULT_CHANNEL_TIMEOUT})")
-    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                       f"predictions are batched by the --workers (default: {serving.DEFAULT_THREADS})")
+    serve.add_argument("--max-body-mb", type=float, default=serving.DEFAULT_MAX_BODY_BYTES / 1024**2,
+                       metavar="N", help="largest request body in MiB (default: "
+                       f"{serving.DEFAULT_MAX_BODY_BYTES / 1024**2:g})")
+    serve.add_argument("--max-rows", type=int, default=serving.DEFAULT_MAX_ROWS, metavar="N",
+                       help=f"most rows per request (default: {serving.DEFAULT_MAX_ROWS})")
+    serve.add_argument("--max-text-chars", type=int, default=serving.DEFAULT_MAX_TEXT_CHARS, metavar="N",
+                       help=f"longest text value in characters (default: {serving.DEFAULT_MAX_TEXT_CHARS})")
+    serve.add_argument("--connection-limit", type=int, default=serving.DEFAULT_CONNECTION_LIMIT,
+                       metavar="N", help="open connections kept, idle ones included (default: "
+                       f"{serving.DEFAULT_CONNECTION_LIMIT})")
+    serve.add_argument("--channel-timeout", type=int, default=serving.DEFAULT_CHANNEL_TIMEOUT,
+                       metavar="S", help="seconds before an inactive connection is closed (default: "
+                       f"{serving.DEFAULT_CHANNEL_TIMEOUT})")
+    serve.add_argument("--workers", type=int, default=serving.DEFAULT_WORKERS, metavar="N",
                        help="inference workers, each predicting one batch of requests at a time "
-                       "(default: one per CPU, at most 4)")
-    serve.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS, metavar="N",
-                       help=f"most rows predicted as one batch (default: {DEFAULT_MAX_BATCH_ROWS})")
-    serve.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, metavar="MS",
+                       f"(default: one per CPU, at most {serving.MAX_DEFAULT_WORKERS})")
+    serve.add_argument("--max-batch-rows", type=int, default=serving.DEFAULT_MAX_BATCH_ROWS, metavar="N",
+                       help=f"most rows predicted as one batch (default: {serving.DEFAULT_MAX_BATCH_ROWS})")
+    serve.add_argument("--max-wait-ms", type=float, default=serving.DEFAULT_MAX_WAIT_MS, metavar="MS",
                        help="how long a worker waits for more requests to join its batch, "
                        "only while other requests are in the server "
-                       f"(default: {DEFAULT_MAX_WAIT_MS:g})")
-    serve.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                       f"(default: {serving.DEFAULT_MAX_WAIT_MS:g})")
+    serve.add_argument("--queue-size", type=int, default=serving.DEFAULT_QUEUE_SIZE, metavar="N",
                        help="requests waiting for a worker before the server answers 503 "
-                       f"(default: {DEFAULT_QUEUE_SIZE})")
-    serve.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                       f"(default: {serving.DEFAULT_QUEUE_SIZE})")
+    serve.add_argument("--request-timeout", type=float, default=serving.DEFAULT_REQUEST_TIMEOUT,
                        metavar="S", help="seconds a request waits for its answer before the "
-                       f"server answers 503 (default: {DEFAULT_REQUEST_TIMEOUT:g})")
+                       f"server answers 503 (default: {serving.DEFAULT_REQUEST_TIMEOUT:g})")
     serve.add_argument("--torch-threads", type=int, default=None, metavar="N",
                        help="torch threads of each worker (default: the CPUs shared between "
                        "the workers)")

@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import pytest
 
-from skmm._batching import BatcherBusy, MicroBatcher
+from skmm.serve._batching import BatcherBusy, MicroBatcher
 
 
 class GatedModel:

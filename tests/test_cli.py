@@ -512,13 +512,57 @@ def test_fit_report_and_report_command_write_pages_with_figures(tmp_path, capsys
     assert "--target 'nope' is not a column" in capsys.readouterr().err
 
 
-def test_the_serve_defaults_shown_by_help_are_the_server_s():
-    # cli.py repeats skmm.serve's limits so that `skmm --help` need not import the server module
-    from skmm import cli, serve
+def test_skmm_serve_help_shows_the_defaults_the_server_really_uses(monkeypatch, capsys):
+    # skmm.serve._limits holds them once; --help, `skmm serve MODEL`, serve(), create_app() and
+    # their docstrings must all say and use the same values
+    import inspect
+    import re
 
-    names = [name for name in vars(cli) if name.startswith("DEFAULT_")]
-    assert len(names) >= 9
-    assert {name: getattr(cli, name) for name in names} == {name: getattr(serve, name) for name in names}
+    import skmm.serve
+    from skmm.serve import _limits, create_app, serve
+
+    defaults = {name: p.default for name, p in inspect.signature(serve).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    app_defaults = {name: p.default for name, p in inspect.signature(create_app).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+    assert {name: app_defaults[name] for name in app_defaults.keys() & defaults.keys()} == \
+        {name: defaults[name] for name in app_defaults.keys() & defaults.keys()}
+    assert defaults["max_rows"] == _limits.DEFAULT_MAX_ROWS and defaults["port"] == _limits.DEFAULT_PORT
+
+    seen = {}
+    monkeypatch.setattr(skmm.serve, "serve", lambda path, **options: seen.update(options))
+    assert main(["serve", "model.skmm"]) == 0  # no option: exactly serve()'s own defaults
+    assert seen == defaults
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    options = {"host": "--host", "port": "--port", "threads": "--threads", "max_rows": "--max-rows",
+               "max_text_chars": "--max-text-chars", "connection_limit": "--connection-limit",
+               "channel_timeout": "--channel-timeout", "max_batch_rows": "--max-batch-rows",
+               "max_wait_ms": "--max-wait-ms", "queue_size": "--queue-size",
+               "request_timeout": "--request-timeout", "max_body_bytes": "--max-body-mb"}
+    for name, option in options.items():
+        said = re.search(rf"{option} \S+ [^(]*\(default: ([^)]+)\)", shown).group(1)
+        if name == "host":
+            assert said == defaults[name]
+        else:
+            scale = 1024**2 if name == "max_body_bytes" else 1
+            assert float(said) * scale == defaults[name], option
+    assert re.search(rf"--workers N [^(]*\(default: one per CPU, at most {_limits.MAX_DEFAULT_WORKERS}\)", shown)
+    assert defaults["workers"] is None
+
+    # each docstring value is the signature's (stated once: serve's docstring sends to create_app's)
+    stated = {}
+    for function in (create_app, serve):
+        for name, value in re.findall(r"^ {4}(\w+) : [^\n]*default=([^\n]+)$", function.__doc__, re.M):
+            assert name not in stated or stated[name] == value, name
+            stated[name] = value
+    assert {"max_rows", "max_body_bytes", "workers", "port", "connection_limit"} <= set(stated)
+    for name, value in stated.items():
+        if value.endswith(" MiB"):
+            value = str(int(value[:-4]) * 1024**2)
+        assert eval(value) == defaults.get(name, app_defaults.get(name)), name  # noqa: S307
 
 
 def test_model_option_sets_each_text_column_s_model(tiny_text_model, tmp_path, capsys):

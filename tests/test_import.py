@@ -45,3 +45,16 @@ def test_public_names_resolve():
     assert set(skmm.__all__) <= set(dir(skmm))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         skmm.nope  # noqa: B018
+
+
+def test_skmm_serve_help_loads_no_server():
+    # the options' defaults come from skmm.serve._limits, which loads neither Flask nor the app
+    probe = (
+        "import contextlib, io, sys\nfrom skmm.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['serve', '--help'])\n"
+        "print(' '.join(m for m in ('flask', 'waitress', 'skmm.serve._app', 'skmm.serve._rows') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == []

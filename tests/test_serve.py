@@ -533,15 +533,6 @@ def test_rows_per_request_and_text_length_are_limited(model):
     assert "'review'" in answer.get_json()["error"] and "--max-text-chars" in answer.get_json()["error"]
 
 
-def test_the_command_line_defaults_are_the_servers():
-    from skmm import cli, serve
-
-    for name in ("DEFAULT_MAX_ROWS", "DEFAULT_MAX_TEXT_CHARS", "DEFAULT_CONNECTION_LIMIT",
-                 "DEFAULT_CHANNEL_TIMEOUT", "DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_WAIT_MS",
-                 "DEFAULT_WORKERS", "DEFAULT_QUEUE_SIZE", "DEFAULT_REQUEST_TIMEOUT"):
-        assert getattr(cli, name) == getattr(serve, name), name
-
-
 def test_skmm_serve_passes_its_limits_and_trust_to_waitress(monkeypatch, model):
     import waitress
 

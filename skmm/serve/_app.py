@@ -1,48 +1,13 @@
-"""An HTTP API serving a fitted pipeline: Flask routes, run by the waitress WSGI server.
+"""The Flask app serving a fitted pipeline, and the waitress server that runs it.
 
-Routes
-------
-``GET /health``
-    ``{"status": "ok"}`` once the model is loaded.
-``GET /metadata``
-    Input columns with their kinds, modalities, classes and versions.
-``POST /predict``
-    JSON ``{"rows": [{column: value, ...}, ...]}`` or ``{"row": {...}}``, file
-    values (image, audio) as base64 strings; or ``multipart/form-data`` with
-    one row: files for file columns, form fields for the others. Answers
-    ``{"predictions": [{"label": ..., "probabilities": {class: p, ...}}, ...]}``.
-    With ``?explain=true``, each prediction also carries ``"contributions"``:
-    ``{modality: value}``, how much each modality added to the predicted class's
-    probability against the all-absent baseline (Shapley values; needs the
-    ``explain`` extra on the server, else 501).
-
-Errors are JSON ``{"error": "..."}`` with a 4xx status naming the field.
-
-A file column is one whose kind, in the registry :mod:`skmm.kinds`, reads
-files or checks uploads (``"image"``, ``"audio"`` and any kind registered with
-extensions, a sniff or a ``check_upload``), as the model's metadata says or as
-any encoder the column reaches inside the pipeline says. Its values only ever
-reach the pipeline as ``bytes`` decoded from the request, checked by the kind's
-``check_upload``: a string is base64, never a path; and every prediction runs
-inside :func:`skmm.io.paths_refused`, so a request cannot make the server read
-its own files.
-
-Limits (rows per request, characters per text, body size; connections and
-their timeout for :func:`serve`) bound the work one client can cause.
-
-Predictions are micro-batched (:class:`skmm._batching.MicroBatcher`): each
-request's rows are checked and decoded in its own thread, then queued; a few
-inference workers with a fixed torch thread budget predict the requests that
-arrived together as one batch and hand each request exactly its own rows. A
-full queue, or a request not answered within the timeout, gets 503 with a
-``Retry-After`` header.
+:func:`create_app` wires the routes described in :mod:`skmm.serve` to the row decoding
+(:mod:`skmm.serve._rows`), the micro-batcher (:mod:`skmm.serve._batching`) and the
+predictions, on torch or on ONNX Runtime; :func:`serve` runs it with waitress, whose own
+error answers are JSON as the app's are.
 """
 
-import base64
-import binascii
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -50,35 +15,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._utils import jsonable
-from .kinds import COLUMN_KINDS
+from .._utils import jsonable
+from ._limits import (
+    DEFAULT_CHANNEL_TIMEOUT,
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_MAX_WAIT_MS,
+    DEFAULT_PORT,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_THREADS,
+    DEFAULT_WORKERS,
+    default_workers,
+)
+from ._rows import RequestError, RowDecoder, _row_from_form, _rows_from_json, _served_kinds
 
 __all__ = ["create_app", "serve"]
 
 logger = logging.getLogger("skmm.serve")
-
-DEFAULT_MAX_BODY_BYTES = 32 * 1024**2
-#: rows one request may hold
-DEFAULT_MAX_ROWS = 1000
-#: characters one text (or other string) value may hold
-DEFAULT_MAX_TEXT_CHARS = 100_000
-#: open connections waitress keeps (idle ones included) before it stops accepting
-DEFAULT_CONNECTION_LIMIT = 1000
-#: seconds an inactive connection stays open
-DEFAULT_CHANNEL_TIMEOUT = 30
-#: most rows the inference workers predict as one batch
-DEFAULT_MAX_BATCH_ROWS = 8
-#: milliseconds a worker holding a request waits for others to join its batch (only while other
-#: requests are in the server: a lone client's request never waits)
-DEFAULT_MAX_WAIT_MS = 20.0
-#: inference workers (each runs one batch at a time): None is one per available CPU, at most
-#: MAX_DEFAULT_WORKERS (:func:`default_workers`)
-DEFAULT_WORKERS = None
-MAX_DEFAULT_WORKERS = 4
-#: requests waiting for a worker before the server answers 503
-DEFAULT_QUEUE_SIZE = 64
-#: seconds a request waits for its answer before the server answers 503
-DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 def _import_flask():
@@ -91,241 +49,12 @@ def _import_flask():
     return flask
 
 
-class RequestError(Exception):
-    """A bad request: ``status`` and a message naming the field."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# --------------------------------------------------------------------------- row decoding
-
-
-def _decode_base64(text, column, row):
-    text = text.strip()
-    if text.startswith("data:") and "," in text:  # data URI: data:image/png;base64,....
-        text = text.split(",", 1)[1]
-    text = "".join(text.split())
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise RequestError(
-            422,
-            f"column {column!r}, row {row}: not valid base64 ({exc}); send the file's bytes "
-            "base64-encoded (a path is never read).",
-        ) from None
-
-
-def _upload_kind(kind):
-    """The registry entry of ``kind`` when its columns arrive as uploaded files, else None."""
-    entry = COLUMN_KINDS.get(kind)
-    if entry is not None and (entry.reads_files or entry.check_upload is not None):
-        return entry
-    return None
-
-
-def _file_value(value, entry, column, row):
-    """Bytes of one uploaded file of the kind ``entry``, refused unless its header reads."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        value = _decode_base64(value, column, row)
-    elif not isinstance(value, bytes):
-        raise RequestError(
-            422,
-            f"column {column!r}, row {row}: expected the {entry.name} as a base64 string (or null), "
-            f"got {type(value).__name__}.",
-        )
-    if not value:
-        return None
-    if entry.check_upload is not None:
-        try:
-            entry.check_upload(value)
-        except ValueError as exc:
-            raise RequestError(422, f"column {column!r}, row {row}: {exc}.") from None
-    return value
-
-
-def _finite(number, column, row, shown):
-    """``number`` as a float, refused (422) when it is infinite or too large for a float."""
-    try:
-        number = float(number)
-    except OverflowError:
-        number = math.inf
-    if math.isinf(number):
-        raise RequestError(
-            422, f"column {column!r}, row {row}: {shown:.60} is out of range; expected a finite "
-            "number (or null)."
-        )
-    return number
-
-
-def _numeric_value(value, column, row):
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return math.nan
-    if isinstance(value, bool):  # JSON true is not the number 1
-        raise RequestError(
-            422, f"column {column!r}, row {row}: expected a number (or null), got {str(value).lower()}."
-        )
-    if isinstance(value, (int, float)):
-        return _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            return _finite(number, column, row, repr(value))
-    raise RequestError(
-        422, f"column {column!r}, row {row}: expected a number (or null), got {value!r:.60}."
-    )
-
-
-def _plain_value(value, column, row, max_text_chars=None):
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        _finite(value, column, row, "the number" if isinstance(value, int) else repr(value))
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
-            raise RequestError(
-                422, f"column {column!r}, row {row}: the integer is out of range (more than 64 bits)."
-            )
-        return value
-    if isinstance(value, str) and max_text_chars is not None and len(value) > max_text_chars:
-        raise RequestError(
-            422, f"column {column!r}, row {row}: the text has {len(value):,} characters, over the "
-            f"limit of {max_text_chars:,} (the server's --max-text-chars); send a shorter text."
-        )
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    raise RequestError(
-        422,
-        f"column {column!r}, row {row}: expected a string, number or null, "
-        f"got {type(value).__name__}.",
-    )
-
-
-class RowDecoder:
-    """Check request rows against the model's input columns and turn them into a DataFrame."""
-
-    def __init__(self, columns, kinds, *, max_rows=None, max_text_chars=None):
-        self.columns = list(columns)
-        self.max_rows = max_rows
-        self.max_text_chars = max_text_chars
-        self.kinds = {c: kinds.get(c, "other") for c in self.columns}
-        #: column -> its kind's registry entry, for the columns that arrive as uploaded files
-        self.uploads = {}
-        for column, kind in self.kinds.items():
-            entry = _upload_kind(kind)
-            if entry is not None:
-                self.uploads[column] = entry
-
-    def check_columns(self, names, row):
-        unknown = [n for n in names if n not in self.kinds]
-        if unknown:
-            raise RequestError(
-                400,
-                f"row {row}: unknown column(s) {unknown}; expected columns: {self.columns}.",
-            )
-        missing = [c for c in self.columns if c not in names]
-        if missing:
-            raise RequestError(
-                422,
-                f"row {row}: missing column(s) {missing}; expected columns: {self.columns} "
-                "(send null for an absent value).",
-            )
-
-    def value(self, column, value, row):
-        if column in self.uploads:
-            return _file_value(value, self.uploads[column], column, row)
-        if self.kinds[column] == "numeric":
-            return _numeric_value(value, column, row)
-        return _plain_value(value, column, row, self.max_text_chars)
-
-    def frame(self, rows):
-        if self.max_rows is not None and len(rows) > self.max_rows:
-            raise RequestError(
-                413, f'field "rows": {len(rows):,} rows, over the limit of {self.max_rows:,} per '
-                "request (the server's --max-rows); send them in several requests."
-            )
-        records = []
-        for number, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise RequestError(
-                    400,
-                    f"rows[{number}] must be an object {{column: value}}, got "
-                    f"{type(row).__name__}.",
-                )
-            self.check_columns(list(row), number)
-            records.append({c: self.value(c, row[c], number) for c in self.columns})
-        frame = pd.DataFrame(records, columns=self.columns)
-        for column in self.columns:
-            if self.kinds[column] == "numeric":
-                frame[column] = frame[column].astype(float)
-            elif column in self.uploads:
-                frame[column] = frame[column].astype(object)
-        return frame
-
-
-def _rows_from_json(data):
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"malformed JSON body: {exc}.") from None
-    except RecursionError:
-        raise RequestError(400, "malformed JSON body: nested too deeply.") from None
-    if not isinstance(body, dict):
-        raise RequestError(
-            400, f'expected a JSON object {{"rows": [...]}} or {{"row": {{...}}}}, got {type(body).__name__}.'
-        )
-    if ("rows" in body) == ("row" in body):
-        raise RequestError(
-            400,
-            f'expected exactly one of the fields "rows" (a list of objects) or "row" (an object); '
-            f"found fields {sorted(body)}.",
-        )
-    if "row" in body:
-        if not isinstance(body["row"], dict):
-            raise RequestError(400, f'field "row" must be an object, got {type(body["row"]).__name__}.')
-        return [body["row"]]
-    rows = body["rows"]
-    if not isinstance(rows, list) or not rows:
-        raise RequestError(400, 'field "rows" must be a non-empty list of objects.')
-    return rows
-
-
-def _row_from_form(request, decoder):
-    row = {}
-    for name in request.files:
-        uploads = request.files.getlist(name)
-        if len(uploads) > 1:
-            raise RequestError(400, f"field {name!r}: one file per column, got {len(uploads)}.")
-        kind = decoder.kinds.get(name)
-        if kind is not None and name not in decoder.uploads:
-            raise RequestError(
-                422, f"field {name!r} is a {kind} column: send it as a form field, not a file."
-            )
-        row[name] = uploads[0].read()
-    for name in request.form:
-        values = request.form.getlist(name)
-        if len(values) > 1:
-            raise RequestError(400, f"field {name!r}: one value per column, got {len(values)}.")
-        if name in row:
-            raise RequestError(400, f"field {name!r} sent both as a file and as a form field.")
-        row[name] = values[0]
-    return [row]
-
-
 # --------------------------------------------------------------------------- predictions
 
 
 def _predict(pipeline, frame):
-    from .exceptions import InputError
-    from .io import paths_refused
+    from ..exceptions import InputError
+    from ..io import paths_refused
 
     try:
         with paths_refused():
@@ -357,11 +86,11 @@ def _predictions(pipeline, frame):
 
 def _explain(pipeline, frame):
     """Each row's modality contributions to its predicted class (Shapley values, absent-modality baseline)."""
-    from .exceptions import InputError
-    from .io import paths_refused
+    from ..exceptions import InputError
+    from ..io import paths_refused
 
     try:
-        from .inspection import modality_contributions
+        from ..inspection import modality_contributions
 
         with paths_refused():
             table = modality_contributions(pipeline, frame)
@@ -381,7 +110,7 @@ def _explain(pipeline, frame):
 
 def _quiet(pipeline):
     """Turn off the encoders' progress bars in a pipeline this module loaded itself."""
-    from .encoders import BaseEncoder
+    from ..encoders import BaseEncoder
 
     for step in getattr(pipeline, "named_steps", {}).values():
         for transformer in getattr(step, "named_transformers_", {}).values():
@@ -398,7 +127,7 @@ def _modalities_side_by_side(pipeline, n_threads):
     """
     import copy
 
-    from .fusion import MultimodalFusion
+    from ..fusion import MultimodalFusion
 
     steps = getattr(pipeline, "steps", None)
     if not isinstance(n_threads, int) or n_threads < 2 or not isinstance(steps, list):
@@ -428,23 +157,6 @@ def _warm_up(pipeline, columns):
     except Exception as exc:  # noqa: BLE001 - a warm-up failure only costs time later
         logger.debug("warm-up prediction failed: %s", exc)
 
-
-def _served_kinds(pipeline, recorded):
-    """The kind of each input column, a file kind whenever the pipeline or the file says so.
-
-    The model file's metadata is not trusted alone: every encoder a column
-    reaches inside the pipeline counts (see :func:`skmm.infer.kinds_reached`),
-    so a column an encoder reads as files is taken only as uploaded bytes.
-    """
-    from .persistence import describe_inputs
-
-    kinds = dict(recorded)
-    for column, kind in describe_inputs(pipeline)["kinds"].items():
-        if column in kinds and _upload_kind(kind) is not None and _upload_kind(kinds[column]) is None:
-            kinds[column] = kind
-    return kinds
-
-
 # --------------------------------------------------------------------------- app
 
 
@@ -453,7 +165,7 @@ def _exported(pipeline, n_threads):
     import tempfile
     from types import SimpleNamespace
 
-    from .onnx import OnnxModel, export_onnx
+    from ..onnx import OnnxModel, export_onnx
 
     folder = tempfile.TemporaryDirectory(prefix="skmm-serve-onnx-")
     try:
@@ -473,20 +185,6 @@ def _exported_if_possible(pipeline, n_threads):
     except Exception as exc:  # noqa: BLE001 - "auto" serves on torch whatever stops the export
         logger.info("ONNX export failed, serving on torch: %s", exc)
         return None, f"the model cannot be exported to ONNX: {exc}"
-
-
-def default_workers():
-    """The inference workers of ``workers=None``: one per available CPU, at most :data:`MAX_DEFAULT_WORKERS`.
-
-    On a small CPU, independent workers of one torch thread each predict more rows per second
-    than one worker whose forward passes are spread over every core: the encoders' networks are
-    small, and one pass on several threads waits for its slowest thread at each operation
-    (docs/performance.md, "Serving").
-    """
-    from ._threads import available_cpus
-
-    return max(1, min(available_cpus(), MAX_DEFAULT_WORKERS))
-
 
 def create_app(
     pipeline_or_path,
@@ -561,7 +259,7 @@ def create_app(
     -------
     app : flask.Flask
         ``app.config["SKMM_METADATA"]`` holds what ``GET /metadata`` returns;
-        ``app.config["SKMM_BATCHER"]`` is the :class:`skmm._batching.MicroBatcher`
+        ``app.config["SKMM_BATCHER"]`` is the :class:`skmm.serve._batching.MicroBatcher`
         whose workers predict: ``app.config["SKMM_BATCHER"].close()`` stops them
         (they also stop when the app is garbage collected).
 
@@ -586,9 +284,9 @@ def create_app(
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     from ._batching import BatcherBusy, MicroBatcher
-    from ._threads import available_cpus
-    from ._threads import torch_threads as thread_budget
-    from .persistence import build_metadata, load
+    from .._threads import available_cpus
+    from .._threads import torch_threads as thread_budget
+    from ..persistence import build_metadata, load
 
     if isinstance(pipeline_or_path, (str, bytes)) or hasattr(pipeline_or_path, "__fspath__"):
         pipeline, metadata = load(pipeline_or_path, trusted=trusted, return_metadata=True)
@@ -762,9 +460,9 @@ def _json_error_server(app, **options):
 
 def serve(
     path,
-    host="127.0.0.1",
-    port=8000,
-    threads=16,
+    host=DEFAULT_HOST,
+    port=DEFAULT_PORT,
+    threads=DEFAULT_THREADS,
     *,
     max_body_bytes=DEFAULT_MAX_BODY_BYTES,
     max_rows=DEFAULT_MAX_ROWS,
@@ -792,12 +490,8 @@ def serve(
     threads : int, default=16
         waitress threads: requests read, checked and answered concurrently
         (their predictions are batched by the ``workers``).
-    max_body_bytes : int, default=32 MiB
-        Larger request bodies are refused with 413.
-    max_rows : int, default=1000
-        Requests with more rows are refused with 413.
-    max_text_chars : int, default=100_000
-        A longer string in a text (or any non-file) column is refused with 422.
+    max_body_bytes, max_rows, max_text_chars
+        The limits of one request: see :func:`create_app`.
     connection_limit : int, default=1000
         Open connections (idle ones included) waitress keeps before it stops
         accepting new ones; slow or idle clients hold one each.

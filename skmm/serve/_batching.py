@@ -87,7 +87,7 @@ class MicroBatcher:
     Examples
     --------
     >>> import pandas as pd
-    >>> from skmm._batching import MicroBatcher
+    >>> from skmm.serve._batching import MicroBatcher
     >>> def predict(frame):
     ...     if (frame["x"] < 0).any():
     ...         raise ValueError("negative x")
@@ -239,7 +239,7 @@ class MicroBatcher:
         return job
 
     def _work(self):
-        from ._threads import torch_threads
+        from .._threads import torch_threads
 
         held = None  # a request that did not fit in the previous batch
         with torch_threads(self.n_threads):
@@ -266,7 +266,7 @@ class MicroBatcher:
             )
 
     def _run(self, jobs):
-        from .io import decoding_deadline
+        from ..io import decoding_deadline
 
         if len(jobs) > 1:
             import pandas as pd
