@@ -27,3 +27,4 @@ __all__ = sorted([*_LAZY, "InputError", "InputWarning", "__version__"])
 
 
 __getattr__, __dir__ = lazy_names(globals(), _LAZY)
+del lazy_names  # not a name of skmm

@@ -74,3 +74,4 @@ _LAZY = {
 }
 
 __getattr__, __dir__ = lazy_names(globals(), _LAZY)
+del lazy_names  # not a name of skmm.serve

@@ -44,7 +44,7 @@ def _decode_base64(text, column, row):
 def _upload_kind(kind):
     """The registry entry of ``kind`` when its columns arrive as uploaded files, else None."""
     entry = COLUMN_KINDS.get(kind)
-    if entry is not None and (entry.reads_files or entry.check_upload is not None):
+    if entry is not None and entry.takes_uploads:
         return entry
     return None
 
@@ -250,7 +250,7 @@ def _served_kinds(pipeline, recorded):
     reaches inside the pipeline counts (see :func:`skmm.infer.kinds_reached`),
     so a column an encoder reads as files is taken only as uploaded bytes.
     """
-    from ..persistence import describe_inputs
+    from .._fitted import describe_inputs
 
     kinds = dict(recorded)
     for column, kind in describe_inputs(pipeline)["kinds"].items():
