@@ -8,11 +8,10 @@ track of a video file is read by :func:`skmm.io.decode_video_audio`.
 """
 
 import io
-import os
 
 import numpy as np
 
-from ._common import _array_content, _file_digest, _read_file, _reason
+from ._common import _array_content, _reason, _streamed_source
 
 __all__ = [
     "read_audio_source",
@@ -29,12 +28,9 @@ def read_audio_source(value):
     A dict with ``"array"`` and ``"sampling_rate"`` keys (the Hugging Face
     datasets layout) is accepted as a waveform too.
     """
-    if isinstance(value, (str, os.PathLike)):
-        path = _read_file(value, "an audio")
-        return _file_digest(path), path
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-        return data, data
+    source = _streamed_source(value, "an audio")
+    if source is not None:
+        return source
     if isinstance(value, dict) and {"array", "sampling_rate"} <= value.keys():
         value = (value["array"], value["sampling_rate"])
     if isinstance(value, (tuple, list)) and len(value) == 2:

@@ -2,10 +2,10 @@
 
 :func:`paths_refused` makes every ``read_<medium>_source`` refuse a path
 instead of opening the file (the server predicts inside it); the readers
-open files through :func:`_read_file`, which honours it. ``_file_digest`` (a
-digest of an audio or video file, which its decoder then opens itself) and
-``_array_content`` (a digest of an in-memory array) are cache-identifying
-``content``; ``_reason`` turns a decoding library's exception into the short
+open files through :func:`_read_file`, which honours it. ``_streamed_source``
+reads a path or bytes of a file its decoder opens itself (audio, video): a path
+is identified by ``_file_digest``, a digest of its bytes; ``_array_content`` is
+the digest of an in-memory array; ``_reason`` turns a decoding library's exception into the short
 reason of skmm's messages.
 """
 
@@ -56,6 +56,20 @@ def _file_digest(path, chunk_size=1 << 20):
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return b"file:" + digest.digest()
+
+
+def _streamed_source(value, kind):
+    """``(content, raw)`` of a file its decoder opens itself: a path (its digest, the path) or bytes.
+
+    None for any other value, which the medium's own reader handles.
+    """
+    if isinstance(value, (str, os.PathLike)):
+        path = _read_file(value, kind)
+        return _file_digest(path), path
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return data, data
+    return None
 
 
 def _array_content(array, *extra):

@@ -18,11 +18,10 @@ and stops at the deadline set with :func:`decoding_deadline`.
 import contextlib
 import contextvars
 import io
-import os
 
 import numpy as np
 
-from ._common import _array_content, _file_digest, _read_file, _reason
+from ._common import _array_content, _reason, _streamed_source
 from ._image import _image_format, looks_like_image
 
 __all__ = [
@@ -80,12 +79,9 @@ def read_video_source(value):
     >>> content[:6], raw.shape
     (b'array:', (2, 4, 4, 3))
     """
-    if isinstance(value, (str, os.PathLike)):
-        path = _read_file(value, "a video")
-        return _file_digest(path), path
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-        return data, data
+    source = _streamed_source(value, "a video")
+    if source is not None:
+        return source
     if isinstance(value, np.ndarray):
         if not is_video_value(value):
             raise ValueError(
