@@ -22,7 +22,6 @@ from .exceptions import InferenceError
 from .kinds import COLUMN_KINDS, SNIFF_SIZE, kind_names
 
 __all__ = [
-    "KINDS",
     "InferenceError",
     "column_kinds",
     "fusion_from_kinds",
