@@ -47,6 +47,17 @@ def test_public_names_resolve():
         skmm.nope  # noqa: B018
 
 
+@pytest.mark.parametrize("module", ["skmm.infer", "skmm.kinds", "skmm.io", "skmm.persistence", "skmm.serve",
+                                    "skmm.inspection", "skmm.report", "skmm.nn", "skmm.encoders", "skmm.fusion",
+                                    "skmm.cache", "skmm.datasets", "skmm.onnx"])
+def test_every_name_a_module_exports_is_there(module):
+    import importlib
+
+    imported = importlib.import_module(module)
+    missing = [name for name in imported.__all__ if not hasattr(imported, name)]
+    assert not missing, f"{module}.__all__ names what it does not have: {missing}"
+
+
 def test_skmm_serve_help_loads_no_server():
     # the options' defaults come from skmm.serve._limits, which loads neither Flask nor the app
     probe = (
