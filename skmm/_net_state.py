@@ -215,7 +215,7 @@ def _check_slot(slot, value, expected, base):
     file may hold it, so it is accepted only in the slot skmm puts it in. A class off the list got
     here only because the loader trusted it; it must still be of the slot's kind (``base``).
     """
-    from .persistence import TRUSTED_TYPES
+    from .persistence._trust import TRUSTED_TYPES
 
     if value is None or isinstance(value, str):  # "auto", None: skorch's own choices
         return

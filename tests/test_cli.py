@@ -365,7 +365,7 @@ def test_ctrl_c_inside_exec_string_still_exits_130_under_python_m(tmp_path):
 
 
 SLOW_SAVE = """
-import sys, time, skmm.persistence as p
+import sys, time, skmm.persistence._save_load as p
 real = p.os.replace
 def slow_replace(*args):
     print("saving now", flush=True)

@@ -82,12 +82,12 @@ def test_round_trip_predictions_and_metadata(fitted, data, tmp_path):
 
 
 def test_load_returns_metadata_from_one_opening(fitted, data, tmp_path, monkeypatch):
-    import skmm.persistence
+    import skmm.persistence._save_load
 
     path = skmm.save(fitted, tmp_path / "model.skmm")
     opened = []
-    original = skmm.persistence._open
-    monkeypatch.setattr(skmm.persistence, "_open", lambda p: opened.append(p) or original(p))
+    original = skmm.persistence._save_load._open  # load looks _open up in its own module
+    monkeypatch.setattr(skmm.persistence._save_load, "_open", lambda p: opened.append(p) or original(p))
     loaded, meta = skmm.load(path, return_metadata=True)
     assert len(opened) == 1
     assert meta == read_metadata(path)
@@ -411,7 +411,7 @@ def test_odd_metadata_types_give_model_file_error(fitted, tmp_path):
 
 
 def test_metadata_that_inflates_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
-    monkeypatch.setattr(skmm.persistence, "MAX_METADATA_BYTES", 10_000)
+    monkeypatch.setattr(skmm.persistence._format, "MAX_METADATA_BYTES", 10_000)
     path = tmp_path / "bomb.skmm"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("metadata.json", json.dumps({"format": "skmm-model", "pad": " " * 100_000}))
@@ -438,18 +438,18 @@ def test_member_that_lies_about_its_size_is_damaged(fitted, tmp_path):
 
 
 def test_zip_bomb_payload_is_refused_quickly(tmp_path, monkeypatch):
-    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 10 * 1024**2)
+    monkeypatch.setattr(skmm.persistence._format, "MAX_PAYLOAD_BYTES", 10 * 1024**2)
     bomb = b"\0" * (20 * 1024**2)  # 20 MiB of zeros deflate to about 20 kB
     path = craft(tmp_path / "bomb.skmm", bomb)
     with pytest.raises(ModelFileError, match="inflates to 20971520 bytes, more than the limit"):
         skmm.load(path)
-    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 1024**3)
+    monkeypatch.setattr(skmm.persistence._format, "MAX_PAYLOAD_BYTES", 1024**3)
     with pytest.raises(ModelFileError, match=r"inflates \d+ bytes to 20971520 \(more than 200 times\)"):
         skmm.load(path)
 
 
 def test_zip_bomb_inside_the_skops_payload_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(skmm.persistence, "MAX_PAYLOAD_BYTES", 1024**2)
+    monkeypatch.setattr(skmm.persistence._format, "MAX_PAYLOAD_BYTES", 1024**2)
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("schema.json", b" " * (4 * 1024**2))
