@@ -65,10 +65,10 @@ def trusted_types():
     Give them to any skops-based tool that loads a skmm pipeline, e.g.
     ``skops.io.load(path, trusted=skmm.persistence.trusted_types())`` or
     MLflow's ``mlflow.sklearn.log_model(..., serialization_format="skops",
-    skops_trusted_types=skmm.persistence.trusted_types())``. skops stores a
-    fitted :class:`~skmm.MultimodalClassifier` only through
-    :func:`skmm.persistence.to_skops`, which turns its trained network into
-    plain data.
+    skops_trusted_types=skmm.persistence.trusted_types())``. A fitted
+    :class:`~skmm.MultimodalClassifier` hands skops (and pickle) its trained
+    network as numpy arrays (:mod:`skmm._net_state`), so the list needs no
+    torch or skorch type.
 
     Returns
     -------
