@@ -17,6 +17,14 @@ def tiny_image_model(tmp_path_factory):
     return save_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
 
 
+@pytest.fixture(scope="session")
+def tiny_whisper_model(tmp_path_factory):
+    """A 1-layer Whisper whose feature extractor pads every clip to a 1 s window: any clip length works."""
+    from tiny_models import save_tiny_whisper
+
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper"))
+
+
 @pytest.fixture(autouse=True)
 def _empty_disk_cache():
     """Each test starts with the session's cache folder empty (conftest.py at the root sets it).

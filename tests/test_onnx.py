@@ -1,6 +1,7 @@
 """skmm.onnx: exported graphs predict what the pipeline predicts, from the folder alone."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from skmm import AudioMFCC, ImageEncoder, InputError, MultimodalClassifier, MultimodalFusion, TextEncoder
+from skmm import (AudioEncoder, AudioMFCC, ImageEncoder, InputError, InputWarning, MultimodalClassifier,
+                  MultimodalFusion, TextEncoder)
 from skmm.nn import FUSIONS
 
 pytest.importorskip("onnxruntime")
@@ -320,3 +322,105 @@ def test_embeddings_of_onnx_runtime_and_torch_never_share_a_cache_entry(fitted, 
             assert onnx_identity != torch_identity and onnx_identity.endswith("+onnxruntime")
     again = OnnxModel(exported).predict_proba(df.head(4))  # from the cache: the same answers
     np.testing.assert_allclose(again, pipe.predict_proba(df.head(4)), atol=1e-4)
+
+
+# ---------------------------------------------------------------------- AudioEncoder
+
+#: (family, pooling) of the tiny audio models exported below
+AUDIO_CASES = [("wav2vec2", "mean"), ("wav2vec2", "max"), ("wav2vec2-no-mask", "mean"), ("whisper", "max"),
+               ("ast", "mean"), ("clap", "mean")]
+
+
+def save_tiny_audio_model(family, folder):
+    import tiny_models
+
+    if family.startswith("wav2vec2"):
+        return tiny_models.save_tiny_wav2vec2(folder, attention_mask=family == "wav2vec2")
+    return getattr(tiny_models, f"save_tiny_{family}")(folder)
+
+
+def voices(family, n=12, seed=0):
+    """Tones in noise of 0.2 to 1.5 s (at most CLAP's 1 s window: longer, its extractor picks chunks at random),
+    as (waveform, rate) pairs at 16 and 22.05 kHz and WAV bytes; one missing, one too short for wav2vec2."""
+    import io
+
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    clips = []
+    for i in range(n):
+        sr = 22050 if i % 5 == 1 else 16000
+        seconds = min(0.2 + 0.12 * i, 1.0 if family == "clap" else 1.5)
+        t = np.arange(int(seconds * sr)) / sr
+        wave = (0.3 * np.sin(2 * np.pi * (200 + 60 * i) * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)
+        if i % 4 == 2:
+            buffer = io.BytesIO()
+            soundfile.write(buffer, wave, sr, format="WAV")
+            clips.append(buffer.getvalue())
+        else:
+            clips.append((wave, sr))
+    X = pd.DataFrame({"voice": clips, "size": rng.normal(size=n)})
+    X.at[3, "voice"] = None
+    X.at[5, "voice"] = (np.zeros(30, np.float32), 16000)  # shorter than the tiny wav2vec2's 45-sample frame
+    return X, np.arange(n) % 2
+
+
+@pytest.fixture(scope="module", params=AUDIO_CASES, ids=lambda case: "-".join(case))
+def audio_export(request, tmp_path_factory):
+    family, pooling = request.param
+    folder = tmp_path_factory.mktemp(family)
+    X, y = voices(family)
+    encoder = AudioEncoder(save_tiny_audio_model(family, folder / "hub"), pooling=pooling, batch_size=4,
+                           on_error="missing", verbose=0)
+    fusion = MultimodalFusion([("voice", encoder, "voice"), ("size", StandardScaler(), ["size"])])
+    pipe = Pipeline([("fusion", fusion), ("clf", MultimodalClassifier(max_epochs=2, verbose=0, random_state=0))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)  # the too-short clip, for wav2vec2
+        pipe.fit(X, y)
+    return family, pipe, X, export_onnx(pipe, folder / "onnx")
+
+
+def test_an_audio_model_predicts_as_the_pipeline(audio_export, monkeypatch):
+    from skmm.encoders import _audio_model
+
+    def refuse(*args):
+        raise AssertionError("the ONNX runtime loaded a torch model")
+
+    family, pipe, X, folder = audio_export
+    monkeypatch.setattr(_audio_model, "_load_audio_model", refuse)
+    model = OnnxModel(folder, cache=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        expected = pipe[0].transform(X).to_numpy()
+        np.testing.assert_allclose(model.transform(X), expected, atol=1e-4)
+        np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+    assert np.isnan(expected[3, :-1]).all() and np.isfinite(expected[[0, 1, 2, 4, 6], :-1]).all()
+
+
+def test_an_audio_manifest_says_what_the_graph_takes(audio_export):
+    family, pipe, X, folder = audio_export
+    voice = json.loads((folder / "manifest.json").read_text())["parts"][0]
+    assert voice["transformer"] == "AudioEncoder" and voice["sampling_rate"] == 16000
+    assert (folder / voice["assets"] / "preprocessor_config.json").is_file()
+    inputs = {"wav2vec2": {"input_values": ["float32", ["batch", "time"]], "attention_mask": ["int32", ["batch", "time"]]},
+              "wav2vec2-no-mask": {"input_values": ["float32", ["batch", "time"]]},
+              "whisper": {"input_features": ["float32", ["batch", 16, 100]], "n_samples": ["int64", ["batch"]]},
+              "ast": {"input_values": ["float32", ["batch", 100, 16]]},
+              "clap": {"input_features": ["float32", ["batch", 4, 65, 64]], "is_longer": ["bool", ["batch", 1]]}}
+    assert voice["inputs"] == inputs[family]
+    assert voice["min_samples"] == (45 if family.startswith("wav2vec2") else 1)
+    assert "resample it to 16000 Hz" in voice["preprocessing"]
+
+
+def test_a_too_short_clip_is_refused_as_by_the_encoder(audio_export):
+    family, pipe, X, folder = audio_export
+    if not family.startswith("wav2vec2"):
+        pytest.skip("only wav2vec2's convolutions need more than one sample")
+    from sklearn.base import clone
+
+    model = OnnxModel(folder, cache=None)
+    too_short = r"row 5 .*clip of 30 samples is shorter than the 45 samples"
+    with pytest.raises(InputError, match=too_short):
+        model._encoder(model.manifest_["parts"][0]).set_params(on_error="raise").transform(X[["voice"]])
+    with pytest.raises(InputError, match=too_short):
+        clone(pipe[0].named_transformers_["voice"]).set_params(on_error="raise").fit_transform(X[["voice"]])

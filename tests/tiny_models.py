@@ -1,6 +1,7 @@
 """Tiny transformers models with random weights, saved to folders: fast, offline stand-ins for hub models."""
 
 import string
+import warnings
 from pathlib import Path
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "red", "blue", "green", "car", "cat",
@@ -36,4 +37,78 @@ def save_tiny_vit(folder, seed=0):
                        intermediate_size=64)
     ViTModel(config).save_pretrained(folder)  # the pooler saved too: every process loads the same weights
     ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_wav2vec2(folder, *, attention_mask):
+    """A 2-layer, 32-wide wav2vec2 and its feature extractor, saved to ``folder``; returns its path.
+
+    With ``attention_mask``, layer norms and an extractor that gives the mask (clips of a batch
+    padded to the longest); without, group norm and no mask (as ``wav2vec2-base``).
+    """
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer" if attention_mask else "group",
+        do_stable_layer_norm=attention_mask,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Wav2Vec2Model(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=attention_mask).save_pretrained(folder)
+    return Path(folder)
+
+
+def save_tiny_whisper(folder):
+    """A 1-layer Whisper whose feature extractor pads every clip to a 1 s window, saved to ``folder``."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        num_mel_bins=16, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=50,
+        max_target_positions=8, vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        WhisperModel(config).eval().save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=16, chunk_length=1).save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_ast(folder):
+    """A 1-layer Audio Spectrogram Transformer on a 1 s window of 16 filterbanks, saved to ``folder``."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    torch.manual_seed(0)
+    config = ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                       patch_size=16, frequency_stride=10, time_stride=10, max_length=100, num_mel_bins=16)
+    ASTModel(config).eval().save_pretrained(folder)
+    ASTFeatureExtractor(num_mel_bins=16, max_length=100).save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_clap(folder):
+    """A tiny CLAP (fusion on, as ``laion/clap-htsat-fused``) with a 1 s window at 16 kHz, saved to ``folder``."""
+    import torch
+    from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+
+    torch.manual_seed(0)
+    audio = ClapAudioConfig(spec_size=128, window_size=4, num_mel_bins=64, patch_size=4, patch_stride=(4, 4),
+                            hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2], projection_dim=16,
+                            patch_embeds_hidden_size=16, enable_fusion=True)
+    text = ClapTextConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=32, projection_dim=16, max_position_embeddings=40)
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)
+    ClapModel(config).save_pretrained(folder)
+    ClapFeatureExtractor(feature_size=64, sampling_rate=16000, max_length_s=1, hop_length=250, fft_window_size=512,
+                         frequency_max=8000).save_pretrained(folder)
     return str(folder)

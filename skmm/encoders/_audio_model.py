@@ -1,6 +1,5 @@
 """AudioEncoder: a frozen, pretrained transformers audio model turning a column of clips into embeddings."""
 
-import math
 import os
 from numbers import Integral, Real
 from types import SimpleNamespace
@@ -13,7 +12,7 @@ from ..io import decode_audio, read_audio_source
 from ._audio import _size_hint, waveform_rows
 from ._base import BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
-from .._torch import inference_context, masked_mean, quiet_transformers
+from .._torch import inference_context, quiet_transformers
 
 __all__ = ["AudioEncoder"]
 
@@ -150,10 +149,13 @@ class AudioEncoder(BaseEncoder):
     def _load_bundle(self):
         device = resolve_device(self.device)
         name = str(self.model)
-        bundle = shared_bundle(("audio", name, device), lambda: _load_audio_model(name, device))
+        return self._at_its_rate(shared_bundle(("audio", name, device), lambda: _load_audio_model(name, device)))
+
+    def _at_its_rate(self, bundle):
+        """``bundle``, once ``sr`` is checked to be None or the rate of its feature extractor."""
         if self.sr is not None and self.sr != bundle.sr:
             raise ValueError(
-                f"sr={self.sr} but the feature extractor of {name!r} expects audio at "
+                f"sr={self.sr} but the feature extractor of {str(self.model)!r} expects audio at "
                 f"{bundle.sr} Hz; leave sr=None to use the model's rate."
             )
         return bundle
@@ -192,14 +194,35 @@ def _load_audio_model(name, device):
     import torch
     from transformers import AutoFeatureExtractor, AutoModel
 
+    from ._graphs import AudioFeatures
+
     with quiet_transformers():
         extractor = AutoFeatureExtractor.from_pretrained(name)
         network = AutoModel.from_pretrained(name).eval().to(device)
-    is_clap = hasattr(network, "get_audio_features")
-    body = network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
-    sr = int(extractor.sampling_rate)
     window = getattr(extractor, "n_samples", None)  # Whisper pads every clip to a fixed window
-    shortest = 1 if window else _shortest_clip(body)
+
+    def forward(batch, pooling):
+        graph = AudioFeatures(network, [key for key in batch if key != "n_samples"], pooling, window)
+        with inference_context(device):
+            pooled = graph(*[torch.from_numpy(batch[key]).to(device) for key in graph.inputs])
+        return pooled.float().cpu().numpy()
+
+    body = network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
+    bundle = audio_bundle(extractor, forward, name=name, shortest=1 if window else _shortest_clip(body))
+    bundle.network, bundle.window, bundle.fingerprint = network, window, weights_fingerprint(network)
+    return bundle
+
+
+def audio_bundle(extractor, forward, *, name, shortest, dim=None):
+    """What :class:`AudioEncoder` computes with, around ``forward(batch, pooling)``: the model's pass.
+
+    ``forward`` takes a batch of numpy arrays (the feature extractor's, plus ``n_samples``:
+    each clip's number of samples) and gives the pooled features; torch runs it for the
+    encoder, ONNX Runtime for :class:`skmm.onnx.OnnxModel`. The rest is shared: the
+    sampling rate, the clips too short for one frame (fewer than ``shortest`` samples),
+    the feature extractor's preparation of a clip and the padding of a batch.
+    """
+    sr = int(extractor.sampling_rate)
 
     def prepare(waveform):
         if waveform.size < shortest:
@@ -211,44 +234,24 @@ def _load_audio_model(name, device):
         features = extractor(waveform, sampling_rate=sr, return_tensors="np")
         return {key: np.asarray(value)[0] for key, value in features.items()}
 
-    def frame_mask(batch, n_samples, n_frames):
-        if "attention_mask" in batch and hasattr(body, "_get_feat_extract_output_lengths"):
-            valid = body._get_feat_extract_output_lengths(batch["attention_mask"].sum(-1))
-        elif window:
-            valid = torch.tensor([math.ceil(n_frames * min(1.0, n / window)) for n in n_samples])
+    def batch_of(items):
+        """The extractor's arrays of ``items`` ((features, n_samples) pairs) as one batch, with ``n_samples``."""
+        features = [item[0] for item in items]
+        if bundle.pads:
+            batch = dict(extractor.pad(features, padding=True, return_tensors="np"))
         else:
-            return None
-        return torch.arange(n_frames, device=device) < valid.to(device)[:, None]
+            batch = {key: np.stack([f[key] for f in features]) for key in features[0]}
+        batch["n_samples"] = np.array([item[1] for item in items], dtype=np.int64)
+        return batch
 
     def encode(items, pooling):
-        features = [item[0] for item in items]
-        if pads:
-            batch = extractor.pad(features, padding=True, return_tensors="pt")
-        else:
-            batch = {key: torch.from_numpy(np.stack([f[key] for f in features])) for key in features[0]}
-        batch = {key: value.to(device) for key, value in batch.items()}
-        with inference_context(device):
-            if is_clap:
-                output = network.get_audio_features(**batch)
-                pooled = output if isinstance(output, torch.Tensor) else output.pooler_output
-                return pooled.float().cpu().numpy()
-            hidden = body(**batch).last_hidden_state.float()
-        mask = frame_mask(batch, [item[1] for item in items], hidden.shape[1])
-        if mask is None:
-            mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=device)
-        if pooling == "max":
-            pooled = hidden.masked_fill(~mask[..., None], -torch.inf).amax(1)
-        else:
-            pooled = masked_mean(hidden, mask, dim=1)
-        return pooled.cpu().numpy()
+        return forward(batch_of(items), pooling)
 
     probe = prepare(np.zeros(sr, dtype=np.float32))
-    pads = "attention_mask" in probe
-    dim = encode([(probe, sr)], "mean").shape[1]
-    return SimpleNamespace(
-        sr=sr, dim=dim, pads=pads, prepare=prepare, encode=encode,
-        fingerprint=weights_fingerprint(network),
-    )
+    bundle = SimpleNamespace(sr=sr, pads="attention_mask" in probe, keys=list(probe), shortest=shortest,
+                             extractor=extractor, prepare=prepare, batch_of=batch_of, encode=encode)
+    bundle.dim = dim or encode([(probe, sr)], "mean").shape[1]
+    return bundle
 
 
 def _shortest_clip(body):

@@ -1,10 +1,10 @@
 """The encoders' forward passes as torch modules: one code path for encoding and for ONNX export.
 
-Each module takes the batch arrays that the encoder's preprocessing makes (pixels, token ids)
-and returns the features, float32 ``(batch, n_features)``; everything from there to the
-features is inside the module, so that :func:`skmm.export_onnx` writes it into the graph
-and torch and ONNX Runtime compute the same thing. This module imports torch: the
-encoders import it only when they load a model.
+Each module takes the batch arrays that the encoder's preprocessing makes (pixels, token ids,
+an audio feature extractor's arrays) and returns the features, float32 ``(batch, n_features)``;
+everything from there to the features is inside the module, so that :func:`skmm.export_onnx`
+writes it into the graph and torch and ONNX Runtime compute the same thing. This module
+imports torch: the encoders import it only when they load a model.
 """
 
 import torch
@@ -12,7 +12,7 @@ from torch import nn
 
 from .._torch import masked_mean
 
-__all__ = ["EfficientNetFeatures", "TextFeatures", "VisionFeatures"]
+__all__ = ["AudioFeatures", "EfficientNetFeatures", "TextFeatures", "VisionFeatures"]
 
 
 class EfficientNetFeatures(nn.Module):
@@ -79,3 +79,52 @@ class TextFeatures(nn.Module):
         if self.normalize:
             pooled = nn.functional.normalize(pooled, p=2, dim=1)
         return pooled
+
+
+class AudioFeatures(nn.Module):
+    """One vector per clip from a transformers audio model, from its feature extractor's arrays.
+
+    ``forward`` takes the tensors named by ``inputs``, in that order: those the feature
+    extractor gives (``keys``: ``input_values`` or ``input_features``, ``attention_mask``
+    when it gives one, CLAP's ``is_longer``), then, for a model that pads every clip to a
+    fixed ``window`` of samples (Whisper), ``n_samples``: each clip's number of samples.
+    The last hidden states are pooled over the clip's own frames (``pooling`` "mean" or
+    "max"): those the attention mask keeps, through the model's convolutions
+    (wav2vec2, HuBERT, WavLM, ...); the clip's share of the window (Whisper); all of them
+    otherwise (AST). An encoder-decoder model runs its encoder only; CLAP gives
+    ``get_audio_features`` and ``pooling`` does not apply.
+    """
+
+    def __init__(self, network, keys, pooling="mean", window=None):
+        super().__init__()
+        self.clap = hasattr(network, "get_audio_features")
+        if getattr(network.config, "is_encoder_decoder", False):
+            network = network.get_encoder()
+        self.network = network
+        self.pooling = pooling
+        self.lengths = "attention_mask" in keys and hasattr(network, "_get_feat_extract_output_lengths")
+        self.window = None if self.clap or self.lengths else window
+        self.inputs = (*keys, "n_samples") if self.window else tuple(keys)
+
+    def forward(self, *tensors):
+        batch = dict(zip(self.inputs, tensors))
+        n_samples = batch.pop("n_samples", None)
+        if self.clap:
+            output = self.network.get_audio_features(**batch)
+            return (output if isinstance(output, torch.Tensor) else output.pooler_output).float()
+        hidden = self.network(**batch).last_hidden_state.float()
+        mask = self._frame_mask(batch, n_samples, hidden)
+        if self.pooling == "max":
+            return hidden.masked_fill(~mask[..., None], -torch.inf).amax(1)
+        return masked_mean(hidden, mask, dim=1)
+
+    def _frame_mask(self, batch, n_samples, hidden):
+        """``(batch, frames)``: which frames of ``hidden`` hold the clip rather than padding."""
+        n_frames = hidden.shape[1]
+        if self.lengths:
+            valid = self.network._get_feat_extract_output_lengths(batch["attention_mask"].sum(-1))
+        elif self.window:  # in float64, as ceil(n_frames * min(1, n / window)) in Python
+            valid = torch.ceil(n_frames * torch.clamp(n_samples.double() / self.window, max=1.0))
+        else:
+            return torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        return torch.arange(n_frames, device=hidden.device) < valid.to(hidden.device)[:, None]

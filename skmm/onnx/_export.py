@@ -30,14 +30,15 @@ def export_onnx(pipeline, path, *, opset=OPSET, overwrite=False):
     The folder holds one graph per modality that has a network or a scikit-learn
     transformer, one graph for the classifier, and ``manifest.json``, which says which
     input column feeds which graph, what each graph takes and gives, and what happens
-    outside the graphs (see :doc:`/deploying`). In the graphs: the image and text models
-    with their pooling and normalisation (and the image model of a
+    outside the graphs (see :doc:`/deploying`). In the graphs: the image, text and audio
+    models with their pooling and normalisation (and the image model of a
     :class:`~skmm.VideoEncoder`'s frames), pixel scaling for EfficientNet, every
     scikit-learn transformer of the fusion (through ``skl2onnx``), and the whole
     classifier (standardisation, absent modalities, the network, the linear member).
     Outside, in a small documented preprocessing step that :class:`skmm.onnx.OnnxModel`
-    runs: reading and decoding files, resizing images, tokenising text, sampling and
-    pooling video frames, and :class:`~skmm.AudioMFCC`'s features.
+    runs: reading and decoding files, resizing images, tokenising text, resampling audio
+    and its model's feature extractor, sampling and pooling video frames, and
+    :class:`~skmm.AudioMFCC`'s features.
 
     Parameters
     ----------
@@ -144,17 +145,20 @@ def _classifier_graph(classifier, checks=False):
     return ClassifierGraph(classifier, checks=checks)
 
 
-def _export_module(module, inputs, outputs, path, opset):
-    """Export a torch module with a dynamic batch axis (and token axis): ``inputs`` are (name, dtype, shape)."""
+def _export_module(module, inputs, outputs, path, opset, examples=None):
+    """Export a torch module with a dynamic batch axis (and token axis): ``inputs`` are (name, dtype, shape).
+
+    Each axis named by a string is dynamic. The module is traced on ``examples`` (arrays, one
+    per input) when given, else on arrays of ones (2 rows, 3 along the other dynamic axes).
+    """
     import warnings
 
     import torch
 
-    examples = tuple(
-        torch.as_tensor(np.ones([2 if axis == "batch" else 3 if isinstance(axis, str) else axis for axis in shape],
-                                dtype=dtype))
-        for _, dtype, shape in inputs
-    )
+    if examples is None:
+        examples = [np.ones([2 if axis == "batch" else 3 if isinstance(axis, str) else axis for axis in shape],
+                            dtype=dtype) for _, dtype, shape in inputs]
+    examples = tuple(torch.as_tensor(example) for example in examples)
     dynamic = {name: {i: axis for i, axis in enumerate(shape) if isinstance(axis, str)} for name, _, shape in inputs}
     dynamic.update({name: {0: "batch"} for name in outputs})
     module = module.eval()
@@ -189,12 +193,12 @@ def _export_fusion(fusion, folder, opset):
 
 def _export_part(transformer, part, folder, stem, opset):
     """The manifest entry of one fusion part, its graph and assets written into ``folder``."""
-    from ..encoders import AudioMFCC, ImageEncoder, TextEncoder, VideoEncoder
+    from ..encoders import AudioEncoder, AudioMFCC, ImageEncoder, TextEncoder, VideoEncoder
     from ..encoders._base import BaseEncoder
 
     if isinstance(transformer, str) and transformer == "passthrough":
         return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
-    if isinstance(transformer, (ImageEncoder, TextEncoder, AudioMFCC, VideoEncoder)):
+    if isinstance(transformer, (ImageEncoder, TextEncoder, AudioEncoder, AudioMFCC, VideoEncoder)):
         entry = {
             "transformer": type(transformer).__name__,
             "params": _encoder_params(transformer),
@@ -207,6 +211,8 @@ def _export_part(transformer, part, folder, stem, opset):
             entry.update(_export_text(transformer, folder, stem, opset))
         elif isinstance(transformer, VideoEncoder):
             entry.update(_export_video(transformer, folder, stem, opset))
+        elif isinstance(transformer, AudioEncoder):
+            entry.update(_export_audio(transformer, folder, stem, opset))
         else:
             entry.update(graph=None, preprocessing=(
                 "AudioMFCC's features (MFCC summary statistics), computed outside the graphs with "
@@ -215,8 +221,8 @@ def _export_part(transformer, part, folder, stem, opset):
     if isinstance(transformer, BaseEncoder):
         raise ValueError(
             f"the {part['modality']!r} modality uses {type(transformer).__name__}, which ONNX export does not "
-            "support yet (it supports ImageEncoder, TextEncoder, AudioMFCC, VideoEncoder and scikit-learn "
-            "transformers)."
+            "support yet (it supports ImageEncoder, TextEncoder, AudioEncoder, AudioMFCC, VideoEncoder and "
+            "scikit-learn transformers)."
         )
     return _export_sklearn(transformer, part, folder, stem, opset)
 
@@ -289,6 +295,58 @@ def _export_text(encoder, folder, stem, opset):
         "preprocessing": f"The tokenizer saved in {assets}/ (padding to the longest text of the batch, "
                          "truncation at max_tokens); an empty or missing text is an absent modality.",
     }
+
+
+def _export_audio(encoder, folder, stem, opset):
+    """The audio model's graph, from its feature extractor's arrays to the pooled features; the extractor saved."""
+    from ..encoders._graphs import AudioFeatures
+
+    bundle = encoder._load_bundle()
+    module = AudioFeatures(bundle.network, bundle.keys, encoder.pooling, bundle.window)
+    graph, assets = f"{stem}.onnx", f"{stem}-extractor"
+    bundle.extractor.save_pretrained(folder / assets)
+    # traced on two clips of different lengths, one second and half a second, batched as in encoding
+    noise = np.random.default_rng(0).normal(0, 0.1, bundle.sr).astype(np.float32)
+    clips = [(bundle.prepare(noise[:n]), n) for n in (bundle.sr, max(bundle.shortest, bundle.sr // 2))]
+    batch = bundle.batch_of(clips if bundle.pads else clips[:1] * 2)
+    inputs = [(key, batch[key].dtype, ("batch", *_audio_axes(clips, key, batch[key].shape[1:])))
+              for key in module.inputs]
+    _export_module(module, inputs, ["features"], folder / graph, opset,
+                   examples=[batch[key] for key in module.inputs])
+    return {
+        "graph": graph, "assets": assets, "weights": bundle.fingerprint,
+        "inputs": {key: [dtype.name, list(shape)] for key, dtype, shape in inputs},
+        "sampling_rate": bundle.sr, "min_samples": bundle.shortest, "padding": bundle.pads,
+        "preprocessing": _audio_preprocessing(bundle, assets, module, any("time" in shape for _, _, shape in inputs)),
+    }
+
+
+def _audio_axes(clips, key, shape):
+    """The axes of input ``key`` after the batch: "time" (dynamic) where two clips' arrays differ, else the size."""
+    if key not in clips[0][0]:  # n_samples: one number per clip
+        return []
+    sizes = zip(clips[0][0][key].shape, clips[1][0][key].shape)
+    return ["time" if first != second else size for (first, second), size in zip(sizes, shape)]
+
+
+def _audio_preprocessing(bundle, assets, module, timed):
+    steps = [
+        f"Decode the clip, mix it down to mono and resample it to {bundle.sr} Hz (as skmm.io.decode_audio does), "
+        "keep its first max_duration seconds (params); an empty or missing clip is an absent modality",
+        f"a clip of fewer than min_samples ({bundle.shortest}) samples is an error (too short for one frame)",
+        f"the feature extractor saved in {assets}/ (transformers' AutoFeatureExtractor) on each clip",
+    ]
+    if bundle.pads:
+        steps.append("a batch padded to its longest clip by the extractor's pad (attention_mask 0 on the padding)")
+    elif timed:
+        steps.append("clips of different lengths never share a batch (the extractor gives no attention mask, "
+                     "and the model would see the padding): run them one at a time, or group equal lengths")
+    else:
+        steps.append("the extractor pads or cuts every clip to the model's fixed window")
+    if "n_samples" in module.inputs:
+        steps.append(f"n_samples: each clip's number of samples at {bundle.sr} Hz after the cut to max_duration "
+                     "(the graph pools over the clip's share of the model's fixed window)")
+    return "; ".join(steps) + "."
 
 
 def _export_sklearn(transformer, part, folder, stem, opset):

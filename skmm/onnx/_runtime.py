@@ -307,6 +307,26 @@ def _text_encoder(model, part):
     return _fitted(TextEncoder(**{**params, "n_threads": None}), part, bundle)
 
 
+def _audio_encoder(model, part):
+    from transformers import AutoFeatureExtractor
+
+    from ..encoders import AudioEncoder
+    from ..encoders._audio_model import audio_bundle
+
+    session = model._session(part["graph"])
+    extractor = AutoFeatureExtractor.from_pretrained(model.path / part["assets"])
+    dtypes = {name: np.dtype(dtype) for name, (dtype, _) in part["inputs"].items()}
+
+    def forward(batch, pooling):  # the graph pools as the exported encoder's parameters say
+        return session.run(None, {name: batch[name].astype(dtype, copy=False) for name, dtype in dtypes.items()})[0]
+
+    encoder = AudioEncoder(**_params(model, part))
+    bundle = audio_bundle(extractor, forward, name=str(encoder.model), shortest=int(part["min_samples"]),
+                          dim=part["features"][1] - part["features"][0])
+    bundle.fingerprint = _runtime_fingerprint(part)
+    return _fitted(encoder, part, encoder._at_its_rate(bundle))
+
+
 def _audio_mfcc(model, part):
     from ..encoders import AudioMFCC
 
@@ -315,5 +335,5 @@ def _audio_mfcc(model, part):
 
 
 #: the encoders an exported folder may name, and how each is set up on ONNX Runtime
-ENCODERS = {"ImageEncoder": _image_encoder, "TextEncoder": _text_encoder, "AudioMFCC": _audio_mfcc,
-            "VideoEncoder": _video_encoder}
+ENCODERS = {"ImageEncoder": _image_encoder, "TextEncoder": _text_encoder, "AudioEncoder": _audio_encoder,
+            "AudioMFCC": _audio_mfcc, "VideoEncoder": _video_encoder}

@@ -2,8 +2,6 @@
 
 import pickle
 import tracemalloc
-import warnings
-from pathlib import Path
 
 import librosa
 import numpy as np
@@ -14,6 +12,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skmm import AudioEncoder, AudioMFCC, InputError, InputWarning
 from skmm.cache import clear_memory_cache
+from tiny_models import save_tiny_wav2vec2
 
 SR = 16000
 #: torch vs librosa, on every feature of every frame and of the summary (np.allclose semantics),
@@ -452,26 +451,6 @@ def test_changed_parameter_or_file_content_is_recomputed(monkeypatch, wav_file):
 
 
 # ------------------------------------------------------------------ AudioEncoder
-
-
-def save_tiny_wav2vec2(folder, *, attention_mask):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    import torch
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer" if attention_mask else "group",
-        do_stable_layer_norm=attention_mask,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        Wav2Vec2Model(config).eval().save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=attention_mask).save_pretrained(folder)
-    return Path(folder)
 
 
 @pytest.fixture(scope="module")
