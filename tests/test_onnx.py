@@ -172,6 +172,24 @@ def test_interrupted_export_leaves_nothing(fitted, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_weights_changed_since_fit_are_not_exported(tmp_path):
+    from tiny_models import save_tiny_bert
+
+    from skmm.exceptions import WeightsChangedError
+
+    folder = save_tiny_bert(tmp_path / "bert", seed=0)
+    X = pd.DataFrame({"note": [f"{WORDS[i % 10]} {WORDS[(3 * i) % 10]} thing" for i in range(12)]})
+    fusion = MultimodalFusion([("note", TextEncoder(folder, verbose=0, cache=None), "note")])
+    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=2, random_state=0)).fit(X, ["a", "b"] * 6)
+    save_tiny_bert(folder, seed=1)  # other weights under the same name: the pipeline's features are gone
+    with pytest.raises(WeightsChangedError, match="TextEncoder was fitted with the model"):
+        export_onnx(pipe, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    save_tiny_bert(folder, seed=0)  # the weights it was fitted with: exported, and equal
+    model = OnnxModel(export_onnx(pipe, tmp_path / "model"))
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+
+
 def test_what_cannot_be_exported_is_named(fitted):
     pipe, _ = fitted
     with pytest.raises(ValueError, match="MultimodalFusion -> StandardScaler -> MultimodalClassifier"):

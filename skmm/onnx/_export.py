@@ -206,13 +206,13 @@ def _export_part(transformer, part, folder, stem, opset):
             "width": int(transformer.n_features_out_),
         }
         if isinstance(transformer, ImageEncoder):
-            entry.update(_export_image(transformer, folder, stem, opset))
+            entry.update(_export_image(_traceable(transformer), folder, stem, opset))
         elif isinstance(transformer, TextEncoder):
-            entry.update(_export_text(transformer, folder, stem, opset))
+            entry.update(_export_text(_traceable(transformer), folder, stem, opset))
         elif isinstance(transformer, VideoEncoder):
-            entry.update(_export_video(transformer, folder, stem, opset))
+            entry.update(_export_video(_traceable(transformer), folder, stem, opset))
         elif isinstance(transformer, AudioEncoder):
-            entry.update(_export_audio(transformer, folder, stem, opset))
+            entry.update(_export_audio(_traceable(transformer), folder, stem, opset))
         else:
             entry.update(graph=None, preprocessing=(
                 "AudioMFCC's features (MFCC summary statistics), computed outside the graphs with "
@@ -225,6 +225,25 @@ def _export_part(transformer, part, folder, stem, opset):
             "scikit-learn transformers)."
         )
     return _export_sklearn(transformer, part, folder, stem, opset)
+
+
+def _traceable(encoder):
+    """A copy of a fitted encoder to export: on the CPU, with the weights it was fitted with.
+
+    The graphs are traced with CPU example inputs, and an encoder fitted on a GPU holds its
+    model there. The weights behind a model's name may have changed since ``fit`` (a new
+    revision, a folder overwritten): exported, they would give other predictions than the
+    pipeline's, so they are refused as the encoder itself refuses them
+    (:class:`~skmm.exceptions.WeightsChangedError`, or a warning after
+    ``skmm.load(path, weights_changed="warn")``).
+    """
+    from sklearn.base import clone
+
+    copy = clone(encoder).set_params(device="cpu")
+    copy.model_identity_ = encoder.model_identity_
+    copy._weights_changed = getattr(encoder, "_weights_changed", "raise")
+    copy._check_weights(copy._load_bundle())
+    return copy
 
 
 def _encoder_params(encoder):
