@@ -5,14 +5,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from ._docs import DocLinkMixin
-from ._sklearn import Interval, Options, StrOptions, _check_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._docs import DocLinkMixin
+from ._sklearn import Interval, Options, StrOptions, _check_sample_weight, _fit_context
 from ._threads import resolve_n_threads, torch_threads
 from ._utils import resolve_device
 from .exceptions import InputWarning

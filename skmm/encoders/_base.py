@@ -17,11 +17,11 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from .._docs import DocLinkMixin
-from .._sklearn import Interval, Options, StrOptions
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._docs import DocLinkMixin
+from .._sklearn import Interval, Options, StrOptions, _fit_context
 from .._threads import resolve_n_threads
 from ..exceptions import WeightsChangedError, WeightsChangedWarning
 from ._bundle import shared_bundle, weights_fingerprint
