@@ -108,11 +108,16 @@ def input_kinds(estimator):
     The kind comes from the first transformer reading the column (see
     :func:`skmm.infer.kind_of_transformer`). Empty without a fitted fusion step.
     """
+    fusion = _fitted_fusion(estimator)
+    return {} if fusion is None else _kinds(fusion_parts(fusion))
+
+
+def _kinds(parts):
+    """``{column: kind or None}`` of a fusion's parts, the first transformer reading a column deciding."""
     from .infer import kind_of_transformer
 
-    fusion = _fitted_fusion(estimator)
     kinds = {}
-    for _, _, transformer, names in fusion_parts(fusion) if fusion is not None else ():
+    for _, _, transformer, names in parts:
         kind = kind_of_transformer(transformer)
         for column in names:
             kinds.setdefault(column, kind)
@@ -162,14 +167,15 @@ def describe_inputs(estimator, kinds=None):
             "kinds": {c: kinds.get(c, "other") for c in columns},
             "modalities": {"input": columns} if columns else {},
         }
-    found = {column: kind or "other" for column, kind in input_kinds(estimator).items()}
+    parts = fusion_parts(fusion)
+    found = {column: kind or "other" for column, kind in _kinds(parts).items()}
     fusion_names = getattr(fusion, "feature_names_in_", None)
     order = [str(c) for c in fusion_names] if fusion_names is not None else sorted(found)
     columns = [c for c in order if c in found]
     return {
         "input_columns": columns,
         "kinds": {c: kinds.get(c, found[c]) for c in columns},
-        "modalities": {name: names for _, name, _, names in fusion_parts(fusion)},
+        "modalities": {name: names for _, name, _, names in parts},
     }
 
 
