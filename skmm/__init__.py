@@ -12,6 +12,7 @@ from .exceptions import InputError, InputWarning
 _LAZY = {
     "AudioEncoder": "encoders",
     "AudioMFCC": "encoders",
+    "FineTuning": "encoders",
     "ImageEncoder": "encoders",
     "TextEncoder": "encoders",
     "VideoEncoder": "encoders",

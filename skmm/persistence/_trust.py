@@ -25,6 +25,7 @@ TRUSTED_TYPES = (
     "skmm.encoders._audio.AudioMFCC",
     "skmm.encoders._audio_model.AudioEncoder",
     "skmm.encoders._video.VideoEncoder",
+    "skmm.encoders._finetune.FineTuning",
     # a fitted skorch net, stored as data (skmm._net_state)
     "skmm._net_state.NetState",
     "skmm._net_state.TensorState",

@@ -1,0 +1,437 @@
+"""Fine-tuning the top of an encoder's backbone on the labels: the ``FineTuning`` parameter and its training.
+
+An encoder with ``fine_tune`` set learns in ``fit(X, y)``: the last ``blocks``
+blocks of its backbone (all their weights, or low-rank adapters added to them
+with Hugging Face ``peft``) train with a temporary linear head on the labels of
+its own column. The frozen part below them gives the same activations at every
+epoch, so they are computed once per row and kept in the encoder's cache
+(keyed like its embeddings, plus the cut point): an epoch costs only the
+trainable part. The encoder keeps the trained weights of that part (numpy
+arrays, ``fine_tuned_``), never a second copy of the backbone, and its
+``transform`` gives the embeddings of the tuned backbone; the fusion step and
+the classifier use them as any other features.
+
+The head starts from a logistic regression fitted on the frozen embeddings
+(a linear probe, then fine-tuning: the backbone's features are not pulled
+apart by a random head's first gradients), and the epochs stop at the best
+loss on held-out rows of the labels, whose weights are kept.
+"""
+
+import warnings
+import weakref
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from sklearn.utils import check_random_state
+
+from .._sklearn import Interval, StrOptions
+
+__all__ = ["FineTuning", "TrunkView", "fit_top", "resolve_fine_tuning"]
+
+#: the learning rate of the backbone's trainable part when ``lr=None``, per mode
+DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
+#: the learning rate of the temporary head (warm-started from a linear probe)
+HEAD_LR = 1e-3
+#: epochs without a better held-out loss before training stops
+PATIENCE = 2
+#: encoder -> (bundle, its tuned top): built once, never pickled with the encoder
+_TOPS = weakref.WeakKeyDictionary()
+
+
+class FineTuning(BaseEstimator):
+    """How an encoder fine-tunes the top of its backbone: an encoder's ``fine_tune`` parameter.
+
+    ``ImageEncoder(fine_tune="top")`` and ``fine_tune="lora"`` use these
+    defaults; pass a ``FineTuning`` to change them. Its parameters are the
+    encoder's nested parameters (``fine_tune__blocks``), so ``GridSearchCV`` can
+    tune them, and compare ``fine_tune=None`` (frozen) with fine-tuning.
+
+    Parameters
+    ----------
+    mode : {"top", "lora"}, default="top"
+        ``"top"`` trains every weight of the last ``blocks`` blocks;
+        ``"lora"`` freezes them too and trains low-rank adapters (LoRA, with
+        Hugging Face ``peft``) added to their linear and 1×1 convolution layers:
+        fewer weights to train and to store.
+    blocks : int, default=1
+        How many blocks at the top of the backbone train (transformer layers of
+        a text model; MBConv blocks of EfficientNet-Lite, whose head
+        convolution always trains with them). The blocks below are frozen, and
+        their output is computed once per row and cached.
+    rank : int, default=8
+        Rank of the LoRA adapters (``mode="lora"``).
+    epochs : int, default=6
+        Most passes over the training rows; training stops earlier when the
+        loss on the held-out rows has not improved for 2 epochs, and the
+        weights of the best epoch are kept.
+    lr : float, default=None
+        Learning rate of the backbone's trainable part (AdamW). None: 1e-4 for
+        ``"top"``, 1e-3 for ``"lora"``. The head learns at 1e-3.
+    batch_size : int, default=32
+        Rows per optimiser step. On CUDA, a batch that runs out of memory is
+        halved and tried again (with a warning), down to one row.
+    validation_fraction : float, default=0.15
+        Share of the labelled rows held out (stratified) to choose the epoch;
+        they do not train the backbone. 0 trains on every row for ``epochs``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the split, the order of the rows and the adapters' initial
+        weights: on a CPU, the same seed gives the same weights.
+
+    See Also
+    --------
+    ImageEncoder, TextEncoder
+
+    Examples
+    --------
+    >>> from skmm import FineTuning, TextEncoder
+    >>> encoder = TextEncoder(fine_tune=FineTuning("lora", blocks=2, rank=4))
+    >>> encoder.get_params()["fine_tune__rank"]
+    4
+    """
+
+    _parameter_constraints = {
+        "mode": [StrOptions({"top", "lora"})],
+        "blocks": [Interval(Integral, 1, None, closed="left")],
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [None, Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        mode="top",
+        *,
+        blocks=1,
+        rank=8,
+        epochs=6,
+        lr=None,
+        batch_size=32,
+        validation_fraction=0.15,
+        random_state=None,
+    ):
+        self.mode = mode
+        self.blocks = blocks
+        self.rank = rank
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+
+def resolve_fine_tuning(value):
+    """The :class:`FineTuning` an encoder's ``fine_tune`` parameter stands for (validated), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in ("top", "lora"):
+            raise ValueError(
+                f"fine_tune={value!r} is not a fine-tuning mode; expected None (frozen), 'top', "
+                "'lora' or a skmm.FineTuning(...)."
+            )
+        value = FineTuning(value)
+    if not isinstance(value, FineTuning):
+        raise TypeError(
+            f"fine_tune must be None, 'top', 'lora' or a skmm.FineTuning, got {type(value).__name__}."
+        )
+    value._validate_params()
+    return value
+
+
+class TrunkView:
+    """An encoder seen as the frozen part of its backbone below ``cut``, for :class:`ColumnEncoding`.
+
+    Reading, decoding, batching, the cache and the row errors are the
+    encoder's own; only the batch's encoding (the trunk's activations, one flat
+    float32 vector per row, of any length) and the cache key (the encoder's,
+    with the cut point) differ.
+    """
+
+    n_features_out_ = None  # ragged: ColumnEncoding.run_ragged
+
+    def __init__(self, encoder, cut):
+        self._encoder = encoder
+        self._cut = cut
+        self.display_name = f"{type(encoder).__name__} (frozen blocks)"
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def _identity(self, bundle):
+        return self._encoder._identity(bundle, trunk=self._cut)
+
+    def _encode_batch(self, items, bundle):
+        return self._encoder._trunk_batch(items, bundle, self._cut)
+
+    def _is_usable(self, vector):
+        return bool(np.isfinite(vector).all())
+
+
+def check_blocks(encoder, tuning, bundle):
+    """The cut point (index of the first trainable block) for ``tuning.blocks``, checked against the model."""
+    count = encoder._n_blocks(bundle)
+    if count is None:
+        raise ValueError(
+            f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
+            "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
+            "(the default image model) and BERT-style text models (BERT, RoBERTa, XLM-R, MPNet, "
+            "MiniLM); use fine_tune=None for this model."
+        )
+    if tuning.blocks > count:
+        raise ValueError(
+            f"fine_tune__blocks={tuning.blocks}, but {encoder.model!r} has {count} blocks; "
+            f"choose 1 to {count}."
+        )
+    return count - tuning.blocks
+
+
+def build_top(encoder, bundle, tuning, cut, *, seed):
+    """The trainable part above ``cut`` (a fresh copy), with LoRA adapters for ``mode="lora"``."""
+    top = encoder._top_module(bundle, cut)
+    if tuning.mode == "lora":
+        top = _with_adapters(top, tuning.rank, seed)
+    else:
+        top.requires_grad_(True)
+    return top.to(bundle.device).eval()  # eval: dropout off, batch-norm statistics kept
+
+
+def _with_adapters(top, rank, seed):
+    """``top`` with LoRA adapters on its linear and 1×1 convolution layers; only the adapters train."""
+    import torch
+    from torch import nn
+
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as exc:  # pragma: no cover - peft is a dependency
+        raise ImportError("fine_tune mode 'lora' needs peft: pip install peft") from exc
+    targets = [
+        name
+        for name, module in top.named_modules()
+        if isinstance(module, nn.Linear)
+        or (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1)
+    ]
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        top = inject_adapter_in_model(config, top)
+    for name, parameter in top.named_parameters():
+        parameter.requires_grad_("lora_" in name)
+    return top
+
+
+def trainable_state(top):
+    """The trained weights of ``top``, as numpy arrays by name: only those that train."""
+    return {
+        name: parameter.detach().float().cpu().numpy().copy()
+        for name, parameter in top.named_parameters()
+        if parameter.requires_grad
+    }
+
+
+def load_trainable_state(top, state):
+    """Put the weights of :func:`trainable_state` back into a freshly built ``top``."""
+    import torch
+
+    parameters = dict(top.named_parameters())
+    unknown = sorted(set(state) - set(parameters))
+    if unknown:
+        raise ValueError(
+            f"the fine-tuned weights name parts the model does not have ({unknown[:3]}): "
+            "they were trained on another architecture. Fit the encoder again."
+        )
+    with torch.no_grad():
+        for name, values in state.items():
+            target = parameters[name]
+            if tuple(target.shape) != values.shape:
+                raise ValueError(
+                    f"the fine-tuned weight {name!r} has shape {values.shape}, the model's "
+                    f"{tuple(target.shape)}: fit the encoder again."
+                )
+            target.copy_(torch.from_numpy(np.asarray(values, dtype=np.float32)))
+    top.requires_grad_(False)
+    return top
+
+
+def fit_top(encoder, trunks, y, bundle, tuning, cut):
+    """Train the part above ``cut`` on the labels ``y`` of the rows whose trunk activations are in ``trunks``.
+
+    Returns ``(state, history)``: the trained weights (:func:`trainable_state`)
+    and one dict per epoch (``epoch``, ``train_loss``, ``valid_loss``,
+    ``valid_accuracy``, ``batch_size``).
+    """
+    import torch
+
+    from .._progress import progress
+    from .._threads import resolve_n_threads, torch_threads
+
+    y = np.asarray(y)
+    kept = np.array([i for i, trunk in enumerate(trunks) if trunk is not None], dtype=int)
+    if len(kept) == 0:
+        raise ValueError(f"{type(encoder).__name__}: no row can be encoded, nothing to fine-tune on.")
+    classes, codes = np.unique(y[kept], return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"{type(encoder).__name__} fine-tuning needs at least 2 classes among the rows it can "
+            f"encode; found {len(classes)} ({classes.tolist()})."
+        )
+    seed = int(check_random_state(tuning.random_state).randint(2**31 - 1))
+    train, valid = _split(codes, tuning.validation_fraction, seed)
+    rows = [trunks[i] for i in kept]
+    device = bundle.device
+
+    def inputs(indices):  # the top's input tensors for some rows
+        return encoder._top_inputs([rows[i] for i in indices], bundle, cut)
+
+    with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
+        top = build_top(encoder, bundle, tuning, cut, seed=seed)
+        head = _linear_probe(top, inputs, device, codes, train, len(classes))
+        trainable = [p for p in top.parameters() if p.requires_grad]
+        lr = tuning.lr if tuning.lr is not None else DEFAULT_LR[tuning.mode]
+        optimizer = torch.optim.AdamW(
+            [{"params": trainable, "lr": lr}, {"params": head.parameters(), "lr": HEAD_LR}],
+            weight_decay=0.01,
+        )
+        loss_of = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+        targets = torch.as_tensor(codes, dtype=torch.long)
+        generator = torch.Generator().manual_seed(seed)
+        batch_size = tuning.batch_size
+        n_steps = tuning.epochs * -(-len(train) // batch_size)
+        bar = progress(n_steps, desc=f"{type(encoder).__name__} fine-tuning", unit="step",
+                       disable=not encoder.verbose)
+        history, best, best_loss, waited = [], None, np.inf, 0
+        try:
+            for epoch in range(1, tuning.epochs + 1):
+                order = train[torch.randperm(len(train), generator=generator).numpy()]
+                train_loss, batch_size = _train_epoch(
+                    encoder, top, head, inputs, device, targets, order, optimizer, loss_of, batch_size, bar
+                )
+                record = {"epoch": epoch, "train_loss": train_loss, "batch_size": batch_size}
+                if len(valid):
+                    record.update(_evaluate(top, head, inputs, device, targets, valid, loss_of))
+                history.append(record)
+                bar.set_postfix({key: round(value, 4) for key, value in record.items()
+                                 if isinstance(value, float)}, refresh=False)
+                score = record.get("valid_loss", -epoch)  # without held-out rows: the last epoch
+                if score < best_loss:
+                    best, best_loss, waited = trainable_state(top), score, 0
+                else:
+                    waited += 1
+                    if waited >= PATIENCE:
+                        break
+        finally:
+            bar.close()
+    return best, history
+
+
+def _split(codes, fraction, seed):
+    """Indices of the training and held-out rows: stratified, every class kept in training."""
+    from sklearn.model_selection import train_test_split
+
+    everything = np.arange(len(codes))
+    n_valid = int(round(fraction * len(codes)))
+    counts = np.bincount(codes)
+    if n_valid < len(counts) or counts.min() < 2:
+        return everything, everything[:0]
+    train, valid = train_test_split(everything, test_size=n_valid, stratify=codes, random_state=seed)
+    return np.sort(train), np.sort(valid)
+
+
+def _features(top, inputs, device, indices, batch_size=64):
+    """The output of ``top`` for some rows, without gradients, as a torch tensor on the CPU."""
+    import torch
+
+    from .._torch import inference_context
+
+    chunks = []
+    for start in range(0, len(indices), batch_size):
+        with inference_context(device):
+            chunks.append(top(*inputs(indices[start : start + batch_size])).float().cpu())
+    return torch.cat(chunks)
+
+
+def _linear_probe(top, inputs, device, codes, train, n_classes):
+    """A linear head on ``top``'s output, started from a logistic regression on the frozen features."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    features = _features(top, inputs, device, train).numpy().astype(np.float64)
+    mean, scale = features.mean(0), features.std(0) + 1e-6
+    probe = LogisticRegression(C=1.0, max_iter=300)
+    probe.fit((features - mean) / scale, codes[train])
+    weight = probe.coef_ / scale
+    bias = probe.intercept_ - weight @ mean
+    if n_classes == 2:  # the binary probe has one row: logits (-z/2, z/2) give the same probabilities
+        weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+    head = torch.nn.Linear(features.shape[1], n_classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return head.to(device)
+
+
+def _train_epoch(encoder, top, head, inputs, device, targets, order, optimizer, loss_of, batch_size, bar):
+    """One pass over ``order``; on CUDA, a batch out of memory halves ``batch_size`` and is tried again.
+
+    Returns the mean training loss and the batch size in use at the end.
+    """
+    import torch
+
+    on_cuda = str(device).startswith("cuda")
+    total, seen, start = 0.0, 0, 0
+    while start < len(order):
+        batch = order[start : start + batch_size]
+        try:
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=on_cuda):
+                logits = head(top(*inputs(batch)).float())
+                loss = loss_of(logits.float(), targets[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        except torch.cuda.OutOfMemoryError:
+            optimizer.zero_grad(set_to_none=True)
+            if batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            if on_cuda:
+                torch.cuda.empty_cache()
+            warnings.warn(
+                f"{type(encoder).__name__} fine-tuning ran out of GPU memory; it goes on with "
+                f"batches of {batch_size} rows (fine_tune__batch_size).",
+                ResourceWarning,
+                stacklevel=4,
+            )
+            continue
+        total += float(loss.detach()) * len(batch)
+        seen += len(batch)
+        start += len(batch)
+        bar.update(1)
+    return total / max(seen, 1), batch_size
+
+
+def _evaluate(top, head, inputs, device, targets, valid, loss_of):
+    """The loss and accuracy on the held-out rows."""
+    import torch
+
+    features = _features(top, inputs, device, valid)
+    with torch.no_grad():
+        logits = head(features.to(device)).float().cpu()
+        loss = float(loss_of(logits, targets[valid]))
+        accuracy = float((logits.argmax(1) == targets[valid]).float().mean())
+    return {"valid_loss": loss, "valid_accuracy": accuracy}
+
+
+def tuned_top(encoder, bundle):
+    """The fitted encoder's trained part, rebuilt from ``fine_tuned_`` (once per encoder and bundle)."""
+    cached = _TOPS.get(encoder)
+    if cached is not None and cached[0] is bundle:
+        return cached[1]
+    tuning = resolve_fine_tuning(encoder.fine_tune)
+    top = build_top(encoder, bundle, tuning, encoder.fine_tune_cut_, seed=0)
+    top = load_trainable_state(top, encoder.fine_tuned_).eval()
+    _TOPS[encoder] = (bundle, top)
+    return top
