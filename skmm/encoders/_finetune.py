@@ -35,7 +35,7 @@ DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
 #: the learning rate of the temporary head (warm-started from a linear probe)
 HEAD_LR = 1e-3
 #: epochs without a better held-out loss before training stops
-PATIENCE = 2
+PATIENCE = 3
 #: encoder -> (bundle, its tuned top): built once, never pickled with the encoder
 _TOPS = weakref.WeakKeyDictionary()
 
@@ -64,8 +64,9 @@ class FineTuning(BaseEstimator):
         Rank of the LoRA adapters (``mode="lora"``).
     epochs : int, default=6
         Most passes over the training rows; training stops earlier when the
-        loss on the held-out rows has not improved for 2 epochs, and the
-        weights of the best epoch are kept.
+        loss on the held-out rows has not improved for 3 epochs. The weights
+        of the epoch with the lowest held-out loss are kept: the frozen ones
+        when no epoch does better, so fine-tuning cannot make that loss worse.
     lr : float, default=None
         Learning rate of the backbone's trainable part (AdamW). None: 1e-4 for
         ``"top"``, 1e-3 for ``"lora"``. The head learns at 1e-3.
@@ -261,8 +262,10 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
     """Train the part above ``cut`` on the labels ``y`` of the rows whose trunk activations are in ``trunks``.
 
     Returns ``(state, history)``: the trained weights (:func:`trainable_state`)
-    and one dict per epoch (``epoch``, ``train_loss``, ``valid_loss``,
-    ``valid_accuracy``, ``batch_size``).
+    of the epoch with the lowest loss on the held-out rows -- epoch 0, the
+    frozen weights, when no epoch beats them -- and one dict per epoch
+    (``epoch``, ``train_loss``, ``valid_loss``, ``valid_accuracy``,
+    ``batch_size``; epoch 0 has only the held-out scores).
     """
     import torch
 
@@ -287,6 +290,8 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
     def inputs(indices):  # the top's input tensors for some rows
         return encoder._top_inputs([rows[i] for i in indices], bundle, cut)
 
+    inputs.lengths = np.array([len(row) for row in rows])
+
     with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
         top = build_top(encoder, bundle, tuning, cut, seed=seed)
         head = _linear_probe(top, inputs, device, codes, train, len(classes))
@@ -296,19 +301,26 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
             [{"params": trainable, "lr": lr}, {"params": head.parameters(), "lr": HEAD_LR}],
             weight_decay=0.01,
         )
+        steps_per_epoch = -(-len(train) // tuning.batch_size)
+        # the learning rates rise linearly over the first epoch: a first step at full rate tears
+        # the pretrained weights before the gradients mean anything
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps_per_epoch))
         loss_of = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
         targets = torch.as_tensor(codes, dtype=torch.long)
         generator = torch.Generator().manual_seed(seed)
         batch_size = tuning.batch_size
-        n_steps = tuning.epochs * -(-len(train) // batch_size)
+        n_steps = tuning.epochs * steps_per_epoch
         bar = progress(n_steps, desc=f"{type(encoder).__name__} fine-tuning", unit="step",
                        disable=not encoder.verbose)
-        history, best, best_loss, waited = [], None, np.inf, 0
+        history, best, best_loss, waited = [], trainable_state(top), np.inf, 0
+        if len(valid):  # epoch 0, the frozen weights: kept unless an epoch does better on held-out rows
+            history.append({"epoch": 0, **_evaluate(top, head, inputs, device, targets, valid, loss_of)})
+            best_loss = history[0]["valid_loss"]
         try:
             for epoch in range(1, tuning.epochs + 1):
-                order = train[torch.randperm(len(train), generator=generator).numpy()]
+                order = _similar_lengths(train, inputs.lengths, batch_size, generator)
                 train_loss, batch_size = _train_epoch(
-                    encoder, top, head, inputs, device, targets, order, optimizer, loss_of, batch_size, bar
+                    encoder, top, head, inputs, device, targets, order, optimizer, warmup, loss_of, batch_size, bar
                 )
                 record = {"epoch": epoch, "train_loss": train_loss, "batch_size": batch_size}
                 if len(valid):
@@ -328,6 +340,25 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
     return best, history
 
 
+def _similar_lengths(indices, lengths, batch_size, generator):
+    """A random order of ``indices`` in which each batch holds rows of similar length.
+
+    Rows are shuffled, sorted by length within windows of 50 batches, cut into
+    batches and the batches shuffled: a batch of texts is padded to its longest
+    one, and random batches of texts of every length would pad most of them.
+    """
+    import torch
+
+    order = indices[torch.randperm(len(indices), generator=generator).numpy()]
+    window = 50 * batch_size
+    for start in range(0, len(order), window):
+        part = order[start : start + window]
+        order[start : start + window] = part[np.argsort(lengths[part], kind="stable")]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).numpy()
+    return np.concatenate([batches[i] for i in shuffled]) if batches else order
+
+
 def _split(codes, fraction, seed):
     """Indices of the training and held-out rows: stratified, every class kept in training."""
     from sklearn.model_selection import train_test_split
@@ -342,16 +373,22 @@ def _split(codes, fraction, seed):
 
 
 def _features(top, inputs, device, indices, batch_size=64):
-    """The output of ``top`` for some rows, without gradients, as a torch tensor on the CPU."""
+    """The output of ``top`` for some rows, without gradients, as a torch tensor on the CPU.
+
+    The rows are run in order of length (``inputs.lengths``: less padding), the output in
+    the order of ``indices``.
+    """
     import torch
 
     from .._torch import inference_context
 
+    order = np.argsort(inputs.lengths[indices], kind="stable")
     chunks = []
-    for start in range(0, len(indices), batch_size):
+    for start in range(0, len(order), batch_size):
         with inference_context(device):
-            chunks.append(top(*inputs(indices[start : start + batch_size])).float().cpu())
-    return torch.cat(chunks)
+            chunks.append(top(*inputs(indices[order[start : start + batch_size]])).float().cpu())
+    features = torch.cat(chunks)
+    return features[torch.from_numpy(np.argsort(order))]
 
 
 def _linear_probe(top, inputs, device, codes, train, n_classes):
@@ -374,7 +411,8 @@ def _linear_probe(top, inputs, device, codes, train, n_classes):
     return head.to(device)
 
 
-def _train_epoch(encoder, top, head, inputs, device, targets, order, optimizer, loss_of, batch_size, bar):
+def _train_epoch(encoder, top, head, inputs, device, targets, order, optimizer, schedule, loss_of, batch_size,
+                 bar):
     """One pass over ``order``; on CUDA, a batch out of memory halves ``batch_size`` and is tried again.
 
     Returns the mean training loss and the batch size in use at the end.
@@ -392,6 +430,7 @@ def _train_epoch(encoder, top, head, inputs, device, targets, order, optimizer, 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
         except torch.cuda.OutOfMemoryError:
             optimizer.zero_grad(set_to_none=True)
             if batch_size == 1:

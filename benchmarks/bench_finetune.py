@@ -1,0 +1,156 @@
+"""Frozen encoders against fine-tuned ones, on the real datasets of the suite.
+
+    python benchmarks/bench_finetune.py [--only debian,openclipart] [--modes frozen,top,lora] [--cv 5]
+
+Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_suite.py``). The whole
+pipeline a user writes -- ``MultimodalFusion`` of skmm's default encoders on every column, then
+``MultimodalClassifier()`` -- is cross-validated on 5 stratified folds, once with frozen encoders
+and once per fine-tuning mode, where every image and text encoder gets ``fine_tune=`` (the top
+block(s) of its backbone train on the labels of the training folds, inside each fold). Reported per
+dataset and mode: accuracy, macro-F1 and the mean fit time of one fold (on this machine's CPUs).
+
+It also measures what the cache of the frozen blocks saves: for one text and one image column, the
+time of one fine-tuning epoch on the cached activations against the same epoch plus the frozen
+blocks' forward pass over the training rows (what an epoch costs when the whole backbone runs).
+
+Fold results are kept in ``--results`` (one JSON per dataset, mode and fold), so an interrupted run
+goes on where it stopped; ``--fresh`` computes everything again.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _suite  # noqa: E402
+
+DATASETS = ("debian", "openclipart", "emoji")
+MODES = {"frozen": None, "top": {"mode": "top", "blocks": 1}, "lora": {"mode": "lora", "blocks": 2}}
+
+
+def pipeline(source, mode, cache):
+    """The user's pipeline for ``source``: every column with its default encoder, the default classifier."""
+    from skmm import AudioMFCC, FineTuning, ImageEncoder, MultimodalClassifier, MultimodalFusion, TextEncoder
+
+    settings = MODES[mode]
+
+    def tuned():
+        return None if settings is None else FineTuning(**settings, random_state=0)
+
+    make = {
+        "image": lambda: ImageEncoder(fine_tune=tuned(), cache=cache, verbose=0),
+        "text": lambda: TextEncoder(fine_tune=tuned(), cache=cache, verbose=0),
+        "audio": lambda: AudioMFCC(cache=cache, verbose=0),
+    }
+    fusion = MultimodalFusion([(name, make[kind](), column) for name, kind, column in _suite.COLUMNS[source]])
+    return make_pipeline(fusion, MultimodalClassifier(random_state=0, verbose=0))
+
+
+def frame_of(source, data_dir):
+    frame = _suite.build(source, data_dir)
+    for _, kind, column in _suite.COLUMNS[source]:
+        if kind == "text":
+            frame[column] = frame[column].fillna("")
+    return frame, frame[_suite.LABELS[source]].to_numpy()
+
+
+def cross_validate(source, mode, frame, y, args):
+    """Out-of-fold predictions and fit times, one JSON per fold in ``args.results``."""
+    folder = Path(args.results) / "finetune"
+    folder.mkdir(parents=True, exist_ok=True)
+    predicted = np.empty(len(y), dtype=object)
+    seconds = []
+    folds = StratifiedKFold(args.cv, shuffle=True, random_state=0).split(frame, y)
+    for number, (train, test) in enumerate(folds):
+        path = folder / f"{source}-{mode}-{args.cv}-{number}.json"
+        if path.exists() and not args.fresh:
+            done = json.loads(path.read_text())
+        else:
+            model = pipeline(source, mode, args.cache)
+            start = time.perf_counter()
+            model.fit(frame.iloc[train], y[train])
+            fit_seconds = time.perf_counter() - start
+            done = {"predicted": model.predict(frame.iloc[test]).tolist(), "seconds": fit_seconds}
+            path.write_text(json.dumps(done))
+            print(f"  {source} {mode} fold {number}: fit {fit_seconds:.0f} s", file=sys.stderr, flush=True)
+        predicted[test] = done["predicted"]
+        seconds.append(done["seconds"])
+    return predicted, float(np.mean(seconds))
+
+
+def epoch_speedup(frame, y, column, kind, cache):
+    """Seconds of one epoch on cached frozen activations, and of the frozen blocks' forward pass."""
+    import torch
+
+    from skmm import FineTuning, ImageEncoder, TextEncoder
+    from skmm.encoders._finetune import TrunkView, _similar_lengths, build_top, check_blocks
+    from skmm.encoders._encoding import ColumnEncoding
+
+    encoder = (TextEncoder if kind == "text" else ImageEncoder)(cache=None, verbose=0)
+    tuning = FineTuning("top", blocks=1)
+    bundle = encoder._bundle()
+    cut = check_blocks(encoder, tuning, bundle)
+    values = frame[column].tolist()
+    start = time.perf_counter()
+    trunks = ColumnEncoding(TrunkView(encoder, cut), values, None, bundle).run_ragged()
+    trunk_seconds = time.perf_counter() - start
+    rows = [trunk for trunk in trunks if trunk is not None]
+    top = build_top(encoder, bundle, tuning, cut, seed=0)
+    optimizer = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=1e-4)
+    lengths = np.array([len(row) for row in rows])
+    order = _similar_lengths(np.arange(len(rows)), lengths, 32, torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for first in range(0, len(rows), 32):
+        features = top(*encoder._top_inputs([rows[i] for i in order[first : first + 32]], bundle, cut))
+        loss = features.square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    epoch_seconds = time.perf_counter() - start
+    return epoch_seconds, trunk_seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
+    parser.add_argument("--data-dir", default=os.path.expanduser("~/.cache/skmm-bench/data"))
+    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench"), help="embedding cache")
+    parser.add_argument("--results", default=os.path.expanduser("~/.cache/skmm-bench/results"))
+    parser.add_argument("--cv", type=int, default=5)
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--no-speedup", action="store_true", help="skip the epoch speed-up measurement")
+    args = parser.parse_args()
+
+    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs\n")
+    print("| dataset | rows | mode | accuracy | macro-F1 | fit time per fold (s) |")
+    print("|:--|--:|:--|--:|--:|--:|")
+    for source in args.only.split(","):
+        frame, y = frame_of(source, args.data_dir)
+        for mode in args.modes.split(","):
+            predicted, seconds = cross_validate(source, mode, frame, y, args)
+            accuracy = accuracy_score(y, predicted)
+            f1 = f1_score(y, predicted, average="macro")
+            print(f"| {source} | {len(y):,} | {mode} | {accuracy:.3f} | {f1:.3f} | {seconds:.0f} |", flush=True)
+    if args.no_speedup:
+        return
+    print("\n| column | rows | one epoch, cached frozen blocks (s) | frozen blocks' forward (s) | speed-up |")
+    print("|:--|--:|--:|--:|--:|")
+    frame, y = frame_of("debian", args.data_dir)
+    for column, kind in (("description", "text"), ("icon", "image")):
+        epoch, trunk = epoch_speedup(frame, y, column, kind, args.cache)
+        print(f"| debian {column} ({kind}) | {len(frame):,} | {epoch:.1f} | {trunk:.1f} | "
+              f"{(epoch + trunk) / epoch:.1f}x |", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Fine-tuning an encoder's backbone: what it learns, what it caches, keeps, saves, and refuses."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmm import FineTuning, ImageEncoder, TextEncoder
+
+WORDS = ["blue", "green", "cat", "dog", "bird", "car", "mat", "sat", "ran", "on"]
+
+
+def red_or_not(n, seed):
+    """Texts of six words; the label says whether one of them is "red"."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        words = list(rng.choice(WORDS, 6))
+        if label:
+            words[rng.integers(6)] = "red"
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+def tuned(model, mode="top", **params):
+    settings = {"blocks": 2, "epochs": 4, "lr": 1e-3, "random_state": 0, **params}
+    return TextEncoder(model, fine_tune=FineTuning(mode, **settings), n_threads=1, verbose=0, cache="memory")
+
+
+def held_out_accuracy(encoder, train, test):
+    """What a linear model on the encoder's features scores on rows the encoder never saw."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(encoder.transform(train[0]), train[1])
+    return probe.score(encoder.transform(test[0]), test[1])
+
+
+@pytest.mark.parametrize("mode", ["top", "lora"])
+def test_fine_tuning_keeps_only_the_trained_part_and_is_reproducible(tiny_text_model, mode):
+    X, y = red_or_not(120, seed=0)
+    first = tuned(tiny_text_model, mode).fit(X, y)
+    second = tuned(tiny_text_model, mode).fit(X, y)
+    assert first.fine_tuned_.keys() == second.fine_tuned_.keys()
+    for name, weights in first.fine_tuned_.items():
+        np.testing.assert_array_equal(weights, second.fine_tuned_[name])
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    if mode == "lora":  # only the adapters, not the layers they adapt
+        assert all("lora_" in name for name in first.fine_tuned_)
+    else:  # the top two layers of the two the tiny model has: every one of their weights
+        backbone = first._bundle().network
+        assert sum(w.size for w in first.fine_tuned_.values()) == sum(
+            p.numel() for p in backbone.encoder.layer.parameters()
+        )
+
+
+def test_held_out_loss_is_never_worse_than_the_frozen_weights(tiny_text_model):
+    X, y = red_or_not(160, seed=1)
+    encoder = tuned(tiny_text_model, epochs=3).fit(X, y)
+    history = encoder.fine_tune_history_
+    assert history[0]["epoch"] == 0 and "train_loss" not in history[0]  # the frozen weights, scored
+    kept = min(record["valid_loss"] for record in history)
+    assert kept <= history[0]["valid_loss"]
+
+
+def test_training_rows_outside_the_labels_are_not_seen(tiny_text_model):
+    """The frozen activations are computed once per row, in fit; transform and a refit reuse them."""
+    X, y = red_or_not(60, seed=2)
+    encoder = tuned(tiny_text_model, epochs=1)
+    calls = []
+    original = TextEncoder._trunk_batch
+
+    def counting(self, items, bundle, cut):
+        calls.extend(items)
+        return original(self, items, bundle, cut)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextEncoder, "_trunk_batch", counting)
+        encoder.fit(X, y)
+        assert sorted(calls) == sorted(set(X))
+        encoder.transform(X)
+        clone(encoder).set_params(fine_tune__epochs=2).fit(X, y)
+    assert sorted(calls) == sorted(set(X)), "the frozen blocks ran again on rows already seen"
+
+
+def red_car_or_car_red(n, seed):
+    """Texts of six words; the label says whether "red" comes before "car" or after it."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        words = list(rng.choice(WORDS[:2] + WORDS[3:], 4))
+        position = rng.integers(0, 5)
+        words[position:position] = ["red", "car"] if label else ["car", "red"]
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+@pytest.mark.parametrize("mode", ["top", "lora"])
+def test_fine_tuned_features_learn_what_the_frozen_ones_miss(tiny_text_model, mode):
+    """Word order, which a frozen random model's mean-pooled features barely keep, is learned."""
+    train, test = red_car_or_car_red(600, seed=0), red_car_or_car_red(300, seed=1)
+    frozen = TextEncoder(tiny_text_model, n_threads=1, verbose=0, cache=None).fit(train[0])
+    encoder = tuned(tiny_text_model, mode, epochs=10).fit(*train)
+    assert held_out_accuracy(encoder, train, test) > held_out_accuracy(frozen, train, test) + 0.05
+
+
+def test_fit_needs_the_labels(tiny_text_model):
+    with pytest.raises(ValueError, match=r"learns from the labels: call fit\(X, y\)"):
+        TextEncoder(tiny_text_model, fine_tune="top", verbose=0).fit(["a red car", "a cat"])
+
+
+def test_blocks_beyond_the_model_are_refused(tiny_text_model):
+    with pytest.raises(ValueError, match=r"fine_tune__blocks=5, but .* has 2 blocks; choose 1 to 2"):
+        tuned(tiny_text_model, blocks=5).fit(*red_or_not(20, seed=0))
+
+
+def test_an_unknown_mode_names_the_choices():
+    with pytest.raises(ValueError, match="fine_tune"):
+        TextEncoder(fine_tune="full", verbose=0).fit(["a", "b"], [0, 1])
+
+
+def test_an_architecture_without_known_blocks_is_refused(tiny_image_model):
+    images = [np.zeros((32, 32, 3), dtype=np.uint8)] * 4
+    with pytest.raises(ValueError, match="cannot be fine-tuned: skmm does not know where the blocks"):
+        ImageEncoder(tiny_image_model, fine_tune="top", verbose=0).fit(images, [0, 1, 0, 1])
+
+
+def test_missing_rows_are_missing_and_do_not_train(tiny_text_model):
+    X, y = red_or_not(60, seed=6)
+    X[3] = None
+    X[7] = "   "
+    encoder = tuned(tiny_text_model, epochs=1).fit(X, y)
+    Z = encoder.transform(X)
+    assert np.isnan(Z[[3, 7]]).all() and np.isfinite(np.delete(Z, [3, 7], axis=0)).all()
+
+
+def test_a_refit_without_fine_tuning_forgets_the_trained_weights(tiny_text_model):
+    X, y = red_or_not(60, seed=7)
+    encoder = tuned(tiny_text_model, epochs=1).fit(X, y)
+    encoder.set_params(fine_tune=None).fit(X)
+    assert not hasattr(encoder, "fine_tuned_")
+    frozen = TextEncoder(tiny_text_model, n_threads=1, verbose=0, cache=None).fit(X)
+    np.testing.assert_array_equal(encoder.transform(X), frozen.transform(X))
+
+
+def test_interrupted_fine_tuning_leaves_the_fitted_encoder_as_it_was(tiny_text_model):
+    from skmm.encoders import _finetune
+
+    X, y = red_or_not(60, seed=8)
+    encoder = tuned(tiny_text_model, epochs=1).fit(X, y)
+    before = encoder.transform(X)
+    state = {name: weights.copy() for name, weights in encoder.fine_tuned_.items()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_finetune, "_train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            encoder.set_params(fine_tune__epochs=3).fit(X, y)
+    assert all(np.array_equal(state[name], encoder.fine_tuned_[name]) for name in state)
+    np.testing.assert_array_equal(encoder.transform(X), before)
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on(tiny_text_model):
+    import torch
+
+    from skmm.encoders._graphs import TextTop
+
+    X, y = red_or_not(60, seed=9)
+    original = TextTop.forward
+
+    def small_memory(self, hidden, attention_mask):
+        if torch.is_grad_enabled() and len(hidden) > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, hidden, attention_mask)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextTop, "forward", small_memory)
+        with pytest.warns(ResourceWarning, match="goes on with batches of 8 rows"):
+            encoder = tuned(tiny_text_model, epochs=1, batch_size=32).fit(X, y)
+    assert encoder.fine_tune_history_[-1]["batch_size"] == 8
+
+
+def test_grid_search_compares_frozen_and_fine_tuned(tiny_text_model):
+    from skmm import MultimodalClassifier, MultimodalFusion
+
+    X, y = red_or_not(80, seed=10)
+    frame = pd.DataFrame({"text": X})
+    fusion = MultimodalFusion([("text", tuned(tiny_text_model, epochs=1), "text")])
+    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=3, verbose=0, random_state=0))
+    grid = {"multimodalfusion__text__fine_tune": [None, FineTuning("lora", blocks=1, epochs=1, random_state=0)]}
+    search = GridSearchCV(pipe, grid, cv=2).fit(frame, y)
+    assert len(search.cv_results_["params"]) == 2
+    assert pipe.get_params()["multimodalfusion__text__fine_tune__blocks"] == 2
+
+
+def test_a_saved_fine_tuned_pipeline_loads_without_trust_and_predicts_the_same(tiny_text_model, tmp_path):
+    import skmm
+    from skmm import MultimodalClassifier, MultimodalFusion
+
+    X, y = red_or_not(80, seed=11)
+    frame = pd.DataFrame({"text": X})
+    fusion = MultimodalFusion([("text", tuned(tiny_text_model, "lora", epochs=1), "text")])
+    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=3, verbose=0, random_state=0)).fit(frame, y)
+    path = skmm.save(pipe, tmp_path / "model.skmm")
+    loaded = skmm.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(frame), pipe.predict_proba(frame))
+    encoder = loaded[0].named_transformers_["text"]
+    assert all("lora_" in name for name in encoder.fine_tuned_)
+
+
+def test_efficientnet_fine_tunes_its_last_blocks():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(24)]
+    labels = np.arange(24) % 2
+    encoder = ImageEncoder(fine_tune=FineTuning("lora", blocks=1, epochs=1, random_state=0),
+                           image_size=64, n_threads=1, verbose=0).fit(images, labels)
+    Z = encoder.transform(images + [None])
+    assert Z.shape == (25, 1280) and np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
+    assert encoder.fine_tuned_ and all("lora_" in name for name in encoder.fine_tuned_)
