@@ -46,8 +46,8 @@ def pipeline(source, mode, cache):
         return None if settings is None else FineTuning(**settings, random_state=0)
 
     make = {
-        "image": lambda: ImageEncoder(fine_tune=tuned(), cache=cache, verbose=0),
-        "text": lambda: TextEncoder(fine_tune=tuned(), cache=cache, verbose=0),
+        "image": lambda: ImageEncoder(fine_tune=tuned(), cache=cache, verbose=settings is not None),
+        "text": lambda: TextEncoder(fine_tune=tuned(), cache=cache, verbose=settings is not None),
         "audio": lambda: AudioMFCC(cache=cache, verbose=0),
     }
     fusion = MultimodalFusion([(name, make[kind](), column) for name, kind, column in _suite.COLUMNS[source]])

@@ -52,6 +52,12 @@ EXPECTED = {
         r"largest difference: (\d\.\d+e-(0[5-9]|[1-9]\d)|0\.0)",  # within 1e-4
         r"same labels: True",
     ],
+    "plot_fine_tuning.py": [
+        r"(?m)^\s+frozen\s+0\.[4-7]\d*\s+0$",
+        r"(?m)^\s+top\s+(0\.9\d*|1\.0+)\s+17088$",
+        r"(?m)^\s+lora\s+(0\.9\d*|1\.0+)\s+7168$",
+        r"epoch\s+valid_loss\s+valid_accuracy\s+train_loss\s+batch_size",
+    ],
     "plot_real_data_digits.py": [
         r"picture: test accuracy 0\.[5-9]\d{2}",
         r"ink: test accuracy 0\.[5-9]\d{2}",

@@ -34,6 +34,8 @@ __all__ = ["FineTuning", "TrunkView", "fit_top", "resolve_fine_tuning"]
 DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
 #: the learning rate of the temporary head (warm-started from a linear probe)
 HEAD_LR = 1e-3
+#: the linear probe's C is this over the number of training rows (an L2 penalty of 1/8 per row)
+PROBE_ROWS_PER_PENALTY = 8.0
 #: epochs without a better held-out loss before training stops
 PATIENCE = 3
 #: encoder -> (bundle, its tuned top): built once, never pickled with the encoder
@@ -398,7 +400,9 @@ def _linear_probe(top, inputs, device, codes, train, n_classes):
 
     features = _features(top, inputs, device, train).numpy().astype(np.float64)
     mean, scale = features.mean(0), features.std(0) + 1e-6
-    probe = LogisticRegression(C=1.0, max_iter=300)
+    # the penalty per row of MultimodalClassifier's linear member (linear_alpha=1/8): a probe that
+    # separates the training rows perfectly would leave the backbone no gradient to learn from
+    probe = LogisticRegression(C=PROBE_ROWS_PER_PENALTY / len(train), max_iter=500)
     probe.fit((features - mean) / scale, codes[train])
     weight = probe.coef_ / scale
     bias = probe.intercept_ - weight @ mean

@@ -199,6 +199,12 @@ def _export_part(transformer, part, folder, stem, opset):
     if isinstance(transformer, str) and transformer == "passthrough":
         return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
     if isinstance(transformer, (ImageEncoder, TextEncoder, AudioEncoder, AudioMFCC, VideoEncoder)):
+        if hasattr(transformer, "fine_tuned_"):
+            raise ValueError(
+                f"{type(transformer).__name__}(fine_tune={transformer.fine_tune!r}) has fine-tuned blocks, "
+                "which export_onnx cannot write yet: it would export the frozen model, whose features "
+                "differ. Serve this pipeline with skmm serve (torch), or export one with fine_tune=None."
+            )
         entry = {
             "transformer": type(transformer).__name__,
             "params": _encoder_params(transformer),

@@ -223,3 +223,13 @@ def test_efficientnet_fine_tunes_its_last_blocks():
     Z = encoder.transform(images + [None])
     assert Z.shape == (25, 1280) and np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
     assert encoder.fine_tuned_ and all("lora_" in name for name in encoder.fine_tuned_)
+
+
+def test_onnx_export_refuses_a_fine_tuned_encoder(tiny_text_model, tmp_path):
+    from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
+
+    X, y = red_or_not(40, seed=12)
+    fusion = MultimodalFusion([("text", tuned(tiny_text_model, epochs=1), "text")])
+    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=2, verbose=0)).fit(pd.DataFrame({"text": X}), y)
+    with pytest.raises(ValueError, match="has fine-tuned blocks, which export_onnx cannot write yet"):
+        export_onnx(pipe, tmp_path / "model")
