@@ -112,3 +112,20 @@ def test_refit_best_estimator_keeps_only_its_own_net():
     del search
     gc.collect()
     assert torch.cuda.memory_allocated() <= before + 1024**2
+
+
+@pytest.mark.parametrize("mode", ["top", "lora"])
+def test_fine_tuning_on_cuda_trains_and_a_cpu_copy_gives_close_features(mode, tmp_path):
+    """Fine-tuned on the GPU (bfloat16 autocast), saved, loaded on a CPU: the same embeddings, nearly."""
+    import skmm
+    from skmm import FineTuning
+
+    texts = [f"{word} number {i}" for i, word in enumerate(["red car", "blue sky", "green tree"] * 20)]
+    labels = [text.split()[0] for text in texts]
+    encoder = TextEncoder(fine_tune=FineTuning(mode, epochs=2, random_state=0), device="cuda", verbose=0)
+    encoder.fit(texts, labels)
+    on_cuda = encoder.transform(texts)
+    path = skmm.save(encoder, tmp_path / "encoder.skmm")
+    on_cpu = skmm.load(path).set_params(device="cpu").transform(texts)
+    assert encoder.fine_tune_history_[-1]["batch_size"] == 32
+    assert cosine(on_cuda, on_cpu).min() > 0.98

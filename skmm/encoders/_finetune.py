@@ -210,8 +210,11 @@ def _with_adapters(top, rank, seed):
 
     try:
         from peft import LoraConfig, inject_adapter_in_model
-    except ImportError as exc:  # pragma: no cover - peft is a dependency
-        raise ImportError("fine_tune mode 'lora' needs peft: pip install peft") from exc
+    except ImportError as exc:
+        raise ImportError(
+            "fine_tune mode 'lora' needs Hugging Face peft: pip install \"skmm[finetune]\" "
+            "(or use fine_tune='top', which needs nothing more)."
+        ) from exc
     targets = [
         name
         for name, module in top.named_modules()

@@ -29,6 +29,8 @@ def red_or_not(n, seed):
 
 
 def tuned(model, mode="top", **params):
+    if mode == "lora":
+        pytest.importorskip("peft")  # the finetune extra
     settings = {"blocks": 2, "epochs": 4, "lr": 1e-3, "random_state": 0, **params}
     return TextEncoder(model, fine_tune=FineTuning(mode, **settings), n_threads=1, verbose=0, cache="memory")
 
@@ -187,6 +189,7 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tiny_text_model):
 
 
 def test_grid_search_compares_frozen_and_fine_tuned(tiny_text_model):
+    pytest.importorskip("peft")
     from skmm import MultimodalClassifier, MultimodalFusion
 
     X, y = red_or_not(80, seed=10)
@@ -215,6 +218,7 @@ def test_a_saved_fine_tuned_pipeline_loads_without_trust_and_predicts_the_same(t
 
 
 def test_efficientnet_fine_tunes_its_last_blocks():
+    pytest.importorskip("peft")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(24)]
     labels = np.arange(24) % 2
