@@ -17,6 +17,7 @@ apart by a random head's first gradients), and the epochs stop at the best
 loss on held-out rows of the labels, whose weights are kept.
 """
 
+import copy
 import warnings
 import weakref
 from numbers import Integral, Real
@@ -28,7 +29,7 @@ from sklearn.utils import check_random_state
 
 from .._sklearn import Interval, StrOptions
 
-__all__ = ["FineTuning", "TrunkView", "fit_top", "resolve_fine_tuning"]
+__all__ = ["FineTuning", "TrunkView", "fit_top", "merged_network", "resolve_fine_tuning"]
 
 #: the learning rate of the backbone's trainable part when ``lr=None``, per mode
 DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
@@ -481,3 +482,20 @@ def tuned_top(encoder, bundle):
     top = load_trainable_state(top, encoder.fine_tuned_).eval()
     _TOPS[encoder] = (bundle, top)
     return top
+
+
+def merged_network(encoder, bundle):
+    """A copy of the encoder's whole network with its fine-tuned weights in place (LoRA adapters merged).
+
+    What :func:`skmm.export_onnx` writes: one plain network, which computes the
+    fine-tuned encoder's features without the cache of the frozen blocks.
+    """
+    top = copy.deepcopy(tuned_top(encoder, bundle))
+    for name, module in list(top.named_modules()):
+        if hasattr(module, "merge") and hasattr(module, "get_base_layer"):  # a peft LoRA layer
+            module.merge()
+            parent, _, child = name.rpartition(".")
+            setattr(top.get_submodule(parent) if parent else top, child, module.get_base_layer())
+    network = copy.deepcopy(bundle.network)
+    top.write_into(network, encoder.fine_tune_cut_)
+    return network.eval()

@@ -78,6 +78,13 @@ class EfficientNetTop(nn.Module):
         self.activation = copy.deepcopy(network._swish)
         _plain_pointwise_convolutions(self)
 
+    def write_into(self, network, cut):
+        """Copy these weights into ``network``'s blocks from ``cut`` on, and its head (adapters merged first)."""
+        for i, block in enumerate(self.blocks):
+            network._blocks[cut + i].load_state_dict(block.state_dict())
+        network._conv_head.load_state_dict(self.conv_head.state_dict())
+        network._bn1.load_state_dict(self.bn.state_dict())
+
     def forward(self, x):
         x = x.contiguous(memory_format=torch.channels_last)
         for block in self.blocks:
@@ -171,6 +178,11 @@ class TextTop(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in transformer_layers(network)[cut:])
         self.pooling = pooling
         self.normalize = normalize
+
+    def write_into(self, network, cut):
+        """Copy these weights into ``network``'s layers from ``cut`` on (adapters merged first)."""
+        for i, layer in enumerate(self.layers):
+            transformer_layers(network)[cut + i].load_state_dict(layer.state_dict())
 
     def forward(self, hidden, attention_mask):
         blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min

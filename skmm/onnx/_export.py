@@ -199,12 +199,6 @@ def _export_part(transformer, part, folder, stem, opset):
     if isinstance(transformer, str) and transformer == "passthrough":
         return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
     if isinstance(transformer, (ImageEncoder, TextEncoder, AudioEncoder, AudioMFCC, VideoEncoder)):
-        if hasattr(transformer, "fine_tuned_"):
-            raise ValueError(
-                f"{type(transformer).__name__}(fine_tune={transformer.fine_tune!r}) has fine-tuned blocks, "
-                "which export_onnx cannot write yet: it would export the frozen model, whose features "
-                "differ. Serve this pipeline with skmm serve (torch), or export one with fine_tune=None."
-            )
         entry = {
             "transformer": type(transformer).__name__,
             "params": _encoder_params(transformer),
@@ -248,14 +242,33 @@ def _traceable(encoder):
     copy = clone(encoder).set_params(device="cpu")
     copy.model_identity_ = encoder.model_identity_
     copy._weights_changed = getattr(encoder, "_weights_changed", "raise")
-    copy._check_weights(copy._load_bundle())
+    bundle = copy._load_bundle()
+    copy._check_weights(bundle)
+    if hasattr(encoder, "fine_tuned_"):  # the network with its fine-tuned weights, as one plain graph
+        copy.fine_tuned_, copy.fine_tune_cut_ = encoder.fine_tuned_, encoder.fine_tune_cut_
+        copy._runtime_bundle = _fine_tuned_bundle(copy, bundle)
     return copy
+
+
+def _fine_tuned_bundle(encoder, bundle):
+    """``bundle`` with the fine-tuned network (adapters merged) in place of the frozen one."""
+    from types import SimpleNamespace
+
+    from ..encoders._bundle import weights_fingerprint
+    from ..encoders._finetune import merged_network
+
+    network = merged_network(encoder, bundle)
+    fields = {**vars(bundle), "network": network, "fingerprint": weights_fingerprint(network)}
+    if hasattr(bundle, "graph"):
+        fields["graph"] = type(bundle.graph)(network)
+    return SimpleNamespace(**fields)
 
 
 def _encoder_params(encoder):
     params = {}
     for key, value in encoder.get_params().items():
-        if key in RUNTIME_PARAMS:
+        # fine-tuned weights are in the graph: ONNX Runtime runs it as a frozen model
+        if key in RUNTIME_PARAMS or key.split("__")[0] == "fine_tune":
             continue
         params[key] = os.fspath(value) if isinstance(value, os.PathLike) else value
     json.dumps(params)  # every parameter that shapes the features is plain data
@@ -263,7 +276,7 @@ def _encoder_params(encoder):
 
 
 def _export_image(encoder, folder, stem, opset):
-    bundle = encoder._load_bundle()
+    bundle = encoder._bundle()
     graph = f"{stem}.onnx"
     if getattr(bundle, "processor", None) is None:  # EfficientNet: uint8 pixels into the graph
         size = encoder.image_size or bundle.image_size
@@ -307,7 +320,7 @@ def _blank_image():
 def _export_text(encoder, folder, stem, opset):
     from ..encoders._graphs import TextFeatures
 
-    bundle = encoder._load_bundle()
+    bundle = encoder._bundle()
     graph, assets = f"{stem}.onnx", f"{stem}-tokenizer"
     bundle.tokenizer.save_pretrained(folder / assets)
     inputs = [("input_ids", np.int64, ("batch", "tokens")), ("attention_mask", np.int64, ("batch", "tokens"))]

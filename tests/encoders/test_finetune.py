@@ -217,23 +217,44 @@ def test_a_saved_fine_tuned_pipeline_loads_without_trust_and_predicts_the_same(t
     assert all("lora_" in name for name in encoder.fine_tuned_)
 
 
-def test_efficientnet_fine_tunes_its_last_blocks():
+def test_efficientnet_fine_tunes_its_last_blocks_and_exports_them(tmp_path):
     pytest.importorskip("peft")
+    pytest.importorskip("onnxruntime")
+    from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
+    from skmm.onnx import OnnxModel
+
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(24)]
     labels = np.arange(24) % 2
-    encoder = ImageEncoder(fine_tune=FineTuning("lora", blocks=1, epochs=1, random_state=0),
-                           image_size=64, n_threads=1, verbose=0).fit(images, labels)
-    Z = encoder.transform(images + [None])
+    encoder = ImageEncoder(fine_tune=FineTuning("lora", blocks=1, epochs=1, validation_fraction=0, random_state=0),
+                           image_size=64, n_threads=1, verbose=0)
+    frame = pd.DataFrame({"image": images + [None]})
+    pipe = make_pipeline(MultimodalFusion([("image", encoder, "image")]),
+                         MultimodalClassifier(max_epochs=2, verbose=0, random_state=0))
+    pipe.fit(frame.head(24), labels)
+    encoder = pipe[0].named_transformers_["image"]
+    Z = encoder.transform(frame["image"])
     assert Z.shape == (25, 1280) and np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
     assert encoder.fine_tuned_ and all("lora_" in name for name in encoder.fine_tuned_)
+    exported = OnnxModel(export_onnx(pipe, tmp_path / "model"))  # the adapters merged into the convolutions
+    np.testing.assert_allclose(exported.predict_proba(frame.head(24)), pipe.predict_proba(frame.head(24)), atol=1e-4)
 
 
-def test_onnx_export_refuses_a_fine_tuned_encoder(tiny_text_model, tmp_path):
+
+@pytest.mark.parametrize("mode", ["top", "lora"])
+def test_onnx_export_computes_the_fine_tuned_features(tiny_text_model, tmp_path, mode):
+    """The exported graph is the network with the trained weights in place (adapters merged)."""
+    pytest.importorskip("onnxruntime")
     from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
+    from skmm.onnx import OnnxModel
 
-    X, y = red_or_not(40, seed=12)
-    fusion = MultimodalFusion([("text", tuned(tiny_text_model, epochs=1), "text")])
-    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=2, verbose=0)).fit(pd.DataFrame({"text": X}), y)
-    with pytest.raises(ValueError, match="has fine-tuned blocks, which export_onnx cannot write yet"):
-        export_onnx(pipe, tmp_path / "model")
+    X, y = red_or_not(60, seed=12)
+    frame = pd.DataFrame({"text": X})
+    fusion = MultimodalFusion([("text", tuned(tiny_text_model, mode, epochs=2), "text")])
+    pipe = make_pipeline(fusion, MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
+    assert pipe[0].named_transformers_["text"].fine_tune_history_[-1]["epoch"] == 2
+    exported = OnnxModel(export_onnx(pipe, tmp_path / "model"))
+    frozen = make_pipeline(MultimodalFusion([("text", TextEncoder(tiny_text_model, verbose=0), "text")]),
+                           MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
+    np.testing.assert_allclose(exported.predict_proba(frame), pipe.predict_proba(frame), atol=1e-4)
+    assert not np.allclose(pipe[0].transform(frame), frozen[0].transform(frame), atol=1e-3)
