@@ -183,7 +183,7 @@ def check_blocks(encoder, tuning, bundle):
         raise ValueError(
             f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
             "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
-            "(the default image model) and BERT-style text models (BERT, RoBERTa, XLM-R, MPNet, "
+            "(the default image model) and BERT-style text models (BERT, RoBERTa, XLM-R, ELECTRA, "
             "MiniLM); use fine_tune=None for this model."
         )
     if tuning.blocks > count:

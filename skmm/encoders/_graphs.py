@@ -16,6 +16,7 @@ from .._torch import masked_mean
 
 __all__ = [
     "AudioFeatures", "EfficientNetFeatures", "EfficientNetTop", "EfficientNetTrunk", "TextFeatures", "TextTop",
+    "TextTrunk",
     "VisionFeatures", "transformer_layers",
 ]
 
@@ -158,9 +159,36 @@ def _plain_pointwise_convolutions(module):
 
 
 def transformer_layers(network):
-    """The list of a transformers encoder's layers (BERT, RoBERTa, XLM-R, MPNet, ELECTRA: ``encoder.layer``), or None."""
+    """The list of a transformers encoder's layers (BERT, RoBERTa, XLM-R, ELECTRA: ``encoder.layer``), or None."""
     layers = getattr(getattr(network, "encoder", None), "layer", None)
     return layers if isinstance(layers, nn.ModuleList) else None
+
+
+def _run_layers(layers, hidden, attention_mask):
+    """Run BERT-style layers, each given the additive attention mask (0 where kept, the lowest value where not)."""
+    blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    for layer in layers:
+        output = layer(hidden, attention_mask=blocked)
+        hidden = output[0] if isinstance(output, tuple) else output
+    return hidden
+
+
+class TextTrunk(nn.Module):
+    """The frozen lower part of a BERT-style text model: its embeddings and first ``cut`` layers.
+
+    It holds the network it is given (shared, never trained); the layers above
+    ``cut`` are not run. Whether this gives the model's own hidden states is checked
+    with :class:`TextTop`, against the whole model, when an encoder is fine-tuned.
+    """
+
+    def __init__(self, network, cut):
+        super().__init__()
+        self.network = network
+        self.cut = cut
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.network.embeddings(input_ids=input_ids)
+        return _run_layers(transformer_layers(self.network)[: self.cut], hidden, attention_mask)
 
 
 class TextTop(nn.Module):
@@ -185,11 +213,7 @@ class TextTop(nn.Module):
             transformer_layers(network)[cut + i].load_state_dict(layer.state_dict())
 
     def forward(self, hidden, attention_mask):
-        blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in self.layers:
-            output = layer(hidden, attention_mask=blocked)
-            hidden = output[0] if isinstance(output, tuple) else output
-        hidden = hidden.float()
+        hidden = _run_layers(self.layers, hidden, attention_mask).float()
         pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
         if self.normalize:
             pooled = nn.functional.normalize(pooled, p=2, dim=1)

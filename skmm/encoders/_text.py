@@ -86,7 +86,7 @@ class TextEncoder(BaseEncoder):
         last layers of the model on the labels (all their weights with
         ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
         the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
-        for BERT-style models (BERT, RoBERTa, XLM-R, MPNet, MiniLM).
+        for BERT-style models (BERT, RoBERTa, XLM-R, ELECTRA, MiniLM).
     pooling : {"mean", "cls"}, default="mean"
         Mean of the token embeddings over the attention mask, or the first token.
     max_length : int, default=256
@@ -249,15 +249,15 @@ class TextEncoder(BaseEncoder):
         """Each text's hidden states after layer ``cut``, its tokens only (no padding), flattened."""
         import torch
 
+        from ._graphs import TextTrunk
+
         tokens = self._tokens(items, bundle)
         mask = tokens["attention_mask"]
         with inference_context(bundle.device):
-            output = bundle.network(
-                input_ids=torch.from_numpy(tokens["input_ids"]).to(bundle.device),
-                attention_mask=torch.from_numpy(mask).to(bundle.device),
-                output_hidden_states=True,
+            hidden = TextTrunk(bundle.network, cut)(
+                torch.from_numpy(tokens["input_ids"]).to(bundle.device), torch.from_numpy(mask).to(bundle.device)
             )
-        hidden = output.hidden_states[cut].float().cpu().numpy()  # [0] is the embeddings' output
+        hidden = hidden.float().cpu().numpy()
         return [row[: int(length)].ravel() for row, length in zip(hidden, mask.sum(1))]
 
     def _top_module(self, bundle, cut):
