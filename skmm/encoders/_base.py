@@ -26,7 +26,7 @@ from .._threads import resolve_n_threads
 from ..exceptions import WeightsChangedError, WeightsChangedWarning
 from ._bundle import shared_bundle, weights_fingerprint
 from ._encoding import ColumnEncoding
-from ._finetune import FineTuning, resolve_fine_tuning
+from ._finetune import FineTuning, fine_tune, resolve_fine_tuning, transform_tuned
 
 __all__ = ["FINE_TUNE_CONSTRAINT", "BaseEncoder", "shared_bundle", "weights_fingerprint"]
 
@@ -168,53 +168,12 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
         n_features_out, model_identity = self._output_dim(bundle), self._model_identity(bundle)
         fitted = {}
         if tuning is not None:
-            fitted = self._fine_tune(X, y, bundle, tuning)
+            fitted = fine_tune(self, X, y, bundle, tuning)
         for name in ("fine_tuned_", "fine_tune_cut_", "fine_tune_history_"):  # a refit may go frozen
             self.__dict__.pop(name, None)
         self.n_features_out_, self.model_identity_ = n_features_out, model_identity
         self.__dict__.update(fitted)
         return self
-
-    def _fine_tune(self, X, y, bundle, tuning):
-        """Train the top of the backbone on ``y``: the fitted attributes, set only once it has worked."""
-        from sklearn.utils.validation import check_consistent_length
-
-        from ._finetune import TrunkView, check_blocks, fit_top
-
-        check_consistent_length(X, y)
-        cut = check_blocks(self, tuning, bundle)
-        values, labels = self._rows(X, bundle)
-        trunks = ColumnEncoding(TrunkView(self, cut), values, labels, bundle).run_ragged()
-        self._check_split(values, trunks, bundle, cut)
-        state, history = fit_top(self, trunks, y, bundle, tuning, cut)
-        return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
-
-    def _check_split(self, values, trunks, bundle, cut):
-        """Refuse a backbone whose blocks above ``cut``, run on their own, do not give its features.
-
-        Checked on two rows against the whole model: an architecture whose layers
-        take another kind of attention mask, or whose features are not pooled
-        from the last layer, fails here instead of training on wrong activations.
-        """
-        import torch
-
-        from ._finetune import FineTuning, build_top
-
-        positions = [i for i, trunk in enumerate(trunks) if trunk is not None][:2]
-        if not positions:
-            return
-        items = [self._decode(self._read(values[i])[1], bundle) for i in positions]
-        whole = np.asarray(self._encode_batch(items, bundle), dtype=np.float32)
-        top = build_top(self, bundle, FineTuning("top"), cut, seed=0)
-        with torch.no_grad():
-            split = top(*self._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
-        tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
-        if not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
-            raise ValueError(
-                f"{type(self).__name__}(model={self.model!r}): the top blocks of this model, run on "
-                "their own, do not give its features (its layers are not BERT-style), so skmm cannot "
-                "fine-tune them; use fine_tune=None for this model."
-            )
 
     def transform(self, X):
         """Encode every row of ``X``; a missing or (with ``on_error="missing"``) bad row is NaN.
@@ -235,33 +194,8 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
         self._check_weights(bundle)
         values, labels = self._rows(X, bundle)
         if hasattr(self, "fine_tuned_"):
-            return self._transform_tuned(values, labels, bundle)
+            return transform_tuned(self, values, labels, bundle)
         return ColumnEncoding(self, values, labels, bundle).run()
-
-    def _transform_tuned(self, values, labels, bundle):
-        """The embeddings of the fine-tuned backbone: its cached frozen part, then the trained top.
-
-        Only the frozen part's activations are cached (keyed by the cut point):
-        the trained top is run every time, so the output can never come from
-        another fit's weights.
-        """
-        import torch
-
-        from .._threads import resolve_n_threads, torch_threads
-        from .._torch import inference_context
-        from ._finetune import TrunkView, tuned_top
-
-        trunks = ColumnEncoding(TrunkView(self, self.fine_tune_cut_), values, labels, bundle).run_ragged()
-        output = np.full((len(values), self.n_features_out_), np.nan, dtype=np.float32)
-        present = [i for i, trunk in enumerate(trunks) if trunk is not None]
-        top = tuned_top(self, bundle)
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            for start in range(0, len(present), self.batch_size):
-                batch = present[start : start + self.batch_size]
-                with inference_context(bundle.device):
-                    features = top(*self._top_inputs([trunks[i] for i in batch], bundle, self.fine_tune_cut_))
-                output[batch] = features.float().cpu().numpy()
-        return output
 
     def _check_weights(self, bundle):
         """Refuse to encode with weights other than those ``fit`` saw (``model_identity_``).

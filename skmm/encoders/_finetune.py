@@ -28,8 +28,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from .._sklearn import Interval, StrOptions
+from ._encoding import ColumnEncoding
 
-__all__ = ["FineTuning", "TrunkView", "fit_top", "merged_network", "resolve_fine_tuning"]
+__all__ = [
+    "FineTuning", "TrunkView", "fine_tune", "fit_top", "merged_network", "resolve_fine_tuning", "transform_tuned",
+]
 
 #: the learning rate of the backbone's trainable part when ``lr=None``, per mode
 DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
@@ -174,6 +177,72 @@ class TrunkView:
 
     def _is_usable(self, vector):
         return bool(np.isfinite(vector).all())
+
+
+def fine_tune(encoder, X, y, bundle, tuning):
+    """Train the top of ``encoder``'s backbone on ``y``: its fitted attributes, for ``fit`` to set once it has worked."""
+    from sklearn.utils.validation import check_consistent_length
+
+    check_consistent_length(X, y)
+    cut = check_blocks(encoder, tuning, bundle)
+    values, labels = encoder._rows(X, bundle)
+    trunks = ColumnEncoding(TrunkView(encoder, cut), values, labels, bundle).run_ragged()
+    check_split(encoder, values, trunks, bundle, cut)
+    state, history = fit_top(encoder, trunks, y, bundle, tuning, cut)
+    return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
+
+
+def transform_tuned(encoder, values, labels, bundle):
+    """The embeddings of a fine-tuned encoder: its cached frozen blocks, then its trained top.
+
+    Only the frozen blocks' activations are cached (keyed by the cut point): the
+    trained top runs every time, so an output can never come from another fit's
+    weights. Rows run in order of length (less padding); the output keeps the
+    input order, NaN where a row is missing.
+    """
+    import torch
+
+    from .._threads import resolve_n_threads, torch_threads
+    from .._torch import inference_context
+
+    cut = encoder.fine_tune_cut_
+    trunks = ColumnEncoding(TrunkView(encoder, cut), values, labels, bundle).run_ragged()
+    output = np.full((len(values), encoder.n_features_out_), np.nan, dtype=np.float32)
+    present = sorted((i for i, trunk in enumerate(trunks) if trunk is not None), key=lambda i: len(trunks[i]))
+    top = tuned_top(encoder, bundle)
+    with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
+        for start in range(0, len(present), encoder.batch_size):
+            batch = present[start : start + encoder.batch_size]
+            with inference_context(bundle.device):
+                features = top(*encoder._top_inputs([trunks[i] for i in batch], bundle, cut))
+            output[batch] = features.float().cpu().numpy()
+    return output
+
+
+def check_split(encoder, values, trunks, bundle, cut):
+    """Refuse a backbone whose blocks above ``cut``, run on their own, do not give its features.
+
+    Checked on two rows against the whole model: an architecture whose layers
+    take another kind of attention mask, or whose features are not pooled from
+    the last layer, fails here instead of training on wrong activations.
+    """
+    import torch
+
+    positions = [i for i, trunk in enumerate(trunks) if trunk is not None][:2]
+    if not positions:
+        return
+    items = [encoder._decode(encoder._read(values[i])[1], bundle) for i in positions]
+    whole = np.asarray(encoder._encode_batch(items, bundle), dtype=np.float32)
+    top = build_top(encoder, bundle, FineTuning("top"), cut, seed=0)
+    with torch.no_grad():
+        split = top(*encoder._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
+    tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
+    if not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
+        raise ValueError(
+            f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model, run on "
+            "their own, do not give its features (its layers are not BERT-style), so skmm cannot "
+            "fine-tune them; use fine_tune=None for this model."
+        )
 
 
 def check_blocks(encoder, tuning, bundle):

@@ -258,3 +258,16 @@ def test_onnx_export_computes_the_fine_tuned_features(tiny_text_model, tmp_path,
                            MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
     np.testing.assert_allclose(exported.predict_proba(frame), pipe.predict_proba(frame), atol=1e-4)
     assert not np.allclose(pipe[0].transform(frame), frozen[0].transform(frame), atol=1e-3)
+
+
+def test_layers_that_do_not_run_on_their_own_are_refused_before_training(tiny_text_model):
+    """An architecture whose layers need more than BERT's attention mask gives other features when split."""
+    from skmm.encoders import _finetune
+    from skmm.encoders._graphs import TextTop
+
+    original = TextTop.forward
+    with pytest.MonkeyPatch.context() as patch:  # as a layer missing, say, a relative position bias would
+        patch.setattr(TextTop, "forward", lambda self, hidden, mask: original(self, hidden * 1.5, mask))
+        patch.setattr(_finetune, "fit_top", pytest.fail)
+        with pytest.raises(ValueError, match="run on their own, do not give its features"):
+            tuned(tiny_text_model).fit(*red_or_not(20, seed=13))
