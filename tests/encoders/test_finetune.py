@@ -265,9 +265,18 @@ def test_layers_that_do_not_run_on_their_own_are_refused_before_training(tiny_te
     from skmm.encoders import _finetune
     from skmm.encoders._graphs import TextTop
 
+    import torch
+
     original = TextTop.forward
-    with pytest.MonkeyPatch.context() as patch:  # as a layer missing, say, a relative position bias would
-        patch.setattr(TextTop, "forward", lambda self, hidden, mask: original(self, hidden * 1.5, mask))
-        patch.setattr(_finetune, "fit_top", pytest.fail)
+
+    def misread(self, hidden, mask):  # as layers missing, say, a relative position bias would
+        return original(self, hidden + torch.linspace(0, 1, hidden.shape[-1]), mask)
+
+    def never(*args):
+        raise AssertionError("trained on activations the model does not compute")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextTop, "forward", misread)
+        patch.setattr(_finetune, "fit_top", never)
         with pytest.raises(ValueError, match="run on their own, do not give its features"):
             tuned(tiny_text_model).fit(*red_or_not(20, seed=13))
