@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _suite  # noqa: E402
 
 DATASETS = ("debian", "openclipart", "emoji")
-MODES = {"frozen": None, "top": {"mode": "top", "blocks": 1}, "lora": {"mode": "lora", "blocks": 2}}
+#: the encoders' fine_tune in each mode: FineTuning's defaults
+MODES = {"frozen": None, "top": {"mode": "top"}, "lora": {"mode": "lora"}}
 
 
 def pipeline(source, mode, cache):
@@ -95,7 +96,7 @@ def epoch_speedup(frame, y, column, kind, cache):
     from skmm.encoders._encoding import ColumnEncoding
 
     encoder = (TextEncoder if kind == "text" else ImageEncoder)(cache=None, verbose=0)
-    tuning = FineTuning("top", blocks=1)
+    tuning = FineTuning("top")
     bundle = encoder._bundle()
     cut = check_blocks(encoder, tuning, bundle)
     values = frame[column].tolist()
@@ -104,7 +105,7 @@ def epoch_speedup(frame, y, column, kind, cache):
     trunk_seconds = time.perf_counter() - start
     rows = [trunk for trunk in trunks if trunk is not None]
     top = build_top(encoder, bundle, tuning, cut, seed=0)
-    optimizer = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=3e-4)
     lengths = np.array([len(row) for row in rows])
     order = _similar_lengths(np.arange(len(rows)), lengths, 32, torch.Generator().manual_seed(0))
     start = time.perf_counter()

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: the learning rate of the backbone's trainable part when ``lr=None``, per mode
-DEFAULT_LR = {"top": 1e-4, "lora": 1e-3}
+DEFAULT_LR = {"top": 3e-4, "lora": 1e-3}
 #: the learning rate of the temporary head (warm-started from a linear probe)
 HEAD_LR = 1e-3
 #: the linear probe's C is this over the number of training rows (an L2 penalty of 1/8 per row)
@@ -61,20 +61,20 @@ class FineTuning(BaseEstimator):
         ``"lora"`` freezes them too and trains low-rank adapters (LoRA, with
         Hugging Face ``peft``) added to their linear and 1×1 convolution layers:
         fewer weights to train and to store.
-    blocks : int, default=1
+    blocks : int, default=2
         How many blocks at the top of the backbone train (transformer layers of
         a text model; MBConv blocks of EfficientNet-Lite, whose head
         convolution always trains with them). The blocks below are frozen, and
         their output is computed once per row and cached.
     rank : int, default=8
         Rank of the LoRA adapters (``mode="lora"``).
-    epochs : int, default=6
+    epochs : int, default=10
         Most passes over the training rows; training stops earlier when the
         loss on the held-out rows has not improved for 3 epochs. The weights
         of the epoch with the lowest held-out loss are kept: the frozen ones
         when no epoch does better, so fine-tuning cannot make that loss worse.
     lr : float, default=None
-        Learning rate of the backbone's trainable part (AdamW). None: 1e-4 for
+        Learning rate of the backbone's trainable part (AdamW). None: 3e-4 for
         ``"top"``, 1e-3 for ``"lora"``. The head learns at 1e-3.
     batch_size : int, default=32
         Rows per optimiser step. On CUDA, a batch that runs out of memory is
@@ -113,9 +113,9 @@ class FineTuning(BaseEstimator):
         self,
         mode="top",
         *,
-        blocks=1,
+        blocks=2,
         rank=8,
-        epochs=6,
+        epochs=10,
         lr=None,
         batch_size=32,
         validation_fraction=0.15,
