@@ -1,6 +1,6 @@
 """Frozen encoders against fine-tuned ones, on the real datasets of the suite.
 
-    python benchmarks/bench_finetune.py [--only debian,openclipart] [--modes frozen,top,lora] [--cv 5]
+    python benchmarks/bench_finetune.py [--only debian,openclipart] [--modes frozen,top,lora] [--cv 3]
 
 Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_suite.py``). The whole
 pipeline a user writes -- ``MultimodalFusion`` of skmm's default encoders on every column, then
