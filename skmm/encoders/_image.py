@@ -84,6 +84,9 @@ class ImageEncoder(BaseEncoder):
     fine_tune_history_ : list of dict
         With ``fine_tune`` set: per epoch, ``train_loss``, and ``valid_loss``
         and ``valid_accuracy`` on the held-out rows.
+    fine_tune_cut_ : int
+        With ``fine_tune`` set: the index of the first block that trained; the
+        blocks below it are frozen, their activations cached.
 
     See Also
     --------
