@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator
 
 from sklearn.utils import check_random_state
 
+from .._docs import DocLinkMixin
 from .._sklearn import Interval, StrOptions
 from ._encoding import ColumnEncoding
 
@@ -46,7 +47,7 @@ PATIENCE = 3
 _TOPS = weakref.WeakKeyDictionary()
 
 
-class FineTuning(BaseEstimator):
+class FineTuning(DocLinkMixin, BaseEstimator):
     """How an encoder fine-tunes the top of its backbone: an encoder's ``fine_tune`` parameter.
 
     ``ImageEncoder(fine_tune="top")`` and ``fine_tune="lora"`` use these
