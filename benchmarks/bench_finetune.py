@@ -92,25 +92,22 @@ def epoch_speedup(frame, y, column, kind, cache):
     import torch
 
     from skmm import FineTuning, ImageEncoder, TextEncoder
-    from skmm.encoders._finetune import TrunkView, _similar_lengths, build_top, check_blocks
-    from skmm.encoders._encoding import ColumnEncoding
+    from skmm.encoders._finetune import TrunkRows, TrunkView, _similar_lengths, build_top, check_blocks
 
     encoder = (TextEncoder if kind == "text" else ImageEncoder)(cache=None, verbose=0)
     tuning = FineTuning("top")
     bundle = encoder._bundle()
     cut = check_blocks(encoder, tuning, bundle)
-    values = frame[column].tolist()
     start = time.perf_counter()
-    trunks = ColumnEncoding(TrunkView(encoder, cut), values, None, bundle).run_ragged()
+    trunks = TrunkView(encoder, cut).activations(frame[column].tolist(), None, bundle)
     trunk_seconds = time.perf_counter() - start
-    rows = [trunk for trunk in trunks if trunk is not None]
+    rows = TrunkRows(encoder, bundle, cut, [trunk for trunk in trunks if trunk is not None])
     top = build_top(encoder, bundle, tuning, cut, seed=0)
     optimizer = torch.optim.AdamW([p for p in top.parameters() if p.requires_grad], lr=3e-4)
-    lengths = np.array([len(row) for row in rows])
-    order = _similar_lengths(np.arange(len(rows)), lengths, 32, torch.Generator().manual_seed(0))
+    order = _similar_lengths(np.arange(len(rows.lengths)), rows.lengths, 32, torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    for first in range(0, len(rows), 32):
-        features = top(*encoder._top_inputs([rows[i] for i in order[first : first + 32]], bundle, cut))
+    for first in range(0, len(order), 32):
+        features = top(*rows(order[first : first + 32]))
         loss = features.square().mean()
         optimizer.zero_grad()
         loss.backward()

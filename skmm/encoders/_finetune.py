@@ -32,7 +32,7 @@ from .._sklearn import Interval, StrOptions
 from ._encoding import ColumnEncoding
 
 __all__ = [
-    "FineTuning", "TrunkView", "fine_tune", "fit_top", "merged_network", "resolve_fine_tuning", "transform_tuned",
+    "FineTuning", "TrunkRows", "TrunkView", "fine_tune", "fit_top", "merged_network", "resolve_fine_tuning", "transform_tuned",
 ]
 
 #: the learning rate of the backbone's trainable part when ``lr=None``, per mode
@@ -133,22 +133,16 @@ class FineTuning(DocLinkMixin, BaseEstimator):
 
 
 def resolve_fine_tuning(value):
-    """The :class:`FineTuning` an encoder's ``fine_tune`` parameter stands for (validated), or None."""
+    """The :class:`FineTuning` an encoder's ``fine_tune`` parameter stands for (validated), or None.
+
+    The encoder's own constraint (:data:`~skmm.encoders._base.FINE_TUNE_CONSTRAINT`) has
+    already refused anything but None, ``"top"``, ``"lora"`` and a ``FineTuning``.
+    """
     if value is None:
         return None
-    if isinstance(value, str):
-        if value not in ("top", "lora"):
-            raise ValueError(
-                f"fine_tune={value!r} is not a fine-tuning mode; expected None (frozen), 'top', "
-                "'lora' or a skmm.FineTuning(...)."
-            )
-        value = FineTuning(value)
-    if not isinstance(value, FineTuning):
-        raise TypeError(
-            f"fine_tune must be None, 'top', 'lora' or a skmm.FineTuning, got {type(value).__name__}."
-        )
-    value._validate_params()
-    return value
+    tuning = FineTuning(value) if isinstance(value, str) else value
+    tuning._validate_params()
+    return tuning
 
 
 class TrunkView:
@@ -179,6 +173,26 @@ class TrunkView:
     def _is_usable(self, vector):
         return bool(np.isfinite(vector).all())
 
+    def activations(self, values, labels, bundle):
+        """Each row's activations below the cut (from the cache, or computed and cached); None where missing."""
+        return ColumnEncoding(self, values, labels, bundle).run_ragged()
+
+
+class TrunkRows:
+    """Some rows' cached activations below the cut, turned into the top's input tensors on demand.
+
+    ``rows(indices)`` gives the tensors of those rows (padded to the longest of
+    them for texts); ``lengths`` lets callers batch rows of similar length.
+    """
+
+    def __init__(self, encoder, bundle, cut, activations):
+        self._encoder, self._bundle, self._cut = encoder, bundle, cut
+        self._activations = activations
+        self.lengths = np.array([len(row) for row in activations])
+
+    def __call__(self, indices):
+        return self._encoder._top_inputs([self._activations[i] for i in indices], self._bundle, self._cut)
+
 
 def fine_tune(encoder, X, y, bundle, tuning):
     """Train the top of ``encoder``'s backbone on ``y``: its fitted attributes, for ``fit`` to set once it has worked."""
@@ -187,7 +201,7 @@ def fine_tune(encoder, X, y, bundle, tuning):
     check_consistent_length(X, y)
     cut = check_blocks(encoder, tuning, bundle)
     values, labels = encoder._rows(X, bundle)
-    trunks = ColumnEncoding(TrunkView(encoder, cut), values, labels, bundle).run_ragged()
+    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)
     check_split(encoder, values, trunks, bundle, cut)
     state, history = fit_top(encoder, trunks, y, bundle, tuning, cut)
     return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
@@ -201,22 +215,18 @@ def transform_tuned(encoder, values, labels, bundle):
     weights. Rows run in order of length (less padding); the output keeps the
     input order, NaN where a row is missing.
     """
-    import torch
-
     from .._threads import resolve_n_threads, torch_threads
-    from .._torch import inference_context
 
     cut = encoder.fine_tune_cut_
-    trunks = ColumnEncoding(TrunkView(encoder, cut), values, labels, bundle).run_ragged()
+    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)
     output = np.full((len(values), encoder.n_features_out_), np.nan, dtype=np.float32)
-    present = sorted((i for i, trunk in enumerate(trunks) if trunk is not None), key=lambda i: len(trunks[i]))
-    top = tuned_top(encoder, bundle)
-    with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
-        for start in range(0, len(present), encoder.batch_size):
-            batch = present[start : start + encoder.batch_size]
-            with inference_context(bundle.device):
-                features = top(*encoder._top_inputs([trunks[i] for i in batch], bundle, cut))
-            output[batch] = features.float().cpu().numpy()
+    present = np.array([i for i, trunk in enumerate(trunks) if trunk is not None], dtype=int)
+    if len(present):
+        inputs = TrunkRows(encoder, bundle, cut, [trunks[i] for i in present])
+        with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
+            features = _features(tuned_top(encoder, bundle), inputs, bundle.device, np.arange(len(present)),
+                                 batch_size=encoder.batch_size)
+        output[present] = features.numpy()
     return output
 
 
@@ -360,13 +370,8 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
         )
     seed = int(check_random_state(tuning.random_state).randint(2**31 - 1))
     train, valid = _split(codes, tuning.validation_fraction, seed)
-    rows = [trunks[i] for i in kept]
+    inputs = TrunkRows(encoder, bundle, cut, [trunks[i] for i in kept])
     device = bundle.device
-
-    def inputs(indices):  # the top's input tensors for some rows
-        return encoder._top_inputs([rows[i] for i in indices], bundle, cut)
-
-    inputs.lengths = np.array([len(row) for row in rows])
 
     with torch_threads(resolve_n_threads(getattr(encoder, "n_threads", None))):
         top = build_top(encoder, bundle, tuning, cut, seed=seed)
@@ -449,10 +454,9 @@ def _split(codes, fraction, seed):
 
 
 def _features(top, inputs, device, indices, batch_size=64):
-    """The output of ``top`` for some rows, without gradients, as a torch tensor on the CPU.
+    """The output of ``top`` for some rows of ``inputs`` (:class:`TrunkRows`), without gradients, on the CPU.
 
-    The rows are run in order of length (``inputs.lengths``: less padding), the output in
-    the order of ``indices``.
+    The rows are run in order of length (less padding), the output in the order of ``indices``.
     """
     import torch
 
