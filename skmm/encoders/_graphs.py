@@ -121,6 +121,12 @@ def _pool(output):
     return hidden.mean(1)  # transformer tokens
 
 
+def _sentence_embedding(hidden, attention_mask, pooling, normalize):
+    """One vector per text from its last hidden states: the first token (``"cls"``) or the mean over the mask."""
+    pooled = hidden[:, 0] if pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
+    return nn.functional.normalize(pooled, p=2, dim=1) if normalize else pooled
+
+
 class TextFeatures(nn.Module):
     """A text model's pooled, optionally L2-normalised embedding from token ids and attention mask.
 
@@ -135,10 +141,7 @@ class TextFeatures(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         hidden = self.network(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
-        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
-        if self.normalize:
-            pooled = nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled
+        return _sentence_embedding(hidden, attention_mask, self.pooling, self.normalize)
 
 
 def _plain_pointwise_convolutions(module):
@@ -214,10 +217,7 @@ class TextTop(nn.Module):
 
     def forward(self, hidden, attention_mask):
         hidden = _run_layers(self.layers, hidden, attention_mask).float()
-        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask, dim=1)
-        if self.normalize:
-            pooled = nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled
+        return _sentence_embedding(hidden, attention_mask, self.pooling, self.normalize)
 
 
 class AudioFeatures(nn.Module):
