@@ -175,8 +175,9 @@ class ImageEncoder(BaseEncoder):
     # ------------------------------------------------------------------ fine-tuning (EfficientNet-Lite)
 
     def _n_blocks(self, bundle):
-        network = getattr(bundle, "network", None)
-        return None if network is None else len(network._blocks)
+        if str(self.model) != DEFAULT_IMAGE_MODEL:  # transformers vision models: not split yet
+            return None
+        return len(bundle.network._blocks)
 
     def _trunk_batch(self, items, bundle, cut):
         import torch
