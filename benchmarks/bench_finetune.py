@@ -14,7 +14,9 @@ time of one fine-tuning epoch on the cached activations against the same epoch p
 blocks' forward pass over the training rows (what an epoch costs when the whole backbone runs).
 
 Fold results are kept in ``--results`` (one JSON per dataset, mode and fold), so an interrupted run
-goes on where it stopped; ``--fresh`` computes everything again.
+goes on where it stopped; ``--fresh`` computes everything again. ``--features DIR`` also keeps each
+fold's fused features (training and test rows, one ``.npz`` per dataset, mode and fold), to try other
+classifiers on them without fine-tuning again.
 """
 
 import argparse
@@ -72,7 +74,8 @@ def cross_validate(source, mode, frame, y, args):
     folds = StratifiedKFold(args.cv, shuffle=True, random_state=0).split(frame, y)
     for number, (train, test) in enumerate(folds):
         path = folder / f"{source}-{mode}-{args.cv}-{number}.json"
-        if path.exists() and not args.fresh:
+        kept = args.features is None or (Path(args.features) / path.with_suffix(".npz").name).exists()
+        if path.exists() and kept and not args.fresh:
             done = json.loads(path.read_text())
         else:
             model = pipeline(source, mode, args.cache)
@@ -80,11 +83,22 @@ def cross_validate(source, mode, frame, y, args):
             model.fit(frame.iloc[train], y[train])
             fit_seconds = time.perf_counter() - start
             done = {"predicted": model.predict(frame.iloc[test]).tolist(), "seconds": fit_seconds}
+            if args.features:
+                keep_features(model, frame, train, test, Path(args.features) / path.with_suffix(".npz").name)
             path.write_text(json.dumps(done))
             print(f"  {source} {mode} fold {number}: fit {fit_seconds:.0f} s", file=sys.stderr, flush=True)
         predicted[test] = done["predicted"]
         seconds.append(done["seconds"])
     return predicted, float(np.mean(seconds))
+
+
+def keep_features(model, frame, train, test, path):
+    """The fold's fused features of its training and test rows, with their column names and row numbers."""
+    fusion = model[0]
+    train_features, test_features = fusion.transform(frame.iloc[train]), fusion.transform(frame.iloc[test])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, train=train_features.to_numpy(np.float32), test=test_features.to_numpy(np.float32),
+             columns=np.asarray(train_features.columns, dtype=str), train_rows=train, test_rows=test)
 
 
 def epoch_speedup(frame, y, column, kind, cache):
@@ -125,6 +139,7 @@ def main():
     parser.add_argument("--results", default=os.path.expanduser("~/.cache/skmm-bench/results"))
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--features", metavar="DIR", help="also keep each fold's fused features there")
     parser.add_argument("--no-speedup", action="store_true", help="skip the epoch speed-up measurement")
     args = parser.parse_args()
 

@@ -593,6 +593,55 @@ def test_model_option_sets_each_text_column_s_model(tiny_text_model, tmp_path, c
         assert message in capsys.readouterr().err
 
 
+def test_fit_fine_tunes_the_chosen_columns_and_runs_their_frozen_blocks_once(tiny_text_model, tmp_path, capsys):
+    """--fine-tune trains the named column's backbone in each fold and in the final fit; the rows
+    run through its frozen blocks once, before the folds, and never through the whole frozen model."""
+    from skmm.cache import clear_memory_cache
+    from skmm.encoders._text import TextEncoder
+
+    clear_memory_cache()
+    labels = np.array(["a", "b"] * 12)
+    pd.DataFrame({
+        "note": [f"{'snow' if v == 'a' else 'cloud'} in week {i}" for i, v in enumerate(labels)],
+        "title": [f"title {i}" for i in range(24)],
+        "x": np.arange(24.0),
+        "y": labels,
+    }).to_csv(tmp_path / "train.csv", index=False)
+    trunk_rows, whole_rows = [], []
+    trunk_batch, encode_batch = TextEncoder._trunk_batch, TextEncoder._encode_batch
+
+    def counting_trunk(self, items, bundle, cut):
+        trunk_rows.extend(items)
+        return trunk_batch(self, items, bundle, cut)
+
+    def counting_whole(self, items, bundle):
+        whole_rows.extend(items)
+        return encode_batch(self, items, bundle)
+
+    model = tmp_path / "m.skmm"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextEncoder, "_trunk_batch", counting_trunk)
+        patch.setattr(TextEncoder, "_encode_batch", counting_whole)
+        assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--max-epochs", "2", "--cv", "2",
+                     "--no-cache", "--model", f"text={tiny_text_model}", "--fine-tune", "note=top",
+                     "--out", str(model)]) == 0
+    notes = [f"{'snow' if v == 'a' else 'cloud'} in week {i}" for i, v in enumerate(labels)]
+    assert sorted(trunk_rows) == sorted(notes)  # each note once, folds and final fit included
+    # the whole frozen model saw only the two rows each of the three fits checks its split on
+    assert len([row for row in whole_rows if row in notes]) <= 3 * 2
+    encoders = {name: step for name, step, _ in skmm.load(model).named_steps["fusion"].transformers_}
+    assert encoders["note"].fine_tune == "top" and hasattr(encoders["note"], "fine_tuned_")
+    assert encoders["title"].fine_tune is None and not hasattr(encoders["title"], "fine_tuned_")
+    capsys.readouterr()
+
+    for option, message in [("note=full", "expected a mode among top, lora, found 'full'"),
+                            ("x=top", "takes no fine_tune"), ("nowhere=top", "'nowhere' is neither"),
+                            ("text", "expected KIND=MODE")]:
+        assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--fine-tune", option,
+                     "--out", str(model)]) == 1
+        assert message in capsys.readouterr().err
+
+
 def test_help_states_the_classifier_s_own_defaults(capsys):
     from skmm import MultimodalClassifier
 

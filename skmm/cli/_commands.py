@@ -10,11 +10,12 @@ from ._input import (
     CLIError,
     _check_numbers,
     _fmt,
+    _parse_fine_tuning,
     _parse_models,
     _parse_overrides,
     _print_kinds,
     _read_csv,
-    _set_models,
+    _set_per_column,
     _set_on_error,
     _whole_numbers_as_int,
 )
@@ -43,7 +44,8 @@ def _cmd_fit(args):
     kinds = column_kinds(df, args.target, overrides=overrides, base_dir=base_dir)
     _print_kinds(kinds, args.target, sys.stdout)
     fusion = _set_on_error(fusion_from_kinds(kinds), args.on_error)  # overrides are in kinds
-    fusion = _set_models(fusion, kinds, _parse_models(args.model))
+    fusion = _set_per_column(fusion, kinds, _parse_models(args.model), "model", "model")
+    fusion = _set_per_column(fusion, kinds, _parse_fine_tuning(args.fine_tune), "fine-tune", "fine_tune")
     X = _check_numbers(df.drop(columns=args.target), kinds, args.data)
     X = resolve_paths(X, kinds, base_dir)
     y = df[args.target]
@@ -81,7 +83,7 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
               file=sys.stderr, flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the final fit shows them
-            clone(pipeline.named_steps["fusion"]).fit_transform(X, y)
+            _encode_once(pipeline.named_steps["fusion"], X, y)
         signals.check()
         folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
         scores, start = {"test_accuracy": [], "test_f1_macro": []}, time.monotonic()
@@ -114,6 +116,25 @@ def _fit_and_save(args, pipeline, X, y, kinds, signals):
         page = write_report(clone(pipeline), X, y, args.report, random_state=args.random_state)
         print(f"Report written to {page}")
     return 0
+
+
+def _encode_once(fusion, X, y):
+    """Every row of ``X`` through every encoder of ``fusion`` once, into the cache.
+
+    A frozen encoder caches its embeddings; a fine-tuned one only the
+    activations of its frozen blocks, since its top trains anew in each fold.
+    """
+    from sklearn.base import clone
+
+    from ..encoders._finetune import cache_frozen_blocks
+
+    frozen = clone(fusion)
+    for name, encoder, columns in fusion.transformers:
+        if getattr(encoder, "fine_tune", None) is not None:
+            cache_frozen_blocks(encoder, X[columns])
+            frozen.set_params(**{name: "drop"})
+    if any(not (isinstance(encoder, str) and encoder == "drop") for _, encoder, _ in frozen.transformers):
+        frozen.fit_transform(X, y)
 
 
 def _load_model(args):

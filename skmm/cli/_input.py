@@ -90,40 +90,57 @@ def _parse_overrides(items):
     return overrides
 
 
-def _parse_models(items):
-    """``--model KEY=MODEL`` items as ``{key: model}``; KEY is a kind or a column."""
-    models = {}
+def _parse_per_column(items, option, value_name, check, examples):
+    """``--OPTION KEY=VALUE`` items as ``{key: value}``; KEY is a kind or a column, ``check`` refuses a value."""
+    values = {}
     for item in items or []:
-        key, sep, model = item.partition("=")
-        if not sep or not key or not model:
-            raise CLIError(
-                f"--model {item!r}: expected KIND=MODEL or COLUMN=MODEL, e.g. "
-                "--model text=intfloat/multilingual-e5-small or --model photo=google/vit-base-patch16-224."
-            )
-        models[key] = model
-    return models
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise CLIError(f"--{option} {item!r}: expected KIND={value_name} or COLUMN={value_name}, e.g. {examples}.")
+        check(item, value)
+        values[key] = value
+    return values
 
 
-def _set_models(fusion, kinds, models):
-    """Give each encoder the model ``--model`` names for its column (first) or its kind."""
+def _parse_models(items):
+    """``--model KEY=MODEL`` items as ``{key: model}``."""
+    return _parse_per_column(
+        items, "model", "MODEL", lambda item, value: None,
+        "--model text=intfloat/multilingual-e5-small or --model photo=google/vit-base-patch16-224",
+    )
+
+
+def _parse_fine_tuning(items):
+    """``--fine-tune KEY=MODE`` items as ``{key: mode}``, MODE one of FineTuning's modes."""
+    from ..encoders._finetune import MODES
+
+    def check(item, mode):
+        if mode not in MODES:
+            raise CLIError(f"--fine-tune {item!r}: expected a mode among {', '.join(MODES)}, found {mode!r}.")
+
+    return _parse_per_column(items, "fine-tune", "MODE", check, "--fine-tune text=top or --fine-tune photo=lora")
+
+
+def _set_per_column(fusion, kinds, values, option, parameter):
+    """Set ``parameter`` of each encoder to what ``--OPTION`` gives its column (first) or its kind."""
     used = set()
     for _, transformer, columns in fusion.transformers:
         names = [columns] if isinstance(columns, str) else list(columns)
         for key in [*names, *{kinds.get(name) for name in names}]:
-            if key in models:
-                if "model" not in transformer.get_params(deep=False):
+            if key in values:
+                if parameter not in transformer.get_params(deep=False):
                     raise CLIError(
-                        f"--model {key}={models[key]}: the {type(transformer).__name__} of column(s) "
-                        f"{names} takes no model (give --override COLUMN=KIND for another encoder)."
+                        f"--{option} {key}={values[key]}: the {type(transformer).__name__} of column(s) "
+                        f"{names} takes no {parameter} (give --override COLUMN=KIND for another encoder)."
                     )
-                transformer.set_params(model=models[key])
+                transformer.set_params(**{parameter: values[key]})
                 used.add(key)
                 break
-    unknown = sorted(set(models) - used)
+    unknown = sorted(set(values) - used)
     if unknown:
         raise CLIError(
-            f"--model {unknown[0]}=...: {unknown[0]!r} is neither a column with an encoder nor the kind of "
-            f"one; the columns and kinds are {kinds}."
+            f"--{option} {unknown[0]}=...: {unknown[0]!r} is neither a column with an encoder nor the kind "
+            f"of one; the columns and kinds are {kinds}."
         )
     return fusion
 

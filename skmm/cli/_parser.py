@@ -110,6 +110,10 @@ def build_parser():
                      help="the model of every column of a kind, or of one column (COLUMN=MODEL): a "
                      "Hugging Face id or a local folder, e.g. text=intfloat/multilingual-e5-small for "
                      "text that is not English; repeatable")
+    fit.add_argument("--fine-tune", action="append", metavar="KIND=MODE",
+                     help="fine-tune the backbone of every column of a kind, or of one column (COLUMN=MODE), "
+                     "on the labels: MODE 'top' trains its last blocks, 'lora' low-rank adapters on them "
+                     "(needs the finetune extra); e.g. text=top; repeatable (default: frozen backbones)")
     fit.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     fit.add_argument("--on-error", choices=("raise", "missing"), default=None, help=ON_ERROR_HELP)
     fit.add_argument("--random-state", type=int, default=0, metavar="SEED",

@@ -10,7 +10,7 @@ from .._sklearn import Interval, StrOptions
 from .._utils import resolve_device
 from ..io import decode_audio, read_audio_source
 from ._audio import _size_hint, waveform_rows
-from ._base import BaseEncoder
+from ._base import FINE_TUNE_CONSTRAINT, BaseEncoder
 from ._bundle import shared_bundle, weights_fingerprint
 from .._torch import inference_context, quiet_transformers
 
@@ -60,6 +60,13 @@ class AudioEncoder(BaseEncoder):
     max_duration : float, default=30.0
         Only the first ``max_duration`` seconds of a clip are read; None reads
         whole clips.
+    fine_tune : None, "top", "lora" or FineTuning, default=None
+        None encodes with the frozen model. Otherwise ``fit(X, y)`` trains the
+        last layers of the model on the labels (all their weights with
+        ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
+        the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
+        for wav2vec2-style models: wav2vec2 (the default), HuBERT and
+        data2vec-audio.
     batch_size : int, default=8
         Clips per forward pass.
     device : str, default="auto"
@@ -80,11 +87,20 @@ class AudioEncoder(BaseEncoder):
         The column's name, when fitted on a one-column DataFrame.
     n_features_out_ : int
         Width of the embedding (the model's hidden size).
+    fine_tuned_ : dict of str to ndarray
+        With ``fine_tune`` set: the trained weights of the last layers (or
+        their adapters), the only weights the fitted encoder keeps.
+    fine_tune_history_ : list of dict
+        With ``fine_tune`` set: per epoch, ``train_loss``, and ``valid_loss``
+        and ``valid_accuracy`` on the held-out rows.
+    fine_tune_cut_ : int
+        With ``fine_tune`` set: the index of the first layer that trained; the
+        layers below it are frozen, their activations cached.
 
     See Also
     --------
     AudioMFCC : hand-crafted MFCC statistics, no model needed.
-    ImageEncoder, TextEncoder, MultimodalFusion
+    ImageEncoder, TextEncoder, MultimodalFusion, FineTuning
 
     Examples
     --------
@@ -118,6 +134,7 @@ class AudioEncoder(BaseEncoder):
         "pooling": [StrOptions({"mean", "max"})],
         "sr": [None, Interval(Integral, 1000, None, closed="left")],
         "max_duration": [None, Interval(Real, 0, None, closed="neither")],
+        "fine_tune": FINE_TUNE_CONSTRAINT,
     }
     _feature_prefix = "aud"
     _kind = "audio"
@@ -130,6 +147,7 @@ class AudioEncoder(BaseEncoder):
         pooling="mean",
         sr=None,
         max_duration=30.0,
+        fine_tune=None,
         batch_size=8,
         device="auto",
         cache="memory",
@@ -140,6 +158,7 @@ class AudioEncoder(BaseEncoder):
         self.pooling = pooling
         self.sr = sr
         self.max_duration = max_duration
+        self.fine_tune = fine_tune
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
@@ -181,13 +200,62 @@ class AudioEncoder(BaseEncoder):
 
     def _encode_batch(self, items, bundle):
         output = np.empty((len(items), bundle.dim), dtype=np.float32)
-        groups = {}
-        for position, (features, _) in enumerate(items):
-            key = None if bundle.pads else tuple(value.shape for value in features.values())
-            groups.setdefault(key, []).append(position)
-        for rows in groups.values():
+        for rows in _passes(items, bundle):
             output[rows] = bundle.encode([items[i] for i in rows], self.pooling)
         return output
+
+    # ------------------------------------------------------------------ fine-tuning (wav2vec2-style layers)
+
+    def _n_blocks(self, bundle):
+        from ._graphs import speech_layers
+
+        if getattr(bundle.network.config, "model_type", None) not in TUNABLE_MODEL_TYPES:
+            return None
+        return len(speech_layers(bundle.network))
+
+    def _trunk_batch(self, items, bundle, cut):
+        """Each clip's hidden states at the input of layer ``cut``, its own frames only (no padding), flattened."""
+        import torch
+
+        from ._graphs import hidden_states_before, speech_layers
+
+        network, output = bundle.network, [None] * len(items)
+        for rows in _passes(items, bundle):
+            batch = bundle.batch_of([items[i] for i in rows])
+            tensors = {key: torch.from_numpy(batch[key]).to(bundle.device) for key in bundle.keys}
+            with inference_context(bundle.device):
+                hidden = hidden_states_before(speech_layers(network)[cut], lambda: network(**tensors))
+                frames = np.full(len(rows), hidden.shape[1])
+                if "attention_mask" in tensors:
+                    frames = network._get_feat_extract_output_lengths(tensors["attention_mask"].sum(-1)).cpu().numpy()
+            hidden = hidden.float().cpu().numpy()
+            for row, clip, length in zip(rows, hidden, frames):
+                output[row] = clip[: int(length)].ravel()
+        return output
+
+    def _top_module(self, bundle, cut):
+        from ._graphs import AudioTop
+
+        return AudioTop(bundle.network, cut, self.pooling)
+
+    def _top_inputs(self, rows, bundle, cut):
+        from ._finetune import padded_sequences
+
+        return padded_sequences(rows, bundle.dim, bundle.device)
+
+
+#: the models whose last layers fine-tuning trains: those with wav2vec2's layers and front end
+TUNABLE_MODEL_TYPES = ("wav2vec2", "hubert", "data2vec-audio")
+
+
+def _passes(items, bundle):
+    """The positions of ``items`` that share a forward pass: all of them when the model takes an attention
+    mask, else those of equal length (padding would change the others' features)."""
+    groups = {}
+    for position, (features, _) in enumerate(items):
+        key = None if bundle.pads else tuple(value.shape for value in features.values())
+        groups.setdefault(key, []).append(position)
+    return list(groups.values())
 
 
 def _load_audio_model(name, device):
@@ -210,6 +278,7 @@ def _load_audio_model(name, device):
     body = network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
     bundle = audio_bundle(extractor, forward, name=name, shortest=1 if window else _shortest_clip(body))
     bundle.network, bundle.window, bundle.fingerprint = network, window, weights_fingerprint(network)
+    bundle.device = device
     return bundle
 
 

@@ -26,6 +26,7 @@ from .._threads import resolve_n_threads
 from ..exceptions import WeightsChangedError, WeightsChangedWarning
 from ._bundle import shared_bundle, weights_fingerprint
 from ._encoding import ColumnEncoding
+from ._finetune import MODES as FINE_TUNE_MODES
 from ._finetune import FineTuning, fine_tune, resolve_fine_tuning, transform_tuned
 
 __all__ = ["FINE_TUNE_CONSTRAINT", "BaseEncoder", "shared_bundle", "weights_fingerprint"]
@@ -333,7 +334,7 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
 
 
 #: the constraint of an encoder's ``fine_tune`` parameter
-FINE_TUNE_CONSTRAINT = [None, StrOptions({"top", "lora"}), FineTuning]
+FINE_TUNE_CONSTRAINT = [None, StrOptions(set(FINE_TUNE_MODES)), FineTuning]
 
 #: the constraint of an encoder's ``n_threads`` parameter (as MultimodalClassifier's)
 N_THREADS_CONSTRAINT = [None, Options(Integral, {-1}), Interval(Integral, 1, None, closed="left")]

@@ -35,6 +35,8 @@ __all__ = [
     "FineTuning", "TrunkRows", "TrunkView", "fine_tune", "fit_top", "merged_network", "resolve_fine_tuning", "transform_tuned",
 ]
 
+#: how much of the backbone trains: every weight of its last blocks, or low-rank adapters on them
+MODES = ("top", "lora")
 #: the learning rate of the backbone's trainable part when ``lr=None``, per mode
 DEFAULT_LR = {"top": 3e-4, "lora": 1e-3}
 #: the learning rate of the temporary head (warm-started from a linear probe)
@@ -100,7 +102,7 @@ class FineTuning(DocLinkMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "mode": [StrOptions({"top", "lora"})],
+        "mode": [StrOptions(set(MODES))],
         "blocks": [Interval(Integral, 1, None, closed="left")],
         "rank": [Interval(Integral, 1, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -194,17 +196,56 @@ class TrunkRows:
         return self._encoder._top_inputs([self._activations[i] for i in indices], self._bundle, self._cut)
 
 
+def padded_sequences(rows, width, device):
+    """Flat rows of ``width``-wide vectors (tokens, frames) as one zero-padded batch and its 0/1 mask."""
+    import torch
+
+    lengths = [len(row) // width for row in rows]
+    hidden = np.zeros((len(rows), max(lengths), width), dtype=np.float32)
+    mask = np.zeros((len(rows), max(lengths)), dtype=np.int64)
+    for i, (row, length) in enumerate(zip(rows, lengths)):
+        hidden[i, :length] = row.reshape(length, width)
+        mask[i, :length] = 1
+    return torch.from_numpy(hidden).to(device), torch.from_numpy(mask).to(device)
+
+
 def fine_tune(encoder, X, y, bundle, tuning):
     """Train the top of ``encoder``'s backbone on ``y``: its fitted attributes, for ``fit`` to set once it has worked."""
     from sklearn.utils.validation import check_consistent_length
 
     check_consistent_length(X, y)
-    cut = check_blocks(encoder, tuning, bundle)
-    values, labels = encoder._rows(X, bundle)
-    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)
+    cut, values, trunks = frozen_activations(encoder, X, bundle, tuning)
     check_split(encoder, values, trunks, bundle, cut)
     state, history = fit_top(encoder, trunks, y, bundle, tuning, cut)
     return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
+
+
+def frozen_activations(encoder, X, bundle, tuning):
+    """The cut point of ``tuning`` in ``encoder``'s backbone, ``X``'s rows and their activations below it.
+
+    The activations come from the cache, or are computed and cached there: every
+    later fit on these rows with the same cut (a fold, a refit, a grid-search
+    candidate) reads them instead of running the frozen blocks again.
+    """
+    cut = check_blocks(encoder, tuning, bundle)
+    values, labels = encoder._rows(X, bundle)
+    return cut, values, TrunkView(encoder, cut).activations(values, labels, bundle)
+
+
+def cache_frozen_blocks(encoder, X):
+    """Compute and cache the frozen blocks' activations of ``X``'s rows, as fine-tuning ``encoder`` would.
+
+    For a cross-validation that should run each row through the frozen blocks
+    once, before its folds; ``encoder`` itself is left unfitted.
+    """
+    from sklearn.base import clone
+
+    encoder = clone(encoder)
+    encoder._validate_params()
+    encoder._check_params()
+    tuning = resolve_fine_tuning(encoder.fine_tune)
+    X = encoder._validate_column(X, reset=True)
+    frozen_activations(encoder, X, encoder._bundle(), tuning)
 
 
 def transform_tuned(encoder, values, labels, bundle):
@@ -263,8 +304,9 @@ def check_blocks(encoder, tuning, bundle):
         raise ValueError(
             f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
             "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
-            "(the default image model) and BERT-style text models (BERT, RoBERTa, XLM-R, ELECTRA, "
-            "MiniLM); use fine_tune=None for this model."
+            "(the default image model), BERT-style text models (BERT, RoBERTa, XLM-R, ELECTRA, "
+            "MiniLM) and wav2vec2-style audio models (wav2vec2, HuBERT, data2vec-audio); use "
+            "fine_tune=None for this model."
         )
     if tuning.blocks > count:
         raise ValueError(

@@ -220,6 +220,69 @@ class TextTop(nn.Module):
         return _sentence_embedding(hidden, attention_mask, self.pooling, self.normalize)
 
 
+class _Captured(Exception):
+    """Ends a forward pass once a hook has the activations it was waiting for."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.hidden = hidden
+
+
+def hidden_states_before(layer, run):
+    """The hidden states ``layer`` receives when ``run()`` runs its model; the pass stops there.
+
+    Everything below ``layer`` (front end, positional embeddings, the padding's
+    masking, earlier layers) is the model's own code, whatever its architecture.
+    """
+
+    def capture(module, args, kwargs):
+        raise _Captured(args[0] if args else kwargs["hidden_states"])
+
+    handle = layer.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        run()
+    except _Captured as captured:
+        return captured.hidden
+    finally:
+        handle.remove()
+    raise RuntimeError("the model's forward pass never reached the layer to cut at")
+
+
+def speech_layers(network):
+    """The layers of a wav2vec2-style speech model (wav2vec2, HuBERT, data2vec-audio: ``encoder.layers``)."""
+    return network.encoder.layers
+
+
+class AudioTop(nn.Module):
+    """A trainable copy of a wav2vec2-style model's last layers, from the hidden states below them to the clip's vector.
+
+    ``hidden`` is ``(batch, frames, width)``, the input of layer ``cut``;
+    ``mask`` is 1 on each clip's own frames. Models with a stable layer norm
+    end with one after their layers; the frames are pooled as in
+    :class:`AudioFeatures` (``"mean"`` or ``"max"`` over the clip's frames).
+    """
+
+    def __init__(self, network, cut, pooling="mean"):
+        super().__init__()
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in speech_layers(network)[cut:])
+        stable = getattr(network.config, "do_stable_layer_norm", False)
+        self.norm = copy.deepcopy(network.encoder.layer_norm) if stable else nn.Identity()
+        self.pooling = pooling
+
+    def write_into(self, network, cut):
+        """Copy these weights into ``network``'s layers from ``cut`` on, and its final norm (adapters merged first)."""
+        for i, layer in enumerate(self.layers):
+            speech_layers(network)[cut + i].load_state_dict(layer.state_dict())
+        if not isinstance(self.norm, nn.Identity):
+            network.encoder.layer_norm.load_state_dict(self.norm.state_dict())
+
+    def forward(self, hidden, mask):
+        hidden = self.norm(_run_layers(self.layers, hidden, mask)).float()
+        if self.pooling == "max":
+            return hidden.masked_fill(~mask.bool()[..., None], -torch.inf).amax(1)
+        return masked_mean(hidden, mask.bool(), dim=1)
+
+
 class AudioFeatures(nn.Module):
     """One vector per clip from a transformers audio model, from its feature extractor's arrays.
 

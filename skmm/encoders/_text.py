@@ -269,16 +269,9 @@ class TextEncoder(BaseEncoder):
         return TextTop(bundle.network, cut, self.pooling, self.normalize)
 
     def _top_inputs(self, rows, bundle, cut):
-        import torch
+        from ._finetune import padded_sequences
 
-        width = bundle.dim
-        lengths = [len(row) // width for row in rows]
-        hidden = np.zeros((len(rows), max(lengths), width), dtype=np.float32)
-        mask = np.zeros((len(rows), max(lengths)), dtype=np.int64)
-        for i, (row, length) in enumerate(zip(rows, lengths)):
-            hidden[i, :length] = row.reshape(length, width)
-            mask[i, :length] = 1
-        return torch.from_numpy(hidden).to(bundle.device), torch.from_numpy(mask).to(bundle.device)
+        return padded_sequences(rows, bundle.dim, bundle.device)
 
 
 def _load_text_model(name, device):

@@ -339,7 +339,7 @@ def _export_audio(encoder, folder, stem, opset):
     """The audio model's graph, from its feature extractor's arrays to the pooled features; the extractor saved."""
     from ..encoders._graphs import AudioFeatures
 
-    bundle = encoder._load_bundle()
+    bundle = encoder._bundle()  # a fine-tuned encoder's: its network with the trained weights
     module = AudioFeatures(bundle.network, bundle.keys, encoder.pooling, bundle.window)
     graph, assets = f"{stem}.onnx", f"{stem}-extractor"
     bundle.extractor.save_pretrained(folder / assets)

@@ -69,7 +69,7 @@ def test_held_out_loss_is_never_worse_than_the_frozen_weights(tiny_text_model):
     assert kept <= history[0]["valid_loss"]
 
 
-def test_training_rows_outside_the_labels_are_not_seen(tiny_text_model):
+def test_the_frozen_blocks_run_once_per_row(tiny_text_model):
     """The frozen activations are computed once per row, in fit; transform and a refit reuse them."""
     X, y = red_or_not(60, seed=2)
     encoder = tuned(tiny_text_model, epochs=1)
@@ -280,3 +280,68 @@ def test_layers_that_do_not_run_on_their_own_are_refused_before_training(tiny_te
         patch.setattr(_finetune, "fit_top", never)
         with pytest.raises(ValueError, match="run on their own, do not give its features"):
             tuned(tiny_text_model).fit(*red_or_not(20, seed=13))
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["padded-with-mask", "equal-length-passes"])
+def tiny_speech_model(request, tmp_path_factory):
+    """A tiny wav2vec2 whose extractor gives an attention mask (stable layer norm), or none (as wav2vec2-base)."""
+    from tiny_models import save_tiny_wav2vec2
+
+    return save_tiny_wav2vec2(tmp_path_factory.mktemp("wav2vec2"), attention_mask=request.param)
+
+
+def low_then_high(n, seed):
+    """Clips of 0.4 to 0.6 s: a low tone and a high one; the label says whether the low one comes first."""
+    rng = np.random.default_rng(seed)
+    clips, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        t = np.arange(int(rng.integers(3200, 4800))) / 16000
+        low, high = np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 1200 * t)
+        wave = np.concatenate([low, high] if label else [high, low]) + rng.normal(0, 0.1, 2 * len(t))
+        clips.append((wave.astype(np.float32), 16000))
+    return clips, labels
+
+
+def tuned_speech(model):
+    from skmm import AudioEncoder
+
+    return AudioEncoder(model, fine_tune=FineTuning("top", blocks=1, epochs=4, lr=3e-3, random_state=0), verbose=0)
+
+
+def test_a_speech_model_fine_tunes_its_last_layers(tiny_speech_model):
+    from skmm import AudioEncoder
+
+    X, y = low_then_high(80, seed=0)
+    encoder = tuned_speech(tiny_speech_model).fit(X, y)
+    network = encoder._bundle().network
+    trained = list(network.encoder.layers[1].parameters())
+    if network.config.do_stable_layer_norm:  # its final norm comes after the layers: it trains with them
+        trained += list(network.encoder.layer_norm.parameters())
+    assert encoder.fine_tune_cut_ == 1
+    assert sum(w.size for w in encoder.fine_tuned_.values()) == sum(p.numel() for p in trained)
+    history = encoder.fine_tune_history_
+    assert min(record["valid_loss"] for record in history[1:]) < history[0]["valid_loss"]
+
+    again = tuned_speech(tiny_speech_model).fit(X, y)
+    for name, weights in encoder.fine_tuned_.items():
+        np.testing.assert_array_equal(weights, again.fine_tuned_[name])
+    Z = encoder.transform(X + [None])
+    assert np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
+    frozen = AudioEncoder(tiny_speech_model, verbose=0).fit(X)
+    assert not np.allclose(Z[:-1], frozen.transform(X), atol=1e-3)
+
+
+def test_a_fine_tuned_speech_model_saves_and_exports(tiny_speech_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import skmm
+    from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
+    from skmm.onnx import OnnxModel
+
+    X, y = low_then_high(40, seed=1)
+    frame = pd.DataFrame({"clip": X})
+    pipe = make_pipeline(MultimodalFusion([("clip", tuned_speech(tiny_speech_model), "clip")]),
+                         MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
+    expected = pipe.predict_proba(frame)
+    np.testing.assert_array_equal(skmm.load(skmm.save(pipe, tmp_path / "model.skmm")).predict_proba(frame), expected)
+    exported = OnnxModel(export_onnx(pipe, tmp_path / "model"))
+    np.testing.assert_allclose(exported.predict_proba(frame), expected, atol=1e-4)
