@@ -15,9 +15,8 @@ from torch import nn
 from .._torch import masked_mean
 
 __all__ = [
-    "AudioFeatures", "EfficientNetFeatures", "EfficientNetTop", "EfficientNetTrunk", "TextFeatures", "TextTop",
-    "TextTrunk",
-    "VisionFeatures", "transformer_layers",
+    "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "TextFeatures", "TextTop",
+    "VisionFeatures", "hidden_states_before", "speech_layers", "transformer_layers",
 ]
 
 
@@ -43,30 +42,38 @@ def _efficientnet_input(pixels):
     return batch.contiguous(memory_format=torch.channels_last)
 
 
-class EfficientNetTrunk(nn.Module):
-    """The frozen lower part of EfficientNet-Lite: the stem and its first ``cut`` blocks, from uint8 pixels.
+class _Captured(Exception):
+    """Ends a forward pass once a hook has the activations it was waiting for."""
 
-    It holds the network it is given (shared, never trained): what it computes is
-    cached, so that fine-tuning the blocks above ``cut`` runs only those.
+    def __init__(self, hidden):
+        super().__init__()
+        self.hidden = hidden
+
+
+def hidden_states_before(layer, run):
+    """The hidden states ``layer`` receives when ``run()`` runs its model; the pass stops there.
+
+    Everything below ``layer`` (front end, positional embeddings, the padding's
+    masking, earlier layers) is the model's own code, whatever its architecture.
     """
 
-    def __init__(self, network, cut):
-        super().__init__()
-        self.network = network
-        self.cut = cut
+    def capture(module, args, kwargs):
+        raise _Captured(args[0] if args else kwargs["hidden_states"])
 
-    def forward(self, pixels):
-        network = self.network
-        x = network._swish(network._bn0(network._conv_stem(_efficientnet_input(pixels))))
-        for block in network._blocks[: self.cut]:
-            x = block(x)
-        return x.float()
+    handle = layer.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        run()
+    except _Captured as captured:
+        return captured.hidden
+    finally:
+        handle.remove()
+    raise RuntimeError("the model's forward pass never reached the layer to cut at")
 
 
 class EfficientNetTop(nn.Module):
     """A trainable copy of EfficientNet-Lite above block ``cut``: its last blocks, head convolution, pooling.
 
-    ``EfficientNetTop(network, cut)(EfficientNetTrunk(network, cut)(pixels))`` is
+    Given the input of block ``cut`` (:func:`hidden_states_before`), it gives
     :class:`EfficientNetFeatures`'s output. Stochastic depth is left out: the
     copy keeps its batch-norm statistics and trains only its weights.
     """
@@ -176,24 +183,6 @@ def _run_layers(layers, hidden, attention_mask):
     return hidden
 
 
-class TextTrunk(nn.Module):
-    """The frozen lower part of a BERT-style text model: its embeddings and first ``cut`` layers.
-
-    It holds the network it is given (shared, never trained); the layers above
-    ``cut`` are not run. Whether this gives the model's own hidden states is checked
-    with :class:`TextTop`, against the whole model, when an encoder is fine-tuned.
-    """
-
-    def __init__(self, network, cut):
-        super().__init__()
-        self.network = network
-        self.cut = cut
-
-    def forward(self, input_ids, attention_mask):
-        hidden = self.network.embeddings(input_ids=input_ids)
-        return _run_layers(transformer_layers(self.network)[: self.cut], hidden, attention_mask)
-
-
 class TextTop(nn.Module):
     """A trainable copy of a text model's last layers, from the hidden states below them to the pooled embedding.
 
@@ -218,34 +207,6 @@ class TextTop(nn.Module):
     def forward(self, hidden, attention_mask):
         hidden = _run_layers(self.layers, hidden, attention_mask).float()
         return _sentence_embedding(hidden, attention_mask, self.pooling, self.normalize)
-
-
-class _Captured(Exception):
-    """Ends a forward pass once a hook has the activations it was waiting for."""
-
-    def __init__(self, hidden):
-        super().__init__()
-        self.hidden = hidden
-
-
-def hidden_states_before(layer, run):
-    """The hidden states ``layer`` receives when ``run()`` runs its model; the pass stops there.
-
-    Everything below ``layer`` (front end, positional embeddings, the padding's
-    masking, earlier layers) is the model's own code, whatever its architecture.
-    """
-
-    def capture(module, args, kwargs):
-        raise _Captured(args[0] if args else kwargs["hidden_states"])
-
-    handle = layer.register_forward_pre_hook(capture, with_kwargs=True)
-    try:
-        run()
-    except _Captured as captured:
-        return captured.hidden
-    finally:
-        handle.remove()
-    raise RuntimeError("the model's forward pass never reached the layer to cut at")
 
 
 def speech_layers(network):

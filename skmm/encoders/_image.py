@@ -182,10 +182,13 @@ class ImageEncoder(BaseEncoder):
     def _trunk_batch(self, items, bundle, cut):
         import torch
 
-        from ._graphs import EfficientNetTrunk
+        from ._graphs import EfficientNetFeatures, hidden_states_before
 
+        pixels = torch.from_numpy(np.stack(items)).to(bundle.device)
         with inference_context(bundle.device):
-            activations = EfficientNetTrunk(bundle.network, cut)(torch.from_numpy(np.stack(items)).to(bundle.device))
+            activations = hidden_states_before(
+                bundle.network._blocks[cut], lambda: EfficientNetFeatures(bundle.network)(pixels)
+            )
         return list(activations.float().cpu().numpy().reshape(len(items), -1))
 
     def _top_module(self, bundle, cut):

@@ -249,17 +249,16 @@ class TextEncoder(BaseEncoder):
         return None if layers is None else len(layers)
 
     def _trunk_batch(self, items, bundle, cut):
-        """Each text's hidden states after layer ``cut``, its tokens only (no padding), flattened."""
+        """Each text's hidden states at the input of layer ``cut``, its tokens only (no padding), flattened."""
         import torch
 
-        from ._graphs import TextTrunk
+        from ._graphs import hidden_states_before, transformer_layers
 
-        tokens = self._tokens(items, bundle)
+        network, tokens = bundle.network, self._tokens(items, bundle)
         mask = tokens["attention_mask"]
+        inputs = {key: torch.from_numpy(tokens[key]).to(bundle.device) for key in ("input_ids", "attention_mask")}
         with inference_context(bundle.device):
-            hidden = TextTrunk(bundle.network, cut)(
-                torch.from_numpy(tokens["input_ids"]).to(bundle.device), torch.from_numpy(mask).to(bundle.device)
-            )
+            hidden = hidden_states_before(transformer_layers(network)[cut], lambda: network(**inputs))
         hidden = hidden.float().cpu().numpy()
         return [row[: int(length)].ravel() for row, length in zip(hidden, mask.sum(1))]
 
