@@ -292,6 +292,10 @@ def audio_bundle(extractor, forward, *, name, shortest, dim=None):
     the feature extractor's preparation of a clip and the padding of a batch.
     """
     sr = int(extractor.sampling_rate)
+    shortest = max(shortest, _shortest_extractable(extractor, sr))
+    # CLAP's extractor picks chunks of a clip longer than its window at random: such a clip is cut to
+    # the window, so that its embedding is the same on every run (and in an ONNX consumer)
+    window = extractor.nb_max_samples if getattr(extractor, "truncation", None) in RANDOM_TRUNCATIONS else None
 
     def prepare(waveform):
         if waveform.size < shortest:
@@ -300,7 +304,7 @@ def audio_bundle(extractor, forward, *, name, shortest, dim=None):
                 f"({1000 * shortest / sr:g} ms at {sr} Hz) that {name!r} needs for one frame; "
                 "pad it with silence or drop it"
             )
-        features = extractor(waveform, sampling_rate=sr, return_tensors="np")
+        features = extractor(waveform[:window], sampling_rate=sr, return_tensors="np")
         return {key: np.asarray(value)[0] for key, value in features.items()}
 
     def batch_of(items):
@@ -318,9 +322,37 @@ def audio_bundle(extractor, forward, *, name, shortest, dim=None):
 
     probe = prepare(np.zeros(sr, dtype=np.float32))
     bundle = SimpleNamespace(sr=sr, pads="attention_mask" in probe, keys=list(probe), shortest=shortest,
+                             random_window=window,
                              extractor=extractor, prepare=prepare, batch_of=batch_of, encode=encode)
     bundle.dim = dim or encode([(probe, sr)], "mean").shape[1]
     return bundle
+
+
+#: the truncations of CLAP's feature extractor that choose a long clip's chunks at random
+RANDOM_TRUNCATIONS = ("fusion", "rand_trunc")
+
+
+def _shortest_extractable(extractor, sr):
+    """Fewest samples (up to one second) the feature extractor turns into features.
+
+    1 for the extractors that pad any clip; AST's filterbank needs 15 ms of sound
+    and fails inside the extractor on less.
+    """
+
+    def extracts(n_samples):
+        try:
+            extractor(np.zeros(n_samples, dtype=np.float32), sampling_rate=sr, return_tensors="np")
+        except (ValueError, RuntimeError, IndexError):
+            return False
+        return True
+
+    if extracts(1) or not extracts(sr):
+        return 1
+    low, high = 1, sr  # low fails, high works
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if extracts(middle) else (middle, high)
+    return high
 
 
 def _shortest_clip(body):

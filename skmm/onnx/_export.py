@@ -374,6 +374,9 @@ def _audio_preprocessing(bundle, assets, module, timed):
         f"a clip of fewer than min_samples ({bundle.shortest}) samples is an error (too short for one frame)",
         f"the feature extractor saved in {assets}/ (transformers' AutoFeatureExtractor) on each clip",
     ]
+    if bundle.random_window:
+        steps.insert(2, f"a clip longer than {bundle.random_window} samples is cut to its first "
+                        f"{bundle.random_window} (the extractor would pick chunks of it at random)")
     if bundle.pads:
         steps.append("a batch padded to its longest clip by the extractor's pad (attention_mask 0 on the padding)")
     elif timed:

@@ -533,3 +533,29 @@ def test_cuda_matches_cpu(tiny_model):
     np.testing.assert_allclose(gpu, reference, rtol=1e-4, atol=1e-3)  # GPU FFT and TF32 round-off
     Z = AudioEncoder(tiny_model, device="cuda", cache=None, verbose=0).fit_transform(clips[:3])
     assert Z.shape == (3, 32) and np.isfinite(Z).all()
+
+
+def test_a_clip_too_short_for_the_feature_extractor_is_refused_by_name(tmp_path):
+    """AST's filterbank needs 15 ms of sound: a shorter clip is a bad row, not a numpy error."""
+    from tiny_models import save_tiny_ast
+
+    encoder = AudioEncoder(save_tiny_ast(tmp_path / "ast"), cache=None, verbose=0)
+    with pytest.raises(InputError, match=r"row 1, .*clip of 100 samples is shorter than the \d+ samples"):
+        encoder.fit_transform([(tone(), SR), (tone()[:100], SR)])
+    shortest = encoder._bundle().shortest
+    assert shortest == 240  # 15 ms at 16 kHz
+    Z = encoder.fit_transform([(tone()[:shortest], SR)])
+    assert np.isfinite(Z).all()
+
+
+def test_a_clip_longer_than_clap_s_window_has_one_embedding(tmp_path):
+    """CLAP's extractor would pick a long clip's chunks at random: the clip is cut to the window instead."""
+    from tiny_models import save_tiny_clap
+
+    encoder = AudioEncoder(save_tiny_clap(tmp_path / "clap"), cache=None, verbose=0)
+    long_clip = (tone(3.0, seed=1), SR)  # three times the tiny model's 1 s window
+    first = encoder.fit_transform([long_clip])
+    for seed in range(3):
+        np.random.seed(seed)  # the global state the extractor draws from
+        np.testing.assert_array_equal(encoder.transform([long_clip]), first)
+    np.testing.assert_allclose(first, encoder.transform([(long_clip[0][:SR], SR)]), rtol=1e-5, atol=1e-6)
