@@ -1,10 +1,10 @@
 """Frozen encoders against fine-tuned ones, on the real datasets of the suite.
 
-    python benchmarks/bench_finetune.py [--only debian,openclipart] [--modes frozen,top,lora] [--cv 3]
+    python benchmarks/bench_finetune.py [--only debian,openclipart,emoji] [--modes frozen,top,lora] [--cv 5]
 
 Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_suite.py``). The whole
 pipeline a user writes -- ``MultimodalFusion`` of skmm's default encoders on every column, then
-``MultimodalClassifier()`` -- is cross-validated on ``--cv`` stratified folds (3 by default), once with frozen encoders
+``MultimodalClassifier()`` -- is cross-validated on ``--cv`` stratified folds (5 by default, as the suite), once with frozen encoders
 and once per fine-tuning mode, where every image and text encoder gets ``fine_tune=`` (the top
 block(s) of its backbone train on the labels of the training folds, inside each fold). Reported per
 dataset and mode: accuracy, macro-F1 and the mean fit time of one fold (on this machine's CPUs).
@@ -137,7 +137,7 @@ def main():
     parser.add_argument("--data-dir", default=os.path.expanduser("~/.cache/skmm-bench/data"))
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench"), help="embedding cache")
     parser.add_argument("--results", default=os.path.expanduser("~/.cache/skmm-bench/results"))
-    parser.add_argument("--cv", type=int, default=3)
+    parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--features", metavar="DIR", help="also keep each fold's fused features there")
     parser.add_argument("--no-speedup", action="store_true", help="skip the epoch speed-up measurement")
