@@ -642,6 +642,23 @@ def test_fit_fine_tunes_the_chosen_columns_and_runs_their_frozen_blocks_once(tin
         assert message in capsys.readouterr().err
 
 
+def test_an_audio_column_given_a_model_gets_a_pretrained_encoder_that_can_fine_tune(tmp_path, capsys):
+    """AudioMFCC has no model: --model audio=... gives the column an AudioEncoder, which --fine-tune trains."""
+    from tiny_models import save_tiny_wav2vec2
+
+    from skmm import AudioEncoder
+
+    write_dataset(tmp_path / "data")[["voice", "label"]].to_csv(tmp_path / "data" / "voices.csv", index=False)
+    speech_model = save_tiny_wav2vec2(tmp_path / "wav2vec2", attention_mask=True)
+    model = tmp_path / "m.skmm"
+    assert main(["fit", str(tmp_path / "data" / "voices.csv"), "--target", "label", "--max-epochs", "2",
+                 "--model", f"audio={speech_model}", "--fine-tune", "voice=top", "--out", str(model)]) == 0
+    encoder = skmm.load(model).named_steps["fusion"].named_transformers_["voice"]
+    assert isinstance(encoder, AudioEncoder) and encoder.model == str(speech_model)
+    assert encoder.fine_tune == "top" and hasattr(encoder, "fine_tuned_")
+    capsys.readouterr()
+
+
 def test_help_states_the_classifier_s_own_defaults(capsys):
     from skmm import MultimodalClassifier
 

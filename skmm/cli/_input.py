@@ -122,17 +122,24 @@ def _parse_fine_tuning(items):
 
 
 def _set_per_column(fusion, kinds, values, option, parameter):
-    """Set ``parameter`` of each encoder to what ``--OPTION`` gives its column (first) or its kind."""
+    """Set ``parameter`` of each encoder to what ``--OPTION`` gives its column (first) or its kind.
+
+    An audio column's ``AudioMFCC`` has no model to choose or fine-tune: asked for one, the column
+    gets an ``AudioEncoder`` (a pretrained audio model) with the same row settings instead.
+    """
     used = set()
-    for _, transformer, columns in fusion.transformers:
+    for name, transformer, columns in fusion.transformers:
         names = [columns] if isinstance(columns, str) else list(columns)
         for key in [*names, *{kinds.get(name) for name in names}]:
             if key in values:
                 if parameter not in transformer.get_params(deep=False):
-                    raise CLIError(
-                        f"--{option} {key}={values[key]}: the {type(transformer).__name__} of column(s) "
-                        f"{names} takes no {parameter} (give --override COLUMN=KIND for another encoder)."
-                    )
+                    transformer = _with_a_model(transformer)
+                    if transformer is None:
+                        raise CLIError(
+                            f"--{option} {key}={values[key]}: the encoder of column(s) {names} takes no "
+                            f"{parameter} (give --override COLUMN=KIND for another encoder)."
+                        )
+                    fusion.set_params(**{name: transformer})
                 transformer.set_params(**{parameter: values[key]})
                 used.add(key)
                 break
@@ -143,6 +150,16 @@ def _set_per_column(fusion, kinds, values, option, parameter):
             f"of one; the columns and kinds are {kinds}."
         )
     return fusion
+
+
+def _with_a_model(encoder):
+    """An ``AudioEncoder`` in place of an ``AudioMFCC``, with its row settings; None for any other encoder."""
+    from ..encoders import AudioEncoder, AudioMFCC
+
+    if not isinstance(encoder, AudioMFCC):
+        return None
+    return AudioEncoder(max_duration=encoder.max_duration, cache=encoder.cache, on_error=encoder.on_error,
+                        verbose=encoder.verbose)
 
 
 def _print_kinds(kinds, target, stream):
