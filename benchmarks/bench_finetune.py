@@ -74,8 +74,8 @@ def cross_validate(source, mode, frame, y, args):
     folds = StratifiedKFold(args.cv, shuffle=True, random_state=0).split(frame, y)
     for number, (train, test) in enumerate(folds):
         path = folder / f"{source}-{mode}-{args.cv}-{number}.json"
-        kept = args.features is None or (Path(args.features) / path.with_suffix(".npz").name).exists()
-        if path.exists() and kept and not args.fresh:
+        features = None if args.features is None else Path(args.features) / path.with_suffix(".npz").name
+        if path.exists() and (features is None or features.exists()) and not args.fresh:
             done = json.loads(path.read_text())
         else:
             model = pipeline(source, mode, args.cache)
@@ -83,8 +83,8 @@ def cross_validate(source, mode, frame, y, args):
             model.fit(frame.iloc[train], y[train])
             fit_seconds = time.perf_counter() - start
             done = {"predicted": model.predict(frame.iloc[test]).tolist(), "seconds": fit_seconds}
-            if args.features:
-                keep_features(model, frame, train, test, Path(args.features) / path.with_suffix(".npz").name)
+            if features is not None:
+                keep_features(model, frame, train, test, features)
             path.write_text(json.dumps(done))
             print(f"  {source} {mode} fold {number}: fit {fit_seconds:.0f} s", file=sys.stderr, flush=True)
         predicted[test] = done["predicted"]

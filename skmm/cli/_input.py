@@ -90,14 +90,15 @@ def _parse_overrides(items):
     return overrides
 
 
-def _parse_per_column(items, option, value_name, check, examples):
+def _parse_per_column(items, option, value_name, examples, check=None):
     """``--OPTION KEY=VALUE`` items as ``{key: value}``; KEY is a kind or a column, ``check`` refuses a value."""
     values = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise CLIError(f"--{option} {item!r}: expected KIND={value_name} or COLUMN={value_name}, e.g. {examples}.")
-        check(item, value)
+        if check is not None:
+            check(item, value)
         values[key] = value
     return values
 
@@ -105,7 +106,7 @@ def _parse_per_column(items, option, value_name, check, examples):
 def _parse_models(items):
     """``--model KEY=MODEL`` items as ``{key: model}``."""
     return _parse_per_column(
-        items, "model", "MODEL", lambda item, value: None,
+        items, "model", "MODEL",
         "--model text=intfloat/multilingual-e5-small or --model photo=google/vit-base-patch16-224",
     )
 
@@ -118,7 +119,7 @@ def _parse_fine_tuning(items):
         if mode not in MODES:
             raise CLIError(f"--fine-tune {item!r}: expected a mode among {', '.join(MODES)}, found {mode!r}.")
 
-    return _parse_per_column(items, "fine-tune", "MODE", check, "--fine-tune text=top or --fine-tune photo=lora")
+    return _parse_per_column(items, "fine-tune", "MODE", "--fine-tune text=top or --fine-tune photo=lora", check)
 
 
 def _set_per_column(fusion, kinds, values, option, parameter):
