@@ -39,6 +39,42 @@ def save_tiny_vit(folder, seed=0):
     return str(folder)
 
 
+def save_tiny_vision(folder, kind):
+    """A tiny transformers vision model on 32 px images and its PIL processor, saved to ``folder``; returns its path.
+
+    ``kind``: ``"dinov2"`` and ``"clip"`` (2 transformer layers; CLIP with its text tower),
+    ``"convnext"`` (4 stages), ``"swin"`` (2 stages that downsample).
+    """
+    import torch
+    import transformers as hf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    layers = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    square = {"height": 32, "width": 32}
+    if kind == "dinov2":
+        model = hf.Dinov2Model(hf.Dinov2Config(image_size=32, patch_size=8, mlp_ratio=2, **layers))
+        processor = hf.ViTImageProcessorPil(size=square)
+    elif kind == "clip":
+        text = {**layers, "num_hidden_layers": 1, "vocab_size": 100, "bos_token_id": 0, "eos_token_id": 1}
+        model = hf.CLIPModel(hf.CLIPConfig(text_config=text, vision_config={"image_size": 32, "patch_size": 8, **layers},
+                                           projection_dim=16))
+        processor = hf.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size=square)
+    elif kind == "convnext":
+        model = hf.ConvNextModel(hf.ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 2, 1], image_size=32))
+        processor = hf.ConvNextImageProcessorPil(size={"shortest_edge": 32}, crop_pct=1.0)
+    elif kind == "swin":
+        model = hf.SwinModel(hf.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+                                           window_size=4))
+        processor = hf.ViTImageProcessorPil(size=square)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
 def save_tiny_wav2vec2(folder, *, attention_mask):
     """A 2-layer, 32-wide wav2vec2 and its feature extractor, saved to ``folder``; returns its path.
 

@@ -66,8 +66,10 @@ class FineTuning(DocLinkMixin, BaseEstimator):
         fewer weights to train and to store.
     blocks : int, default=2
         How many blocks at the top of the backbone train (transformer layers of
-        a text model; MBConv blocks of EfficientNet-Lite, whose head
-        convolution always trains with them). The blocks below are frozen, and
+        a text, speech or vision transformer model; MBConv blocks of
+        EfficientNet-Lite, whose head convolution always trains with them;
+        stages of ConvNeXt or ResNet). What follows the last block (a final
+        norm, a pooler, CLIP's projection) trains with them. The blocks below are frozen, and
         their output is computed once per row and cached.
     rank : int, default=8
         Rank of the LoRA adapters (``mode="lora"``).
@@ -285,16 +287,20 @@ def check_split(encoder, values, trunks, bundle, cut):
         return
     items = [encoder._decode(encoder._read(values[i])[1], bundle) for i in positions]
     whole = np.asarray(encoder._encode_batch(items, bundle), dtype=np.float32)
-    top = build_top(encoder, bundle, FineTuning("top"), cut, seed=0)
-    with torch.no_grad():
-        split = top(*encoder._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
+    refusal = (
+        f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model, run on "
+        "their own, do not give its features (its layers need more than the output of the layer "
+        "below them), so skmm cannot fine-tune them; use fine_tune=None for this model."
+    )
+    try:
+        top = build_top(encoder, bundle, FineTuning("top"), cut, seed=0)
+        with torch.no_grad():
+            split = top(*encoder._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
+    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as exc:  # shapes the split breaks
+        raise ValueError(refusal) from exc
     tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
-    if not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
-        raise ValueError(
-            f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model, run on "
-            "their own, do not give its features (its layers are not BERT-style), so skmm cannot "
-            "fine-tune them; use fine_tune=None for this model."
-        )
+    if split.shape != whole.shape or not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
+        raise ValueError(refusal)
 
 
 def check_blocks(encoder, tuning, bundle):
@@ -304,9 +310,10 @@ def check_blocks(encoder, tuning, bundle):
         raise ValueError(
             f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
             "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
-            "(the default image model), BERT-style text models (BERT, RoBERTa, XLM-R, ELECTRA, "
-            "MiniLM) and wav2vec2-style audio models (wav2vec2, HuBERT, data2vec-audio); use "
-            "fine_tune=None for this model."
+            "(the default image model), transformers vision models whose layers or stages are in "
+            "sequence (ViT, DeiT, DINOv2, CLIP, SigLIP, ConvNeXt, ResNet), BERT-style text models "
+            "(BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) and wav2vec2-style audio models (wav2vec2, "
+            "HuBERT, data2vec-audio); use fine_tune=None for this model."
         )
     if tuning.blocks > count:
         raise ValueError(
@@ -319,15 +326,18 @@ def check_blocks(encoder, tuning, bundle):
 def build_top(encoder, bundle, tuning, cut, *, seed):
     """The trainable part above ``cut`` (a fresh copy), with LoRA adapters for ``mode="lora"``."""
     top = encoder._top_module(bundle, cut)
+    frozen = set(getattr(top, "frozen", ()))  # parameters the cached activations never reach
     if tuning.mode == "lora":
-        top = _with_adapters(top, tuning.rank, seed)
+        top = _with_adapters(top, tuning.rank, seed, frozen)
     else:
-        top.requires_grad_(True)
+        for name, parameter in top.named_parameters():
+            parameter.requires_grad_(name not in frozen)
     return top.to(bundle.device).eval()  # eval: dropout off, batch-norm statistics kept
 
 
-def _with_adapters(top, rank, seed):
-    """``top`` with LoRA adapters on its linear and 1×1 convolution layers; only the adapters train."""
+def _with_adapters(top, rank, seed, frozen=()):
+    """``top`` with LoRA adapters on its linear and 1×1 convolution layers (not those whose weight is in
+    ``frozen``); only the adapters train."""
     import torch
     from torch import nn
 
@@ -341,8 +351,9 @@ def _with_adapters(top, rank, seed):
     targets = [
         name
         for name, module in top.named_modules()
-        if isinstance(module, nn.Linear)
-        or (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1)
+        if (isinstance(module, nn.Linear)
+            or (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1))
+        and f"{name}.weight" not in frozen
     ]
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets)
     with torch.random.fork_rng(devices=[]):

@@ -8,6 +8,7 @@ imports torch: the encoders import it only when they load a model.
 """
 
 import copy
+import threading
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from .._torch import masked_mean
 
 __all__ = [
     "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "TextFeatures", "TextTop",
-    "VisionFeatures", "hidden_states_before", "speech_layers", "transformer_layers",
+    "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers", "vision_layers",
 ]
 
 
@@ -55,10 +56,14 @@ def hidden_states_before(layer, run):
 
     Everything below ``layer`` (front end, positional embeddings, the padding's
     masking, earlier layers) is the model's own code, whatever its architecture.
+    Only this thread's pass stops: another thread running the same model (an
+    encoder sharing it) goes through.
     """
+    thread = threading.get_ident()
 
     def capture(module, args, kwargs):
-        raise _Captured(args[0] if args else kwargs["hidden_states"])
+        if threading.get_ident() == thread:
+            raise _Captured(args[0] if args else kwargs["hidden_states"])
 
     handle = layer.register_forward_pre_hook(capture, with_kwargs=True)
     try:
@@ -113,6 +118,98 @@ class VisionFeatures(nn.Module):
         else:
             output = self.network(pixel_values=pixel_values)
         return _pool(output).float()
+
+
+def vision_layers(network):
+    """The path of a transformers vision model's blocks, or None: the layers of a vision transformer, the stages of ConvNeXt.
+
+    The ``nn.ModuleList`` that holds most of the weights, outside a text tower
+    (CLIP's ``text_model``): ViT's, DINOv2's or CLIP's transformer layers, the
+    stages of ConvNeXt or ResNet.
+    """
+    lists = [
+        (sum(p.numel() for p in module.parameters()), name)
+        for name, module in network.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) and "text" not in name
+    ]
+    return max(lists)[1] if lists else None
+
+
+class VisionTop(nn.Module):
+    """A trainable copy of a transformers vision model above layer ``cut``, from that layer's input to the image's vector.
+
+    The copy is the model itself with its layers below ``cut`` left out (and a
+    text tower, which the image path never runs): its forward pass runs on
+    blank pixels of ``pixel_shape``, and the first kept layer gets the given
+    hidden states in place of what the embeddings made of them. So every
+    module past the layers (final norm, pooler, projection) is the model's own
+    code, whatever the architecture. ``frozen`` names the parameters the given
+    hidden states never reach (the embeddings): they do not train.
+    """
+
+    def __init__(self, network, cut, pixel_shape):
+        super().__init__()
+        path = vision_layers(network)
+        layers = network.get_submodule(path)
+        kept = nn.ModuleList(copy.deepcopy(layer) for layer in layers[cut:])
+        memo = {id(layers): kept}
+        memo.update({id(child): None for name, child in network.named_children() if "text" in name})
+        self.features = VisionFeatures(copy.deepcopy(network, memo))
+        self.path, self.pixel_shape = path, tuple(pixel_shape)
+        self._given = {}  # thread -> the hidden states its forward pass was given
+        kept[0].register_forward_pre_hook(self._give, with_kwargs=True)
+        blank = self._blank(next(network.parameters()), 1)
+        with torch.no_grad():
+            hidden = hidden_states_before(layers[cut], lambda: VisionFeatures(network)(blank))
+        self.frozen = self._unreached(hidden)
+
+    def _give(self, module, args, kwargs):
+        hidden = self._given.get(threading.get_ident())
+        if hidden is None:  # no hidden states given: the model's own
+            return None
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    def _blank(self, like, rows):
+        return like.new_zeros(()).expand(rows, *self.pixel_shape)
+
+    def _unreached(self, hidden):
+        """Names of the parameters that get no gradient from ``hidden``, the input of the first kept layer."""
+        parameters = dict(self.named_parameters())
+        before = {name: p.requires_grad for name, p in parameters.items()}
+        self.requires_grad_(True)
+        with torch.enable_grad():
+            self(hidden).sum().backward()
+        unreached = tuple(name for name, p in parameters.items() if p.grad is None)
+        for name, p in parameters.items():
+            p.grad = None
+            p.requires_grad_(before[name])
+        return unreached
+
+    def write_into(self, network, cut):
+        """Copy the trained weights into ``network``: its layers from ``cut`` on, and every module past them."""
+        kept = len(self.features.network.get_submodule(self.path))
+        frozen = set(self.frozen)
+        renamed = {f"{self.path}.{i}.": f"{self.path}.{cut + i}." for i in range(kept)}
+        state = {}
+        for name, value in self.features.network.state_dict().items():
+            if f"features.network.{name}" in frozen:
+                continue
+            for old, new in renamed.items():
+                if name.startswith(old):
+                    name = new + name[len(old):]
+                    break
+            state[name] = value
+        network.load_state_dict(state, strict=False)
+
+    def forward(self, hidden):
+        thread = threading.get_ident()
+        self._given[thread] = hidden
+        try:
+            return self.features(self._blank(hidden, len(hidden)))
+        finally:
+            del self._given[thread]
 
 
 def _pool(output):

@@ -41,7 +41,9 @@ class ImageEncoder(BaseEncoder):
         top blocks of the backbone on the labels (all their weights with
         ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
         the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
-        for the default EfficientNet-Lite0.
+        for the default EfficientNet-Lite0 and for transformers models whose
+        blocks run in sequence: the layers of ViT, DeiT, DINOv2, CLIP or SigLIP,
+        the stages of ConvNeXt or ResNet.
     image_size : int, default=None
         Side of the square crop fed to the model. None uses the model's own
         (224 for EfficientNet-Lite0, the processor's setting otherwise); only
@@ -172,37 +174,79 @@ class ImageEncoder(BaseEncoder):
     def _encode_batch(self, items, bundle):
         return bundle.encode(items)
 
-    # ------------------------------------------------------------------ fine-tuning (EfficientNet-Lite)
+    # ------------------------------------------------------------------ fine-tuning
 
     def _n_blocks(self, bundle):
-        if str(self.model) != DEFAULT_IMAGE_MODEL:  # transformers vision models: not split yet
-            return None
-        return len(bundle.network._blocks)
+        blocks = _blocks(bundle)
+        return None if blocks is None else len(blocks)
 
     def _trunk_batch(self, items, bundle, cut):
-        import torch
+        from ._graphs import hidden_states_before
 
-        from ._graphs import EfficientNetFeatures, hidden_states_before
-
-        pixels = torch.from_numpy(np.stack(items)).to(bundle.device)
+        pixels = _pixel_batch(items).to(bundle.device)
         with inference_context(bundle.device):
-            activations = hidden_states_before(
-                bundle.network._blocks[cut], lambda: EfficientNetFeatures(bundle.network)(pixels)
-            )
+            activations = hidden_states_before(_blocks(bundle)[cut], lambda: bundle.graph(pixels))
         return list(activations.float().cpu().numpy().reshape(len(items), -1))
 
     def _top_module(self, bundle, cut):
-        from ._graphs import EfficientNetTop
+        from ._graphs import EfficientNetTop, VisionTop
 
-        return EfficientNetTop(bundle.network, cut)
+        if _is_efficientnet(bundle):
+            return EfficientNetTop(bundle.network, cut)
+        return VisionTop(bundle.network, cut, bundle.pixel_shape)
 
     def _top_inputs(self, rows, bundle, cut):
         import torch
 
-        channels = bundle.network._blocks[cut]._block_args.input_filters
-        side = int(round((len(rows[0]) / channels) ** 0.5))
-        batch = torch.from_numpy(np.stack(rows).reshape(len(rows), channels, side, side))
+        batch = torch.from_numpy(np.stack(rows))
+        if _is_efficientnet(bundle):  # feature maps (channels, side, side)
+            channels = bundle.network._blocks[cut]._block_args.input_filters
+            side = int(round((len(rows[0]) / channels) ** 0.5))
+            batch = batch.reshape(len(rows), channels, side, side)
+        else:
+            batch = batch.reshape(len(rows), *_trunk_shape(bundle, cut))
         return (batch.to(bundle.device),)
+
+
+def _is_efficientnet(bundle):
+    return getattr(bundle, "processor", None) is None
+
+
+def _blocks(bundle):
+    """The blocks fine-tuning counts: EfficientNet-Lite's MBConv blocks, a vision transformer's layers; or None."""
+    from ._graphs import vision_layers
+
+    if _is_efficientnet(bundle):
+        return bundle.network._blocks
+    path = vision_layers(bundle.network)
+    return None if path is None else bundle.network.get_submodule(path)
+
+
+def _trunk_shape(bundle, cut):
+    """The shape of one image's activations below block ``cut`` of a transformers model (tokens, or a feature map).
+
+    Its processor makes every image the same size: the shape is found once per
+    model and cut, on a blank image.
+    """
+    import torch
+
+    from ._graphs import hidden_states_before
+
+    shapes = vars(bundle).setdefault("trunk_shapes", {})
+    if cut not in shapes:
+        blank = torch.zeros(1, *bundle.pixel_shape, device=bundle.device)
+        with inference_context(bundle.device):
+            shapes[cut] = tuple(hidden_states_before(_blocks(bundle)[cut], lambda: bundle.graph(blank)).shape[1:])
+    return shapes[cut]
+
+
+def _pixel_batch(items):
+    """The decoded images of a batch as one tensor: uint8 pixels (EfficientNet), a processor's ``pixel_values``."""
+    import torch
+
+    if isinstance(items[0], torch.Tensor):
+        return torch.stack(items)
+    return torch.from_numpy(np.stack(items))
 
 
 def _center_crop_array(image, size):
@@ -249,7 +293,7 @@ def _load_efficientnet(device):
 
     def encode(items):
         with inference_context(device):
-            features = graph(torch.from_numpy(np.stack(items)).to(device))
+            features = graph(_pixel_batch(items).to(device))
         return features.float().cpu().numpy()
 
     return SimpleNamespace(
@@ -283,7 +327,7 @@ def _load_transformers(name, device):
 
     def encode(items):
         with inference_context(device):
-            features = graph(torch.stack(items).to(device))
+            features = graph(_pixel_batch(items).to(device))
         return features.float().cpu().numpy()
 
     from PIL import Image
@@ -295,7 +339,9 @@ def _load_transformers(name, device):
         dim=dim,
         image_size=None,
         fingerprint=weights_fingerprint(network),
+        network=network,
         processor=processor,
+        pixel_shape=tuple(probe.shape),
         preprocess=preprocess,
         graph=graph,
         encode=encode,

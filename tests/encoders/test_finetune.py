@@ -125,10 +125,12 @@ def test_an_unknown_mode_names_the_choices():
         TextEncoder(fine_tune="full", verbose=0).fit(["a", "b"], [0, 1])
 
 
-def test_an_architecture_without_known_blocks_is_refused(tiny_image_model):
-    images = [np.zeros((32, 32, 3), dtype=np.uint8)] * 4
+def test_an_architecture_without_known_blocks_is_refused(tiny_whisper_model):
+    from skmm import AudioEncoder
+
+    clips = [(np.zeros(8000, dtype=np.float32), 16000)] * 4
     with pytest.raises(ValueError, match="cannot be fine-tuned: skmm does not know where the blocks"):
-        ImageEncoder(tiny_image_model, fine_tune="top", verbose=0).fit(images, [0, 1, 0, 1])
+        AudioEncoder(tiny_whisper_model, fine_tune="top", verbose=0).fit(clips, [0, 1, 0, 1])
 
 
 def test_missing_rows_are_missing_and_do_not_train(tiny_text_model):
@@ -345,3 +347,131 @@ def test_a_fine_tuned_speech_model_saves_and_exports(tiny_speech_model, tmp_path
     np.testing.assert_array_equal(skmm.load(skmm.save(pipe, tmp_path / "model.skmm")).predict_proba(frame), expected)
     exported = OnnxModel(export_onnx(pipe, tmp_path / "model"))
     np.testing.assert_allclose(exported.predict_proba(frame), expected, atol=1e-4)
+
+
+#: the tiny vision models: where their blocks are (transformers has moved ViT's), and the modules past
+#: the blocks (they train with the last block)
+VISION_MODELS = {
+    "vit": (("layers", "encoder.layer"), ("layernorm", "pooler")),
+    "dinov2": (("encoder.layer",), ("layernorm",)),
+    "clip": (("vision_model.encoder.layers", "vision_model.vision_model.encoder.layers"),
+             ("post_layernorm", "visual_projection")),
+    "convnext": (("encoder.stages",), ("layernorm",)),
+}
+
+
+@pytest.fixture(scope="module", params=list(VISION_MODELS))
+def tiny_vision_model(request, tmp_path_factory):
+    from tiny_models import save_tiny_vision, save_tiny_vit
+
+    folder = tmp_path_factory.mktemp(request.param)
+    model = save_tiny_vit(folder) if request.param == "vit" else save_tiny_vision(folder, request.param)
+    return request.param, model
+
+
+def colour_square(n, seed):
+    """32 px noise with a saturated square in one corner; the label says whether it is red or blue."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        image = rng.integers(0, 200, (32, 32, 3), dtype=np.uint8)
+        row, column = divmod(int(rng.integers(4)), 2)
+        image[16 * row : 16 * row + 16, 16 * column : 16 * column + 16, 0 if label else 2] = 255
+        images.append(image)
+    return images, labels
+
+
+def tuned_vision(model, mode="top", **params):
+    if mode == "lora":
+        pytest.importorskip("peft")
+    settings = {"blocks": 1, "epochs": 3, "lr": 3e-4, "random_state": 0, **params}
+    return ImageEncoder(model, fine_tune=FineTuning(mode, **settings), n_threads=1, verbose=0, cache="memory")
+
+
+def test_a_vision_model_fine_tunes_its_last_block_and_what_follows_it(tiny_vision_model):
+    """ViT-style layers or ConvNeXt stages: the last one trains, with the final norm, pooler, projection."""
+    kind, model = tiny_vision_model
+    X, y = colour_square(80, seed=0)
+    encoder = tuned_vision(model, epochs=2, validation_fraction=0).fit(X, y)
+    network = encoder._bundle().network
+    paths, after = VISION_MODELS[kind]
+    modules = dict(network.named_modules())
+    blocks = next(modules[path] for path in paths if path in modules)
+    trained = list(blocks[-1].parameters())
+    for name in after:
+        path = min((path for path in modules if path == name or path.endswith("." + name)), key=len)
+        trained += list(modules[path].parameters())
+    assert encoder.fine_tune_cut_ == len(blocks) - 1
+    assert sum(w.size for w in encoder.fine_tuned_.values()) == sum(p.numel() for p in trained)
+    assert not any("embeddings" in name or "text" in name for name in encoder.fine_tuned_)
+
+    again = tuned_vision(model, epochs=2, validation_fraction=0).fit(X, y)
+    for name, weights in encoder.fine_tuned_.items():
+        np.testing.assert_array_equal(weights, again.fine_tuned_[name])
+    Z = encoder.transform(X + [None])
+    assert np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
+    frozen = ImageEncoder(model, verbose=0).fit(X)
+    assert not np.allclose(Z[:-1], frozen.transform(X), atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["top", "lora"])
+def test_a_fine_tuned_vision_model_saves_and_exports(tiny_vision_model, mode, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import skmm
+    from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
+    from skmm.onnx import OnnxModel
+
+    X, y = colour_square(40, seed=1)
+    frame = pd.DataFrame({"picture": X})
+    encoder = tuned_vision(tiny_vision_model[1], mode, epochs=2, validation_fraction=0)
+    pipe = make_pipeline(MultimodalFusion([("picture", encoder, "picture")]),
+                         MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
+    expected = pipe.predict_proba(frame)
+    np.testing.assert_array_equal(skmm.load(skmm.save(pipe, tmp_path / "model.skmm")).predict_proba(frame), expected)
+    np.testing.assert_allclose(OnnxModel(export_onnx(pipe, tmp_path / "onnx")).predict_proba(frame), expected,
+                               atol=1e-4)
+
+
+def test_a_convolutional_model_learns_what_its_frozen_features_miss(tmp_path):
+    from tiny_models import save_tiny_vision
+
+    encoder = tuned_vision(save_tiny_vision(tmp_path, "convnext"), epochs=4, lr=1e-3).fit(*colour_square(100, seed=2))
+    history = encoder.fine_tune_history_
+    assert min(record["valid_loss"] for record in history[1:]) < history[0]["valid_loss"]
+
+
+def test_vision_stages_that_need_more_than_the_stage_below_are_refused(tmp_path):
+    """Swin's stages take the image's dimensions from the encoder's loop: run from the cut, they break."""
+    from skmm.encoders import _finetune
+    from tiny_models import save_tiny_vision
+
+    def never(*args):
+        raise AssertionError("trained a split that does not compute the model's features")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_finetune, "fit_top", never)
+        with pytest.raises(ValueError, match="run on their own, do not give its features"):
+            tuned_vision(save_tiny_vision(tmp_path, "swin")).fit(*colour_square(20, seed=3))
+
+
+def test_computing_the_frozen_blocks_stops_only_its_own_thread():
+    """Encoders share a model: while one computes its frozen blocks, another thread's whole pass goes through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from skmm.encoders._graphs import hidden_states_before
+
+    torch.manual_seed(0)
+    network, x = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)), torch.ones(1, 3)
+    others = []
+
+    def run():
+        with ThreadPoolExecutor(1) as pool:
+            others.append(pool.submit(network, x).result())  # a frozen encoder's pass, in a fusion's thread
+        network(x)
+
+    with torch.no_grad():
+        hidden = hidden_states_before(network[1], run)
+        torch.testing.assert_close(hidden, network[0](x))
+        torch.testing.assert_close(others[0], network(x))
