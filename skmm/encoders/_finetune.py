@@ -45,6 +45,8 @@ HEAD_LR = 1e-3
 PROBE_ROWS_PER_PENALTY = 8.0
 #: epochs without a better held-out loss before training stops
 PATIENCE = 3
+#: the first rows of ``X``, two of which run whole and split to check the split before training
+SPLIT_CHECK_ROWS = 8
 #: encoder -> (bundle, its tuned top): built once, never pickled with the encoder
 _TOPS = weakref.WeakKeyDictionary()
 
@@ -216,8 +218,7 @@ def fine_tune(encoder, X, y, bundle, tuning):
     from sklearn.utils.validation import check_consistent_length
 
     check_consistent_length(X, y)
-    cut, values, trunks = frozen_activations(encoder, X, bundle, tuning)
-    check_split(encoder, values, trunks, bundle, cut)
+    cut, _, trunks = frozen_activations(encoder, X, bundle, tuning)
     state, history = fit_top(encoder, trunks, y, bundle, tuning, cut)
     return {"fine_tuned_": state, "fine_tune_cut_": cut, "fine_tune_history_": history}
 
@@ -227,11 +228,19 @@ def frozen_activations(encoder, X, bundle, tuning):
 
     The activations come from the cache, or are computed and cached there: every
     later fit on these rows with the same cut (a fold, a refit, a grid-search
-    candidate) reads them instead of running the frozen blocks again.
+    candidate) reads them instead of running the frozen blocks again. The split
+    is checked first, on the first rows (:func:`check_split`): a model that cannot
+    be split is refused in seconds, not once its frozen blocks have run on every row.
     """
     cut = check_blocks(encoder, tuning, bundle)
     values, labels = encoder._rows(X, bundle)
-    return cut, values, TrunkView(encoder, cut).activations(values, labels, bundle)
+    view, first = TrunkView(encoder, cut), slice(0, SPLIT_CHECK_ROWS)
+    first_trunks = view.activations(values[first], None if labels is None else labels[first], bundle)
+    check_split(encoder, values[first], first_trunks, bundle, cut)
+    trunks = view.activations(values, labels, bundle)  # the first rows from the cache
+    if all(trunk is None for trunk in first_trunks):  # none of the first rows could be checked
+        check_split(encoder, values, trunks, bundle, cut)
+    return cut, values, trunks
 
 
 def cache_frozen_blocks(encoder, X):

@@ -263,25 +263,52 @@ def test_onnx_export_computes_the_fine_tuned_features(tiny_text_model, tmp_path,
 
 
 def test_layers_that_do_not_run_on_their_own_are_refused_before_training(tiny_text_model):
-    """An architecture whose layers need more than BERT's attention mask gives other features when split."""
+    """An architecture whose layers need more than BERT's attention mask gives other features when split.
+
+    It is refused after its first rows, before the frozen blocks run on every row.
+    """
     from skmm.encoders import _finetune
     from skmm.encoders._graphs import TextTop
 
     import torch
 
-    original = TextTop.forward
+    original, trunk_batch = TextTop.forward, TextEncoder._trunk_batch
+    rows_run = []
 
     def misread(self, hidden, mask):  # as layers missing, say, a relative position bias would
         return original(self, hidden + torch.linspace(0, 1, hidden.shape[-1]), mask)
+
+    def counted(self, items, bundle, cut):
+        rows_run.extend(items)
+        return trunk_batch(self, items, bundle, cut)
 
     def never(*args):
         raise AssertionError("trained on activations the model does not compute")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TextTop, "forward", misread)
+        patch.setattr(TextEncoder, "_trunk_batch", counted)
         patch.setattr(_finetune, "fit_top", never)
         with pytest.raises(ValueError, match="run on their own, do not give its features"):
-            tuned(tiny_text_model).fit(*red_or_not(20, seed=13))
+            tuned(tiny_text_model).fit(*red_or_not(60, seed=13))
+    assert 0 < len(rows_run) <= _finetune.SPLIT_CHECK_ROWS
+
+
+def test_the_split_is_checked_when_the_first_rows_are_missing(tiny_text_model):
+    from skmm.encoders import _finetune
+
+    X, y = red_or_not(30, seed=14)
+    checked = []
+    check_split = _finetune.check_split
+
+    def counted(encoder, values, trunks, bundle, cut):
+        checked.append(sum(trunk is not None for trunk in trunks))
+        return check_split(encoder, values, trunks, bundle, cut)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_finetune, "check_split", counted)
+        tuned(tiny_text_model, epochs=1).fit([None] * 10 + X[10:], y)
+    assert checked == [0, 20]  # nothing to check among the first rows: checked once all have run
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["padded-with-mask", "equal-length-passes"])
