@@ -305,6 +305,8 @@ def check_split(encoder, values, trunks, bundle, cut):
         top = build_top(encoder, bundle, FineTuning("top"), cut, seed=0)
         with torch.no_grad():
             split = top(*encoder._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
+    except torch.cuda.OutOfMemoryError:
+        raise
     except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as exc:  # shapes the split breaks
         raise ValueError(refusal) from exc
     tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
