@@ -18,8 +18,10 @@ computed once per row and cached, so an epoch costs only the blocks that train.
 This example runs offline in seconds on a tiny text model built from a
 configuration (random weights), on a task its frozen features barely see:
 whether "red" comes before "car" or after it. With a real model, pass its
-name or folder as usual (``TextEncoder("intfloat/multilingual-e5-small",
-fine_tune="lora")``).
+name or folder as usual: ``TextEncoder("intfloat/multilingual-e5-small",
+fine_tune="lora")``, ``ImageEncoder("facebook/dinov2-small", fine_tune="top")``
+(vision transformers, CLIP's image tower, ConvNeXt, as well as the default
+EfficientNet-Lite0).
 """
 
 import tempfile
