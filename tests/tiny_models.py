@@ -43,7 +43,9 @@ def save_tiny_vision(folder, kind):
     """A tiny transformers vision model on 32 px images and its PIL processor, saved to ``folder``; returns its path.
 
     ``kind``: ``"dinov2"`` and ``"clip"`` (2 transformer layers; CLIP with its text tower),
-    ``"convnext"`` (4 stages), ``"swin"`` (2 stages that downsample).
+    ``"convnext"`` (4 stages), ``"swin"`` (2 stages that downsample), ``"poolformer"`` (its stages
+    are lists its encoder loops over, never called), ``"mobilenetv2"`` (convolutions that read
+    their own stride: LoRA's wrappers break them).
     """
     import torch
     import transformers as hf
@@ -68,6 +70,12 @@ def save_tiny_vision(folder, kind):
         model = hf.SwinModel(hf.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
                                            window_size=4))
         processor = hf.ViTImageProcessorPil(size=square)
+    elif kind == "poolformer":
+        model = hf.PoolFormerModel(hf.PoolFormerConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1]))
+        processor = hf.ConvNextImageProcessorPil(size={"shortest_edge": 32}, crop_pct=1.0)
+    elif kind == "mobilenetv2":
+        model = hf.MobileNetV2Model(hf.MobileNetV2Config(image_size=32, depth_multiplier=0.25))
+        processor = hf.MobileNetV2ImageProcessorPil(size={"shortest_edge": 32}, crop_size=square)
     else:
         raise ValueError(kind)
     model.save_pretrained(folder)

@@ -136,6 +136,34 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ estimator API
 
+    def set_params(self, **params):
+        """Set the encoder's parameters; ``fine_tune__blocks=...`` and the like also when ``fine_tune`` is a mode.
+
+        ``fine_tune="top"`` stands for ``FineTuning("top")``: a nested
+        parameter (what ``GridSearchCV`` sets for ``{"fine_tune__blocks": [1, 2]}``)
+        makes it one, with that parameter changed.
+
+        Parameters
+        ----------
+        **params : dict
+            Encoder parameters, and ``fine_tune__<name>`` for those of :class:`~skmm.FineTuning`.
+
+        Returns
+        -------
+        self : object
+        """
+        if any(key.startswith("fine_tune__") for key in params):
+            mode = params.get("fine_tune", getattr(self, "fine_tune", None))
+            if mode is None:
+                nested = sorted(key for key in params if key.startswith("fine_tune__"))
+                raise ValueError(
+                    f"{type(self).__name__}: {nested[0]} needs fine_tune set, but it is None (frozen); "
+                    "set fine_tune='top', 'lora' or a FineTuning(...) too."
+                )
+            if isinstance(mode, str):
+                params = {**params, "fine_tune": FineTuning(mode)}
+        return super().set_params(**params)
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the parameters and the column, load the model, and fine-tune it when asked.

@@ -232,14 +232,25 @@ def frozen_activations(encoder, X, bundle, tuning):
     is checked first, on the first rows (:func:`check_split`): a model that cannot
     be split is refused in seconds, not once its frozen blocks have run on every row.
     """
+    from ..exceptions import InputWarning
+    from ._graphs import LayerNotReached
+
     cut = check_blocks(encoder, tuning, bundle)
     values, labels = encoder._rows(X, bundle)
-    view, first = TrunkView(encoder, cut), slice(0, SPLIT_CHECK_ROWS)
-    first_trunks = view.activations(values[first], None if labels is None else labels[first], bundle)
-    check_split(encoder, values[first], first_trunks, bundle, cut)
-    trunks = view.activations(values, labels, bundle)  # the first rows from the cache
+    first = slice(0, SPLIT_CHECK_ROWS)
+    try:
+        # a view of its own, whose warning is dropped: the bad rows are reported once, among all rows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)
+            first_trunks = TrunkView(encoder, cut).activations(
+                values[first], None if labels is None else labels[first], bundle
+            )
+    except LayerNotReached as exc:  # the list of blocks found is not what the model runs
+        raise ValueError(_unknown_blocks(encoder)) from exc
+    check_split(encoder, values[first], first_trunks, bundle, cut, tuning)
+    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)  # the first rows from the cache
     if all(trunk is None for trunk in first_trunks):  # none of the first rows could be checked
-        check_split(encoder, values, trunks, bundle, cut)
+        check_split(encoder, values, trunks, bundle, cut, tuning)
     return cut, values, trunks
 
 
@@ -282,12 +293,15 @@ def transform_tuned(encoder, values, labels, bundle):
     return output
 
 
-def check_split(encoder, values, trunks, bundle, cut):
+def check_split(encoder, values, trunks, bundle, cut, tuning):
     """Refuse a backbone whose blocks above ``cut``, run on their own, do not give its features.
 
     Checked on two rows against the whole model: an architecture whose layers
     take another kind of attention mask, or whose features are not pooled from
-    the last layer, fails here instead of training on wrong activations.
+    the last layer, fails here instead of training on wrong activations. With
+    ``tuning.mode="lora"`` the top with its adapters (which start as no change)
+    is checked too: an adapter that breaks a layer is refused here, not after
+    the frozen blocks have run on every row.
     """
     import torch
 
@@ -296,42 +310,52 @@ def check_split(encoder, values, trunks, bundle, cut):
         return
     items = [encoder._decode(encoder._read(values[i])[1], bundle) for i in positions]
     whole = np.asarray(encoder._encode_batch(items, bundle), dtype=np.float32)
-    refusal = (
-        f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model, run on "
-        "their own, do not give its features (its layers need more than the output of the layer "
-        "below them), so skmm cannot fine-tune them; use fine_tune=None for this model."
-    )
-    try:
-        top = build_top(encoder, bundle, FineTuning("top"), cut, seed=0)
-        with torch.no_grad():
-            split = top(*encoder._top_inputs([trunks[i] for i in positions], bundle, cut)).float().cpu().numpy()
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as exc:  # shapes the split breaks
-        raise ValueError(refusal) from exc
+    inputs = encoder._top_inputs([trunks[i] for i in positions], bundle, cut)
     tolerance = 5e-2 if str(bundle.device).startswith("cuda") else 1e-3  # bfloat16 on CUDA
-    if split.shape != whole.shape or not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
-        raise ValueError(refusal)
+    for mode in dict.fromkeys(("top", tuning.mode)):
+        refusal = (
+            f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model, run on "
+            "their own, do not give its features (its layers need more than the output of the layer "
+            "below them), so skmm cannot fine-tune them; use fine_tune=None for this model."
+            if mode == "top" else
+            f"{type(encoder).__name__}(model={encoder.model!r}): the top blocks of this model do not "
+            "run with LoRA adapters in their layers; use fine_tune='top' (or None) for this model."
+        )
+        try:
+            top = build_top(encoder, bundle, FineTuning(mode, rank=tuning.rank), cut, seed=0)
+            with torch.no_grad():
+                split = top(*inputs).float().cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as exc:  # what a split breaks
+            raise ValueError(refusal) from exc
+        if split.shape != whole.shape or not np.allclose(split, whole, atol=tolerance, rtol=tolerance):
+            raise ValueError(refusal)
 
 
 def check_blocks(encoder, tuning, bundle):
     """The cut point (index of the first trainable block) for ``tuning.blocks``, checked against the model."""
     count = encoder._n_blocks(bundle)
     if count is None:
-        raise ValueError(
-            f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
-            "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
-            "(the default image model), transformers vision models whose layers or stages are in "
-            "sequence (ViT, DeiT, DINOv2, CLIP, SigLIP, ConvNeXt, ResNet), BERT-style text models "
-            "(BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) and wav2vec2-style audio models (wav2vec2, "
-            "HuBERT, data2vec-audio); use fine_tune=None for this model."
-        )
+        raise ValueError(_unknown_blocks(encoder))
     if tuning.blocks > count:
         raise ValueError(
-            f"fine_tune__blocks={tuning.blocks}, but {encoder.model!r} has {count} blocks; "
-            f"choose 1 to {count}."
+            f"fine_tune__blocks={tuning.blocks}, but {encoder.model!r} has {count} "
+            f"block{'s' if count > 1 else ''}; choose {'1 to ' if count > 1 else ''}{count}."
         )
     return count - tuning.blocks
+
+
+def _unknown_blocks(encoder):
+    """The error for a model whose blocks skmm cannot find."""
+    return (
+        f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
+        "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
+        "(the default image model), transformers vision models whose layers or stages are in "
+        "sequence (ViT, DeiT, DINOv2, CLIP, SigLIP, ConvNeXt, ResNet), BERT-style text models "
+        "(BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) and wav2vec2-style audio models (wav2vec2, "
+        "HuBERT, data2vec-audio); use fine_tune=None for this model."
+    )
 
 
 def build_top(encoder, bundle, tuning, cut, *, seed):
@@ -422,10 +446,20 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
     from .._progress import progress
     from .._threads import resolve_n_threads, torch_threads
 
+    import pandas as pd
+    from sklearn.utils.multiclass import check_classification_targets
+
     y = np.asarray(y)
     kept = np.array([i for i, trunk in enumerate(trunks) if trunk is not None], dtype=int)
     if len(kept) == 0:
         raise ValueError(f"{type(encoder).__name__}: no row can be encoded, nothing to fine-tune on.")
+    holes = kept[np.asarray(pd.isna(y[kept]), dtype=bool)]
+    if len(holes):
+        raise ValueError(
+            f"{type(encoder).__name__} fine-tuning: y has no label for {len(holes)} rows (the first at "
+            f"position {holes[0]}); give every row a class label, or leave those rows out."
+        )
+    check_classification_targets(y[kept])  # class labels, not a regression target
     classes, codes = np.unique(y[kept], return_inverse=True)
     if len(classes) < 2:
         raise ValueError(

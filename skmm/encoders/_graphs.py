@@ -17,7 +17,7 @@ from .._torch import masked_mean
 
 __all__ = [
     "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "TextFeatures", "TextTop",
-    "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers", "vision_layers",
+    "LayerNotReached", "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers", "vision_layers",
 ]
 
 
@@ -41,6 +41,10 @@ def _efficientnet_input(pixels):
     """uint8 pixels ``(batch, height, width, 3)`` as EfficientNet-Lite takes them: [-1, 1], channels last."""
     batch = pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0
     return batch.contiguous(memory_format=torch.channels_last)
+
+
+class LayerNotReached(RuntimeError):
+    """A model's forward pass ended without running the layer to cut at: it is not one of the blocks it runs."""
 
 
 class _Captured(Exception):
@@ -72,7 +76,7 @@ def hidden_states_before(layer, run):
         return captured.hidden
     finally:
         handle.remove()
-    raise RuntimeError("the model's forward pass never reached the layer to cut at")
+    raise LayerNotReached("the model's forward pass never reached the layer to cut at")
 
 
 class EfficientNetTop(nn.Module):

@@ -301,9 +301,9 @@ def test_the_split_is_checked_when_the_first_rows_are_missing(tiny_text_model):
     checked = []
     check_split = _finetune.check_split
 
-    def counted(encoder, values, trunks, bundle, cut):
+    def counted(encoder, values, trunks, bundle, cut, tuning):
         checked.append(sum(trunk is not None for trunk in trunks))
-        return check_split(encoder, values, trunks, bundle, cut)
+        return check_split(encoder, values, trunks, bundle, cut, tuning)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_finetune, "check_split", counted)
@@ -502,3 +502,74 @@ def test_computing_the_frozen_blocks_stops_only_its_own_thread():
         hidden = hidden_states_before(network[1], run)
         torch.testing.assert_close(hidden, network[0](x))
         torch.testing.assert_close(others[0], network(x))
+
+
+def test_a_model_whose_block_list_is_never_run_is_refused_clearly(tmp_path):
+    """PoolFormer keeps its stages in lists that its encoder loops over: no hook on them ever fires."""
+    from tiny_models import save_tiny_vision
+
+    with pytest.raises(ValueError, match="cannot be fine-tuned: skmm does not know where the blocks"):
+        tuned_vision(save_tiny_vision(tmp_path, "poolformer")).fit(*colour_square(20, seed=4))
+
+
+def test_lora_that_breaks_a_layer_is_refused_before_the_frozen_blocks_run_on_every_row(tmp_path):
+    """MobileNetV2's convolutions read their own stride, which LoRA's wrappers do not have."""
+    from tiny_models import save_tiny_vision
+
+    model = save_tiny_vision(tmp_path, "mobilenetv2")
+    rows_run, trunk_batch = [], ImageEncoder._trunk_batch
+
+    def counted(self, items, bundle, cut):
+        rows_run.extend(items)
+        return trunk_batch(self, items, bundle, cut)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ImageEncoder, "_trunk_batch", counted)
+        with pytest.raises(ValueError, match="do not run with LoRA adapters.*use fine_tune='top'"):
+            tuned_vision(model, "lora").fit(*colour_square(40, seed=5))
+    assert len(rows_run) <= _finetune_split_rows()
+    assert tuned_vision(model, epochs=1).fit(*colour_square(20, seed=5)).fine_tuned_  # "top" trains
+
+
+def _finetune_split_rows():
+    from skmm.encoders._finetune import SPLIT_CHECK_ROWS
+
+    return SPLIT_CHECK_ROWS
+
+
+def test_bad_rows_are_reported_once_among_all_rows(tiny_image_model, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    X, y = colour_square(40, seed=6)
+    X[5] = str(bad)
+    encoder = tuned_vision(tiny_image_model, epochs=1, validation_fraction=0)
+    encoder.set_params(on_error="missing")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder.fit(X, y)
+    messages = [str(w.message) for w in caught if "could not be encoded" in str(w.message)]
+    assert len(messages) == 1 and "1 of 40 rows" in messages[0] and "bad.png" in messages[0]
+
+
+def test_fine_tuning_parameters_reach_a_mode_given_by_name(tiny_text_model):
+    """``fine_tune="top"`` is ``FineTuning("top")``: a grid search over ``fine_tune__blocks`` works on it."""
+    encoder = TextEncoder(tiny_text_model, fine_tune="top").set_params(fine_tune__blocks=1, fine_tune__epochs=2)
+    assert encoder.get_params()["fine_tune"].get_params() == FineTuning("top", blocks=1, epochs=2).get_params()
+    both = TextEncoder(tiny_text_model).set_params(fine_tune="lora", fine_tune__rank=4)
+    assert (both.fine_tune.mode, both.fine_tune.rank) == ("lora", 4)
+    with pytest.raises(ValueError, match="fine_tune__blocks needs fine_tune set"):
+        TextEncoder(tiny_text_model).set_params(fine_tune__blocks=1)
+    X, y = red_or_not(40, seed=15)
+    search = GridSearchCV(make_pipeline(TextEncoder(tiny_text_model, fine_tune="top", verbose=0, cache="memory"),
+                                        LogisticRegression()),
+                          {"textencoder__fine_tune__blocks": [1, 2]}, cv=2).fit(X, y)
+    assert search.best_params_["textencoder__fine_tune__blocks"] in (1, 2)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array(["a", None] * 10, dtype=object), r"y has no label for 10 rows \(the first at position 1\)"),
+    (np.linspace(0, 1, 20), "Unknown label type: continuous"),
+], ids=["holes", "continuous"])
+def test_fine_tuning_needs_a_class_label_for_every_row(tiny_text_model, labels, message):
+    with pytest.raises(ValueError, match=message):
+        tuned(tiny_text_model).fit(red_or_not(20, seed=16)[0], labels)
