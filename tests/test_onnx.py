@@ -172,6 +172,28 @@ def test_interrupted_export_leaves_nothing(fitted, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_model_with_an_operator_onnx_lacks_is_named_and_leaves_nothing(tmp_path, capfd):
+    """DINOv2 with registers resizes its position embeddings with antialiasing, which no opset expresses."""
+    import torch
+    import transformers as hf
+
+    folder = tmp_path / "dinov2-registers"
+    torch.manual_seed(0)
+    hf.Dinov2WithRegistersModel(hf.Dinov2WithRegistersConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2,
+    )).save_pretrained(folder)
+    hf.ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
+    frame = pd.DataFrame({"picture": [np.full((32, 32, 3), i * 20, dtype=np.uint8) for i in range(8)]})
+    pipe = make_pipeline(MultimodalFusion([("picture", ImageEncoder(str(folder), verbose=0), "picture")]),
+                         MultimodalClassifier(max_epochs=1, verbose=0, random_state=0)).fit(frame, [0, 1] * 4)
+    capfd.readouterr()
+    with pytest.raises(ValueError, match=r"'picture' modality's ImageEncoder\(model=.*cannot be written as ONNX"
+                                         r".*upsample.*serve the pipeline with skmm"):
+        export_onnx(pipe, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    assert len(capfd.readouterr().out) < 1000  # not the whole traced graph
+
+
 def test_weights_changed_since_fit_are_not_exported(tmp_path):
     from tiny_models import save_tiny_bert
 

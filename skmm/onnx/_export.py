@@ -1,9 +1,11 @@
 """export_onnx: a fitted skmm pipeline as ONNX graphs and a manifest, in one folder."""
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,11 +165,33 @@ def _export_module(module, inputs, outputs, path, opset, examples=None):
     dynamic.update({name: {0: "batch"} for name in outputs})
     module = module.eval()
     # with gradients on: under no_grad, attention takes a fused fast path that ONNX has no operator for
-    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
+    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings(), _graph_dump_dropped():
         warnings.simplefilter("ignore")  # the TorchScript tracer's notes about shapes it records
         target = path if hasattr(path, "write") else str(path)  # a file, or a path
         torch.onnx.export(module, examples, target, input_names=[name for name, _, _ in inputs],
                           output_names=outputs, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+
+
+@contextlib.contextmanager
+def _graph_dump_dropped():
+    """Hold back what is written to the process's stdout (file descriptor 1) while torch exports a module.
+
+    On an operator ONNX lacks, torch's exporter writes the whole traced graph there
+    (thousands of lines, from C++) before raising: that is dropped. Anything
+    written meanwhile is passed on once the export has worked.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        held.seek(0)  # the export worked
+        sys.stdout.flush()
+        os.write(1, held.read())
 
 
 def _export_fusion(fusion, folder, opset):
@@ -199,20 +223,26 @@ def _export_part(transformer, part, folder, stem, opset):
     if isinstance(transformer, str) and transformer == "passthrough":
         return {"transformer": "passthrough", "graph": None, "width": len(part["columns"])}
     if isinstance(transformer, (ImageEncoder, TextEncoder, AudioEncoder, AudioMFCC, VideoEncoder)):
+        import torch
+
         entry = {
             "transformer": type(transformer).__name__,
             "params": _encoder_params(transformer),
             "model_identity": transformer.model_identity_,
             "width": int(transformer.n_features_out_),
         }
-        if isinstance(transformer, ImageEncoder):
-            entry.update(_export_image(_traceable(transformer), folder, stem, opset))
-        elif isinstance(transformer, TextEncoder):
-            entry.update(_export_text(_traceable(transformer), folder, stem, opset))
-        elif isinstance(transformer, VideoEncoder):
-            entry.update(_export_video(_traceable(transformer), folder, stem, opset))
-        elif isinstance(transformer, AudioEncoder):
-            entry.update(_export_audio(_traceable(transformer), folder, stem, opset))
+        exports = {ImageEncoder: _export_image, TextEncoder: _export_text, VideoEncoder: _export_video,
+                   AudioEncoder: _export_audio}
+        if type(transformer) in exports:
+            try:
+                entry.update(exports[type(transformer)](_traceable(transformer), folder, stem, opset))
+            except torch.onnx.errors.OnnxExporterError as exc:
+                raise ValueError(
+                    f"the {part['modality']!r} modality's {type(transformer).__name__}"
+                    f"(model={transformer.model!r}) cannot be written as ONNX (opset {opset}): {exc}. "
+                    "Choose a model ONNX can express for this column, or serve the pipeline with skmm "
+                    "itself (skmm serve, skmm predict)."
+                ) from exc
         else:
             entry.update(graph=None, preprocessing=(
                 "AudioMFCC's features (MFCC summary statistics), computed outside the graphs with "
