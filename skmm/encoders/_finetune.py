@@ -468,6 +468,17 @@ def fit_top(encoder, trunks, y, bundle, tuning, cut):
         )
     seed = int(check_random_state(tuning.random_state).randint(2**31 - 1))
     train, valid = _split(codes, tuning.validation_fraction, seed)
+    if tuning.validation_fraction > 0 and len(valid) == 0:
+        warnings.warn(
+            f"{type(encoder).__name__} fine-tuning: too few rows to hold out "
+            f"fine_tune__validation_fraction={tuning.validation_fraction} of them with every class on "
+            f"both sides ({len(kept)} rows, {len(classes)} classes; the smallest has "
+            f"{np.bincount(codes).min()}), so it trains on every row for all {tuning.epochs} epochs and "
+            "cannot keep the frozen weights when training does not help. Give it more labelled rows, or "
+            "set fine_tune__validation_fraction=0 to say this is meant.",
+            UserWarning,
+            stacklevel=4,
+        )
     inputs = TrunkRows(encoder, bundle, cut, [trunks[i] for i in kept])
     device = bundle.device
 

@@ -573,3 +573,14 @@ def test_fine_tuning_parameters_reach_a_mode_given_by_name(tiny_text_model):
 def test_fine_tuning_needs_a_class_label_for_every_row(tiny_text_model, labels, message):
     with pytest.raises(ValueError, match=message):
         tuned(tiny_text_model).fit(red_or_not(20, seed=16)[0], labels)
+
+
+def test_too_few_rows_to_hold_out_is_said(tiny_text_model):
+    """Without held-out rows nothing chooses the epoch: the frozen weights cannot be kept, and a warning says so."""
+    X, y = red_or_not(6, seed=17)
+    with pytest.warns(UserWarning, match="too few rows to hold out fine_tune__validation_fraction=0.15"):
+        encoder = tuned(tiny_text_model, epochs=2).fit(X, y)
+    assert [record["epoch"] for record in encoder.fine_tune_history_] == [1, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        tuned(tiny_text_model, epochs=1, validation_fraction=0).fit(X, y)  # meant: no warning
