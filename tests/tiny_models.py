@@ -60,8 +60,8 @@ def save_tiny_vision(folder, kind):
         processor = hf.ViTImageProcessorPil(size=square)
     elif kind == "clip":
         text = {**layers, "num_hidden_layers": 1, "vocab_size": 100, "bos_token_id": 0, "eos_token_id": 1}
-        model = hf.CLIPModel(hf.CLIPConfig(text_config=text, vision_config={"image_size": 32, "patch_size": 8, **layers},
-                                           projection_dim=16))
+        vision = {"image_size": 32, "patch_size": 8, **layers}
+        model = hf.CLIPModel(hf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
         processor = hf.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size=square)
     elif kind == "convnext":
         model = hf.ConvNextModel(hf.ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 2, 1], image_size=32))

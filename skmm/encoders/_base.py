@@ -152,7 +152,7 @@ class BaseEncoder(DocLinkMixin, TransformerMixin, BaseEstimator):
         -------
         self : object
         """
-        if any(key.startswith("fine_tune__") for key in params):
+        if "fine_tune" in self._get_param_names() and any(key.startswith("fine_tune__") for key in params):
             mode = params.get("fine_tune", getattr(self, "fine_tune", None))
             if mode is None:
                 nested = sorted(key for key in params if key.startswith("fine_tune__"))

@@ -248,7 +248,7 @@ def frozen_activations(encoder, X, bundle, tuning):
     except LayerNotReached as exc:  # the list of blocks found is not what the model runs
         raise ValueError(_unknown_blocks(encoder)) from exc
     check_split(encoder, values[first], first_trunks, bundle, cut, tuning)
-    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)  # the first rows from the cache
+    trunks = TrunkView(encoder, cut).activations(values, labels, bundle)  # the first rows cached (if caching)
     if all(trunk is None for trunk in first_trunks):  # none of the first rows could be checked
         check_split(encoder, values, trunks, bundle, cut, tuning)
     return cut, values, trunks

@@ -16,8 +16,9 @@ from torch import nn
 from .._torch import masked_mean
 
 __all__ = [
-    "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "TextFeatures", "TextTop",
-    "LayerNotReached", "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers", "vision_layers",
+    "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "LayerNotReached", "TextFeatures",
+    "TextTop", "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers",
+    "vision_layers",
 ]
 
 
@@ -125,7 +126,7 @@ class VisionFeatures(nn.Module):
 
 
 def vision_layers(network):
-    """The path of a transformers vision model's blocks, or None: the layers of a vision transformer, the stages of ConvNeXt.
+    """The path of a transformers vision model's blocks (layers of a vision transformer, stages of ConvNeXt), or None.
 
     The ``nn.ModuleList`` that holds most of the weights, outside a text tower
     (CLIP's ``text_model``): ViT's, DINOv2's or CLIP's transformer layers, the
@@ -140,7 +141,7 @@ def vision_layers(network):
 
 
 class VisionTop(nn.Module):
-    """A trainable copy of a transformers vision model above layer ``cut``, from that layer's input to the image's vector.
+    """A trainable copy of a transformers vision model above block ``cut``: from that block's input to the image's vector.
 
     The copy is the model itself with its layers below ``cut`` left out (and a
     text tower, which the image path never runs): its forward pass runs on
