@@ -141,7 +141,7 @@ def vision_layers(network):
 
 
 class VisionTop(nn.Module):
-    """A trainable copy of a transformers vision model above block ``cut``: from that block's input to the image's vector.
+    """A trainable copy of a vision model above block ``cut``: from that block's input to the image's vector.
 
     The copy is the model itself with its layers below ``cut`` left out (and a
     text tower, which the image path never runs): its forward pass runs on
