@@ -231,11 +231,12 @@ def _export_part(transformer, part, folder, stem, opset):
             "model_identity": transformer.model_identity_,
             "width": int(transformer.n_features_out_),
         }
-        exports = {ImageEncoder: _export_image, TextEncoder: _export_text, VideoEncoder: _export_video,
-                   AudioEncoder: _export_audio}
-        if type(transformer) in exports:
+        exports = ((ImageEncoder, _export_image), (TextEncoder, _export_text), (VideoEncoder, _export_video),
+                   (AudioEncoder, _export_audio))
+        export = next((export for kind, export in exports if isinstance(transformer, kind)), None)
+        if export is not None:
             try:
-                entry.update(exports[type(transformer)](_traceable(transformer), folder, stem, opset))
+                entry.update(export(_traceable(transformer), folder, stem, opset))
             except torch.onnx.errors.OnnxExporterError as exc:
                 raise ValueError(
                     f"the {part['modality']!r} modality's {type(transformer).__name__}"
