@@ -146,13 +146,14 @@ class VisionTop(nn.Module):
     The copy is the model itself with its layers below ``cut`` left out (and a
     text tower, which the image path never runs): its forward pass runs on
     blank pixels of ``pixel_shape``, and the first kept layer gets the given
-    hidden states in place of what the embeddings made of them. So every
-    module past the layers (final norm, pooler, projection) is the model's own
-    code, whatever the architecture. ``frozen`` names the parameters the given
-    hidden states never reach (the embeddings): they do not train.
+    hidden states (one image's of shape ``hidden_shape``) in place of what the
+    embeddings made of them. So every module past the layers (final norm,
+    pooler, projection) is the model's own code, whatever the architecture.
+    ``frozen`` names the parameters the given hidden states never reach (the
+    embeddings): they do not train.
     """
 
-    def __init__(self, network, cut, pixel_shape):
+    def __init__(self, network, cut, pixel_shape, hidden_shape):
         super().__init__()
         path = vision_layers(network)
         layers = network.get_submodule(path)
@@ -163,10 +164,7 @@ class VisionTop(nn.Module):
         self.path, self.pixel_shape = path, tuple(pixel_shape)
         self._given = {}  # thread -> the hidden states its forward pass was given
         kept[0].register_forward_pre_hook(self._give, with_kwargs=True)
-        blank = self._blank(next(network.parameters()), 1)
-        with torch.no_grad():
-            hidden = hidden_states_before(layers[cut], lambda: VisionFeatures(network)(blank))
-        self.frozen = self._unreached(hidden)
+        self.frozen = self._unreached(next(network.parameters()).new_zeros(1, *hidden_shape))
 
     def _give(self, module, args, kwargs):
         hidden = self._given.get(threading.get_ident())
@@ -180,7 +178,10 @@ class VisionTop(nn.Module):
         return like.new_zeros(()).expand(rows, *self.pixel_shape)
 
     def _unreached(self, hidden):
-        """Names of the parameters that get no gradient from ``hidden``, the input of the first kept layer."""
+        """Names of the parameters that get no gradient from ``hidden``, the input of the first kept layer.
+
+        Which parameters the gradient reaches depends on the graph, not on the values: zeros do.
+        """
         parameters = dict(self.named_parameters())
         before = {name: p.requires_grad for name, p in parameters.items()}
         self.requires_grad_(True)

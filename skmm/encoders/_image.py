@@ -193,7 +193,7 @@ class ImageEncoder(BaseEncoder):
 
         if _is_efficientnet(bundle):
             return EfficientNetTop(bundle.network, cut)
-        return VisionTop(bundle.network, cut, bundle.pixel_shape)
+        return VisionTop(bundle.network, cut, bundle.pixel_shape, _trunk_shape(bundle, cut))
 
     def _top_inputs(self, rows, bundle, cut):
         import torch
