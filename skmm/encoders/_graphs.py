@@ -341,10 +341,14 @@ class AudioTop(nn.Module):
             network.encoder.layer_norm.load_state_dict(self.norm.state_dict())
 
     def forward(self, hidden, mask):
-        hidden = self.norm(_run_layers(self.layers, hidden, mask)).float()
-        if self.pooling == "max":
-            return hidden.masked_fill(~mask.bool()[..., None], -torch.inf).amax(1)
-        return masked_mean(hidden, mask.bool(), dim=1)
+        return _pool_frames(self.norm(_run_layers(self.layers, hidden, mask)).float(), mask.bool(), self.pooling)
+
+
+def _pool_frames(hidden, mask, pooling):
+    """One vector per clip: the mean (``"mean"``) or maximum (``"max"``) of its frames where ``mask`` (bool) holds."""
+    if pooling == "max":
+        return hidden.masked_fill(~mask[..., None], -torch.inf).amax(1)
+    return masked_mean(hidden, mask, dim=1)
 
 
 class AudioFeatures(nn.Module):
@@ -379,10 +383,7 @@ class AudioFeatures(nn.Module):
             output = self.network.get_audio_features(**batch)
             return (output if isinstance(output, torch.Tensor) else output.pooler_output).float()
         hidden = self.network(**batch).last_hidden_state.float()
-        mask = self._frame_mask(batch, n_samples, hidden)
-        if self.pooling == "max":
-            return hidden.masked_fill(~mask[..., None], -torch.inf).amax(1)
-        return masked_mean(hidden, mask, dim=1)
+        return _pool_frames(hidden, self._frame_mask(batch, n_samples, hidden), self.pooling)
 
     def _frame_mask(self, batch, n_samples, hidden):
         """``(batch, frames)``: which frames of ``hidden`` hold the clip rather than padding."""
