@@ -35,6 +35,27 @@ def tuned(model, mode="top", **params):
     return TextEncoder(model, fine_tune=FineTuning(mode, **settings), n_threads=1, verbose=0, cache="memory")
 
 
+def count_trunk_rows(patch, encoder_class):
+    """The rows ``encoder_class`` runs through its frozen blocks while ``patch`` holds: a list that fills up."""
+    rows_run, trunk_batch = [], encoder_class._trunk_batch
+
+    def counted(self, items, bundle, cut):
+        rows_run.extend(items)
+        return trunk_batch(self, items, bundle, cut)
+
+    patch.setattr(encoder_class, "_trunk_batch", counted)
+    return rows_run
+
+
+def check_reproducible_and_tuned(encoder, again, X, frozen):
+    """The same seed gave the same weights; a missing row is NaN; the features are not the frozen model's."""
+    for name, weights in encoder.fine_tuned_.items():
+        np.testing.assert_array_equal(weights, again.fine_tuned_[name])
+    Z = encoder.transform(X + [None])
+    assert np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
+    assert not np.allclose(Z[:-1], frozen.fit(X).transform(X), atol=1e-3)
+
+
 def held_out_accuracy(encoder, train, test):
     """What a linear model on the encoder's features scores on rows the encoder never saw."""
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
@@ -272,22 +293,17 @@ def test_layers_that_do_not_run_on_their_own_are_refused_before_training(tiny_te
 
     import torch
 
-    original, trunk_batch = TextTop.forward, TextEncoder._trunk_batch
-    rows_run = []
+    original = TextTop.forward
 
     def misread(self, hidden, mask):  # as layers missing, say, a relative position bias would
         return original(self, hidden + torch.linspace(0, 1, hidden.shape[-1]), mask)
-
-    def counted(self, items, bundle, cut):
-        rows_run.extend(items)
-        return trunk_batch(self, items, bundle, cut)
 
     def never(*args):
         raise AssertionError("trained on activations the model does not compute")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TextTop, "forward", misread)
-        patch.setattr(TextEncoder, "_trunk_batch", counted)
+        rows_run = count_trunk_rows(patch, TextEncoder)
         patch.setattr(_finetune, "fit_top", never)
         with pytest.raises(ValueError, match="run on their own, do not give its features"):
             tuned(tiny_text_model).fit(*red_or_not(60, seed=13))
@@ -352,12 +368,7 @@ def test_a_speech_model_fine_tunes_its_last_layers(tiny_speech_model):
     assert min(record["valid_loss"] for record in history[1:]) < history[0]["valid_loss"]
 
     again = tuned_speech(tiny_speech_model).fit(X, y)
-    for name, weights in encoder.fine_tuned_.items():
-        np.testing.assert_array_equal(weights, again.fine_tuned_[name])
-    Z = encoder.transform(X + [None])
-    assert np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
-    frozen = AudioEncoder(tiny_speech_model, verbose=0).fit(X)
-    assert not np.allclose(Z[:-1], frozen.transform(X), atol=1e-3)
+    check_reproducible_and_tuned(encoder, again, X, AudioEncoder(tiny_speech_model, verbose=0))
 
 
 def test_a_fine_tuned_speech_model_saves_and_exports(tiny_speech_model, tmp_path):
@@ -433,12 +444,7 @@ def test_a_vision_model_fine_tunes_its_last_block_and_what_follows_it(tiny_visio
     assert not any("embeddings" in name or "text" in name for name in encoder.fine_tuned_)
 
     again = tuned_vision(model, epochs=2, validation_fraction=0).fit(X, y)
-    for name, weights in encoder.fine_tuned_.items():
-        np.testing.assert_array_equal(weights, again.fine_tuned_[name])
-    Z = encoder.transform(X + [None])
-    assert np.isnan(Z[-1]).all() and np.isfinite(Z[:-1]).all()
-    frozen = ImageEncoder(model, verbose=0).fit(X)
-    assert not np.allclose(Z[:-1], frozen.transform(X), atol=1e-3)
+    check_reproducible_and_tuned(encoder, again, X, ImageEncoder(model, verbose=0))
 
 
 @pytest.mark.parametrize("mode", ["top", "lora"])
@@ -516,25 +522,15 @@ def test_lora_that_breaks_a_layer_is_refused_before_the_frozen_blocks_run_on_eve
     """MobileNetV2's convolutions read their own stride, which LoRA's wrappers do not have."""
     from tiny_models import save_tiny_vision
 
-    model = save_tiny_vision(tmp_path, "mobilenetv2")
-    rows_run, trunk_batch = [], ImageEncoder._trunk_batch
-
-    def counted(self, items, bundle, cut):
-        rows_run.extend(items)
-        return trunk_batch(self, items, bundle, cut)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ImageEncoder, "_trunk_batch", counted)
-        with pytest.raises(ValueError, match="do not run with LoRA adapters.*use fine_tune='top'"):
-            tuned_vision(model, "lora").fit(*colour_square(40, seed=5))
-    assert len(rows_run) <= _finetune_split_rows()
-    assert tuned_vision(model, epochs=1).fit(*colour_square(20, seed=5)).fine_tuned_  # "top" trains
-
-
-def _finetune_split_rows():
     from skmm.encoders._finetune import SPLIT_CHECK_ROWS
 
-    return SPLIT_CHECK_ROWS
+    model = save_tiny_vision(tmp_path, "mobilenetv2")
+    with pytest.MonkeyPatch.context() as patch:
+        rows_run = count_trunk_rows(patch, ImageEncoder)
+        with pytest.raises(ValueError, match="do not run with LoRA adapters.*use fine_tune='top'"):
+            tuned_vision(model, "lora").fit(*colour_square(40, seed=5))
+    assert len(rows_run) <= SPLIT_CHECK_ROWS
+    assert tuned_vision(model, epochs=1).fit(*colour_square(20, seed=5)).fine_tuned_  # "top" trains
 
 
 def test_bad_rows_are_reported_once_among_all_rows(tiny_image_model, tmp_path):
