@@ -3,6 +3,7 @@
     python benchmarks/bench_fusion.py --suite [--data-dir DIR] [--cache DIR] [--cv 5] [--only NAMES]
     python benchmarks/bench_fusion.py --only debian,debian_noisy     # some datasets of the suite
     python benchmarks/bench_fusion.py --suite --bagging              # and bags of networks from several seeds
+    python benchmarks/bench_fusion.py --suite --rows 300 --seed 1    # 300-row subsets, networks seeded 1
 
 The datasets are built at run time from ``../shared/data/`` and embedded once with skmm's default
 encoders (see ``benchmarks/_suite.py``; nothing is committed, the embeddings are cached). On each
@@ -16,6 +17,8 @@ dataset every model is cross-validated on the same stratified folds and the same
   better of the two at the C that is best for the logistic regression on that dataset (chosen on
   the test folds themselves: a reference no user could beat by tuning);
 - one logistic regression per modality at that C: the best single modality;
+- the default with batches of 256 rows whatever the size of the data (``batch_size=256``, the
+  default before ``batch_size="auto"``);
 - the two members of the default's ensemble alone: the network (``linear_weight=0``) and the
   logistic regression it is averaged with (penalty ``linear_alpha`` per row, square-root balanced
   class weights), for ``linear_alpha`` in 1/4, 1/8, 1/16, 1/32.
@@ -24,6 +27,10 @@ Then a leave-one-dataset-out table: the ensemble weight and ``linear_alpha`` are
 datasets but one (largest mean margin over the tuned reference, with every dataset below +1 point
 of accuracy or losing macro-F1 penalised) from the out-of-fold probabilities of the two members,
 and scored on the one left out, for each dataset in turn.
+
+``--rows N`` scores stratified subsets of ``N`` rows of every dataset instead (classes left with
+fewer than 5 rows dropped), to see how the defaults fare on small sets; ``--seed K`` seeds every
+skmm model with ``K`` (0 otherwise), to see how much of a margin is the network's seed.
 
 Out-of-fold probabilities are kept in ``--results`` (keyed by the model's parameters and the
 folds), so a second run only computes what changed; ``--fresh`` computes everything again.
@@ -44,7 +51,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -155,15 +162,16 @@ class SeedBag(ClassifierMixin, BaseEstimator):
 BAGS = ((2, 20), (2, 10), (3, 7))
 
 
-def models(modalities, best_C):
+def models(modalities, best_C, seed=0):
     from skmm import MultimodalClassifier
     from skmm.nn import FUSIONS
 
     def skmm_model(**params):
-        return MultimodalClassifier(random_state=0, verbose=0, **params)
+        return MultimodalClassifier(random_state=seed, verbose=0, **params)
 
     out = {"MultimodalClassifier()": skmm_model()}
     out.update({f"fusion={name!r}": skmm_model(fusion=name) for name in FUSIONS if name != "concat"})
+    out["batch_size=256"] = skmm_model(batch_size=256)
     out["network alone (linear_weight=0)"] = skmm_model(linear_weight=0.0)
     out.update({f"linear member alone (alpha=1/{round(1 / a)})": LinearMember(a) for a in ALPHAS})
     out.update({f"LR C={C:g}": logistic(C) for C in CS})
@@ -205,16 +213,27 @@ def score(proba, y):
     return accuracy_score(y, predicted), f1_score(y, predicted, average="macro")
 
 
+def subset(X, y, rows, seed=0):
+    """A stratified subset of ``rows`` rows, without the classes left with fewer than 5 (for 5 folds)."""
+    if rows >= len(y):
+        return X, y
+    kept = np.sort(train_test_split(np.arange(len(y)), train_size=rows, stratify=y, random_state=seed)[0])
+    return _suite.with_enough_rows(X.iloc[kept].reset_index(drop=True), y[kept], k=5)
+
+
 def run_dataset(name, args):
     X, y = _suite.load(name, args.data_dir, args.cache)
+    if args.rows:
+        X, y = subset(X, y, args.rows)
+        name = f"{name}@{args.rows}"
     print(f"\n### {name}: {_suite.DESCRIPTIONS[name]} ({len(y)} rows, {len(np.unique(y))} classes, "
           f"{X.shape[1]} features)", flush=True)
     probas, seconds = {}, {}
-    for label, model in models([], None).items():
+    for label, model in models([], None, args.seed).items():
         probas[label], seconds[label] = cross_validate(model, X, y, args.cv, args.results, name, args.fresh)
         print(f"  {label}: {score(probas[label], y)[0]:.3f}", file=sys.stderr, flush=True)
     best_C = max(CS, key=lambda C: score(probas[f"LR C={C:g}"], y)[0])
-    extra = models(list(blocks(X.columns)), best_C)
+    extra = models(list(blocks(X.columns)), best_C, args.seed)
     if args.bagging:
         extra.update({f"bag of {n} x {epochs} epochs": SeedBag(n, epochs) for n, epochs in BAGS})
     for label, model in extra.items():
@@ -248,6 +267,8 @@ def summary(results):
             "margin (points)": 100 * (default["accuracy"] - accuracy),
             "default macro-F1": default["macro F1"], "reference macro-F1": f1,
             "F1 margin": 100 * (default["macro F1"] - f1),
+            "margin, batch_size=256": 100 * (table.loc["batch_size=256", "accuracy"] - accuracy),
+            "F1 margin, batch_size=256": 100 * (table.loc["batch_size=256", "macro F1"] - f1),
             "worst strategy acc": strategies["accuracy"].min(), "best single modality acc": single.max(),
             "fit s (default)": default["fit s"], "fit s (LR C=1)": table.loc["LR C=1", "fit s"],
         })
@@ -322,6 +343,8 @@ def main():
                         help="out-of-fold probabilities kept between runs")
     parser.add_argument("--fresh", action="store_true", help="compute every model again")
     parser.add_argument("--cv", type=int, default=5)
+    parser.add_argument("--rows", type=int, help="score stratified subsets of this many rows of each dataset")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of every skmm model")
     parser.add_argument("--bagging", action="store_true",
                         help="also bags of default classifiers from different seeds, against the default")
     args = parser.parse_args()

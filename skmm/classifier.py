@@ -22,6 +22,8 @@ from .nn import FUSIONS
 __all__ = ["MultimodalClassifier"]
 
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+#: ``batch_size="auto"``: at most this many rows a step, and at least this many steps an epoch
+_AUTO_BATCH_ROWS, _MIN_STEPS_PER_EPOCH = 256, 8
 
 #: parameters handed to :class:`skmm.nn.FusionNetwork` unchanged, as skorch's ``module__<name>``
 _MODULE_PARAMS = (
@@ -126,8 +128,12 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         Passes over the training data.
     lr : float, default=3e-3
         Learning rate.
-    batch_size : int, default=256
-        Rows per training step.
+    batch_size : int or "auto", default="auto"
+        Rows per training step. ``"auto"``: ``min(256, ceil(n_rows / 8))`` for
+        the ``n_rows`` that ``fit`` receives, so that every epoch takes at least
+        8 steps: the same training as batches of 256 from 2,048 rows up, and
+        enough steps on a small set (300 rows get 8 steps of 38 rows an epoch
+        instead of one of 256). Predictions go in batches of 256.
     weight_decay : float, default=0.0
         L2 penalty of the optimiser.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
@@ -243,7 +249,7 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         "linear_alpha": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(_OPTIMIZERS))],
         "early_stopping": ["boolean"],
@@ -276,7 +282,7 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         linear_alpha=1 / 8,
         max_epochs=20,
         lr=3e-3,
-        batch_size=256,
+        batch_size="auto",
         weight_decay=0.0,
         optimizer="adam",
         early_stopping=False,
@@ -376,6 +382,8 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         with torch_threads(self.n_threads):
             if previous == (self.n_features_in_, list(self.classes_)):
                 self.net_.set_params(warm_start=True)  # skorch trains on from the fitted weights
+                # skorch's set_params would re-initialise the net for an iterator's parameter
+                self.net_.iterator_train__batch_size = self._training_batch_size(len(y))
             else:
                 self.scaler_ = _fit_scaler(X, sample_weight)
                 self.net_ = self._build_net(y_encoded, seed, sample_weight)
@@ -501,7 +509,8 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
             optimizer__foreach=True,  # one kernel per step for all parameters: much faster on a CPU
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            batch_size=_AUTO_BATCH_ROWS if self.batch_size == "auto" else self.batch_size,
+            iterator_train__batch_size=self._training_batch_size(len(y_encoded)),
             iterator_train=TensorBatches,
             iterator_valid=TensorBatches,
             iterator_train__shuffle=True,
@@ -522,6 +531,12 @@ class MultimodalClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         net = accelerated_net(self.accelerator, FusionNetwork, **params)
         self.device_ = device_name(net)
         return net
+
+    def _training_batch_size(self, n_rows):
+        """Rows per training step: ``batch_size``, or for ``"auto"`` enough steps an epoch for ``n_rows``."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        return max(1, min(_AUTO_BATCH_ROWS, -(-n_rows // _MIN_STEPS_PER_EPOCH)))
 
     def _fit_linear(self, X, y_encoded, sample_weight=None):
         """The linear member: a logistic regression on standardised ``X`` (NaN at the mean), or None.
