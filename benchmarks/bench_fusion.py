@@ -223,10 +223,11 @@ def subset(X, y, rows, seed=0):
 
 def run_dataset(name, args):
     X, y = _suite.load(name, args.data_dir, args.cache)
+    description = _suite.DESCRIPTIONS[name]
     if args.rows:
         X, y = subset(X, y, args.rows)
-        name = f"{name}@{args.rows}"
-    print(f"\n### {name}: {_suite.DESCRIPTIONS[name]} ({len(y)} rows, {len(np.unique(y))} classes, "
+        name, description = f"{name}@{args.rows}", f"{description}, a stratified subset"
+    print(f"\n### {name}: {description} ({len(y)} rows, {len(np.unique(y))} classes, "
           f"{X.shape[1]} features)", flush=True)
     probas, seconds = {}, {}
     for label, model in models([], None, args.seed).items():
