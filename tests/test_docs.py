@@ -14,7 +14,9 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 
 def _value(text):
-    """A number as the docs write it: ``20``, ``3e-3``, ``1/8``."""
+    """A default as the docs write it: ``20``, ``3e-3``, ``1/8``, or a quoted name such as ``"auto"``."""
+    if text.startswith('`"'):
+        return text.strip('`"')
     return float(Fraction(text)) if "/" in text else float(text)
 
 
@@ -23,7 +25,7 @@ def test_the_classifier_page_states_the_classifier_s_defaults():
     controls = page[page.index("## Training controls"):]
     stated = dict(re.findall(r"`(\w+)` \(([^)]+)\)", controls.split("\n\n")[1]))
     defaults = {name: p.default for name, p in inspect.signature(MultimodalClassifier).parameters.items()}
-    checked = [name for name in stated if name in defaults and re.fullmatch(r"[\d./e+-]+", stated[name])]
+    checked = [name for name in stated if name in defaults and re.fullmatch(r'[\d./e+-]+|`"\w+"`', stated[name])]
     assert {"max_epochs", "lr", "batch_size", "dropout", "linear_weight", "linear_alpha"} <= set(checked)
     for name in checked:
         assert _value(stated[name]) == pytest.approx(defaults[name]), name
