@@ -107,17 +107,21 @@ def save_tiny_wav2vec2(folder, *, attention_mask):
     return Path(folder)
 
 
-def save_tiny_whisper(folder):
-    """A 1-layer Whisper whose feature extractor pads every clip to a 1 s window, saved to ``folder``."""
+def save_tiny_whisper(folder, layers=1, init_std=0.02):
+    """A Whisper of ``layers`` encoder layers, its extractor padding every clip to a 1 s window, saved to ``folder``.
+
+    ``init_std``: the spread of the random weights. Whisper's default (0.02) leaves the hidden states mostly its
+    positional embeddings, the same for every clip: fine-tuning tests take 0.2, so that a clip's sound drives them.
+    """
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     torch.manual_seed(0)
     config = WhisperConfig(
-        num_mel_bins=16, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        num_mel_bins=16, d_model=16, encoder_layers=layers, decoder_layers=1, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=50,
         max_target_positions=8, vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1,
+        decoder_start_token_id=1, init_std=init_std,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -126,16 +130,38 @@ def save_tiny_whisper(folder):
     return str(folder)
 
 
-def save_tiny_ast(folder):
-    """A 1-layer Audio Spectrogram Transformer on a 1 s window of 16 filterbanks, saved to ``folder``."""
+def save_tiny_ast(folder, layers=1, init_std=0.02):
+    """An Audio Spectrogram Transformer of ``layers`` layers on a 1 s window of 16 filterbanks, saved to ``folder``.
+
+    ``init_std``: the spread of the random weights (as for :func:`save_tiny_whisper`).
+    """
     import torch
     from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
 
     torch.manual_seed(0)
-    config = ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                       patch_size=16, frequency_stride=10, time_stride=10, max_length=100, num_mel_bins=16)
+    config = ASTConfig(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=32,
+                       patch_size=16, frequency_stride=10, time_stride=10, max_length=100, num_mel_bins=16,
+                       initializer_range=init_std)
     ASTModel(config).eval().save_pretrained(folder)
     ASTFeatureExtractor(num_mel_bins=16, max_length=100).save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_wavlm(folder):
+    """A 2-layer, 32-wide WavLM and a feature extractor that gives the attention mask, saved to ``folder``."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
+
+    torch.manual_seed(0)
+    config = WavLMConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, num_buckets=16, max_bucket_distance=64,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        WavLMModel(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
     return str(folder)
 
 

@@ -65,8 +65,8 @@ class AudioEncoder(BaseEncoder):
         last layers of the model on the labels (all their weights with
         ``"top"``, low-rank adapters with ``"lora"``) and ``transform`` gives
         the tuned model's embeddings; see :class:`~skmm.FineTuning`. Supported
-        for wav2vec2-style models: wav2vec2 (the default), HuBERT and
-        data2vec-audio.
+        for wav2vec2 (the default), HuBERT, data2vec-audio, Whisper (the
+        encoder's layers) and AST; WavLM and CLAP are refused.
     batch_size : int, default=8
         Clips per forward pass.
     device : str, default="auto"
@@ -204,48 +204,90 @@ class AudioEncoder(BaseEncoder):
             output[rows] = bundle.encode([items[i] for i in rows], self.pooling)
         return output
 
-    # ------------------------------------------------------------------ fine-tuning (wav2vec2-style layers)
+    # ------------------------------------------------------------------ fine-tuning (the transformer layers)
 
     def _n_blocks(self, bundle):
+        from ._finetune import refusal
         from ._graphs import speech_layers
 
-        if getattr(bundle.network.config, "model_type", None) not in TUNABLE_MODEL_TYPES:
-            return None
-        return len(speech_layers(bundle.network))
+        model_type = _model_type(bundle.network)
+        if model_type in REFUSED_MODEL_TYPES:
+            raise ValueError(refusal(self, REFUSED_MODEL_TYPES[model_type]))
+        layers = speech_layers(bundle.network) if model_type in TUNABLE_MODEL_TYPES else None
+        return None if layers is None else len(layers)
 
     def _trunk_batch(self, items, bundle, cut):
-        """Each clip's hidden states at the input of layer ``cut``, its own frames only (no padding), flattened."""
+        """Each clip's hidden states at the input of layer ``cut``, flattened.
+
+        wav2vec2-style models: the clip's own frames only (no padding). Whisper's encoder and
+        AST, whose layers attend to every frame of their fixed window: the number of frames
+        pooled (the clip's share of the window, as :class:`AudioFeatures` counts them), then
+        every frame of the window.
+        """
         import torch
 
-        from ._graphs import hidden_states_before, speech_layers
+        from ._graphs import AudioFeatures, hidden_states_before, speech_layers
 
-        network, output = bundle.network, [None] * len(items)
+        graph = AudioFeatures(bundle.network, bundle.keys, self.pooling, bundle.window)
+        layer, window, output = speech_layers(bundle.network)[cut], _attends_to_window(bundle), [None] * len(items)
         for rows in _passes(items, bundle):
             batch = bundle.batch_of([items[i] for i in rows])
             tensors = {key: torch.from_numpy(batch[key]).to(bundle.device) for key in bundle.keys}
             with inference_context(bundle.device):
-                hidden = hidden_states_before(speech_layers(network)[cut], lambda: network(**tensors))
-                frames = np.full(len(rows), hidden.shape[1])
-                if "attention_mask" in tensors:
-                    frames = network._get_feat_extract_output_lengths(tensors["attention_mask"].sum(-1)).cpu().numpy()
-            hidden = hidden.float().cpu().numpy()
-            for row, clip, length in zip(rows, hidden, frames):
-                output[row] = clip[: int(length)].ravel()
+                hidden = hidden_states_before(layer, lambda: graph.network(**tensors))
+                pooled = graph.frame_mask(tensors, torch.from_numpy(batch["n_samples"]), hidden).sum(1)
+            hidden, pooled = hidden.float().cpu().numpy(), pooled.cpu().numpy()
+            for row, clip, length in zip(rows, hidden, pooled):
+                output[row] = np.concatenate([np.float32([length]), clip.ravel()]) if window else clip[:length].ravel()
         return output
 
     def _top_module(self, bundle, cut):
         from ._graphs import AudioTop
 
-        return AudioTop(bundle.network, cut, self.pooling)
+        return AudioTop(bundle.network, cut, self.pooling, masked=not _attends_to_window(bundle))
 
     def _top_inputs(self, rows, bundle, cut):
+        """The rows of :meth:`_trunk_batch` as the top's ``(hidden, mask)``: the frames, 1 on those pooled."""
+        import torch
+
         from ._finetune import padded_sequences
 
-        return padded_sequences(rows, bundle.dim, bundle.device)
+        if not _attends_to_window(bundle):
+            return padded_sequences(rows, bundle.dim, bundle.device)
+        hidden, _ = padded_sequences([row[1:] for row in rows], bundle.dim, bundle.device)
+        pooled = torch.as_tensor(np.array([row[0] for row in rows]), device=bundle.device)
+        return hidden, (torch.arange(hidden.shape[1], device=bundle.device) < pooled[:, None]).long()
 
 
-#: the models whose last layers fine-tuning trains: those with wav2vec2's layers and front end
-TUNABLE_MODEL_TYPES = ("wav2vec2", "hubert", "data2vec-audio")
+#: the wav2vec2-style models (by model type): their layers attend to each clip's own frames only, a batch
+#: being padded to its longest clip
+CLIP_FRAMES_MODEL_TYPES = ("wav2vec2", "hubert", "data2vec-audio")
+#: the models whose layers attend to every frame of a fixed window, padding included: Whisper's encoder, AST
+WINDOW_MODEL_TYPES = ("whisper", "audio-spectrogram-transformer")
+#: the models whose last layers fine-tuning trains, by the model type of the part that encodes a clip
+#: (any encoder-decoder model whose encoder is Whisper's)
+TUNABLE_MODEL_TYPES = CLIP_FRAMES_MODEL_TYPES + WINDOW_MODEL_TYPES
+#: the audio models fine-tuning refuses although their layers are known, and why
+REFUSED_MODEL_TYPES = {
+    "wavlm": "WavLM's layers hand on a relative position bias that the first one computes from the number of "
+             "frames, take the padding mask as 0/1 where the others take an additive one, and its attention "
+             "reads its projections' weights directly (torch's multi_head_attention_forward), out of reach of "
+             "LoRA adapters",
+    "clap": "CLAP's audio tower is a Swin transformer (HTSAT), whose stages take the spectrogram's dimensions "
+            "from the loop that runs them (as Swin's do), then pools through its own head and projection",
+}
+
+
+def _model_type(network):
+    """The model type of the part of ``network`` that encodes a clip (an encoder-decoder model's encoder)."""
+    from ._graphs import audio_encoder
+
+    return getattr(audio_encoder(network).config, "model_type", None)
+
+
+def _attends_to_window(bundle):
+    """Whether the model's layers attend to every frame of a fixed window (Whisper, AST), not to each clip's own."""
+    return _model_type(bundle.network) in WINDOW_MODEL_TYPES
 
 
 def _passes(items, bundle):
@@ -262,7 +304,7 @@ def _load_audio_model(name, device):
     import torch
     from transformers import AutoFeatureExtractor, AutoModel
 
-    from ._graphs import AudioFeatures
+    from ._graphs import AudioFeatures, audio_encoder
 
     with quiet_transformers():
         extractor = AutoFeatureExtractor.from_pretrained(name)
@@ -275,8 +317,8 @@ def _load_audio_model(name, device):
             pooled = graph(*[torch.from_numpy(batch[key]).to(device) for key in graph.inputs])
         return pooled.float().cpu().numpy()
 
-    body = network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
-    bundle = audio_bundle(extractor, forward, name=name, shortest=1 if window else _shortest_clip(body))
+    shortest = 1 if window else _shortest_clip(audio_encoder(network))
+    bundle = audio_bundle(extractor, forward, name=name, shortest=shortest)
     bundle.network, bundle.window, bundle.fingerprint = network, window, weights_fingerprint(network)
     bundle.device = device
     return bundle

@@ -348,13 +348,17 @@ def check_blocks(encoder, tuning, bundle):
 
 def _unknown_blocks(encoder):
     """The error for a model whose blocks skmm cannot find."""
+    return refusal(encoder, "skmm does not know where the blocks of this architecture are")
+
+
+def refusal(encoder, reason):
+    """The error for a model that skmm cannot fine-tune, for ``reason``: with the models it can fine-tune."""
     return (
-        f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: skmm does not know "
-        "where the blocks of this architecture are. Fine-tuning supports EfficientNet-Lite "
-        "(the default image model), transformers vision models whose layers or stages are in "
-        "sequence (ViT, DeiT, DINOv2, CLIP, SigLIP, ConvNeXt, ResNet), BERT-style text models "
-        "(BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) and wav2vec2-style audio models (wav2vec2, "
-        "HuBERT, data2vec-audio); use fine_tune=None for this model."
+        f"{type(encoder).__name__}(model={encoder.model!r}) cannot be fine-tuned: {reason}. Fine-tuning "
+        "supports EfficientNet-Lite (the default image model), transformers vision models whose layers or "
+        "stages are in sequence (ViT, DeiT, DINOv2, CLIP, SigLIP, ConvNeXt, ResNet), BERT-style text models "
+        "(BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) and transformer audio models (wav2vec2, HuBERT, "
+        "data2vec-audio, Whisper's encoder, AST); use fine_tune=None for this model."
     )
 
 

@@ -17,8 +17,8 @@ from .._torch import masked_mean
 
 __all__ = [
     "AudioFeatures", "AudioTop", "EfficientNetFeatures", "EfficientNetTop", "LayerNotReached", "TextFeatures",
-    "TextTop", "VisionFeatures", "VisionTop", "hidden_states_before", "speech_layers", "transformer_layers",
-    "vision_layers",
+    "TextTop", "VisionFeatures", "VisionTop", "audio_encoder", "hidden_states_before", "speech_final_norm",
+    "speech_layers", "transformer_layers", "vision_layers",
 ]
 
 
@@ -277,9 +277,12 @@ def transformer_layers(network):
     return layers if isinstance(layers, nn.ModuleList) else None
 
 
-def _run_layers(layers, hidden, attention_mask):
-    """Run BERT-style layers, each given the additive attention mask (0 where kept, the lowest value where not)."""
-    blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+def _run_layers(layers, hidden, attention_mask=None):
+    """Run transformer layers one after the other, each given the additive attention mask built from the 0/1
+    ``attention_mask`` (0 where kept, the lowest value where not); None: every position attends to every other."""
+    blocked = None
+    if attention_mask is not None:
+        blocked = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
     for layer in layers:
         output = layer(hidden, attention_mask=blocked)
         hidden = output[0] if isinstance(output, tuple) else output
@@ -312,36 +315,75 @@ class TextTop(nn.Module):
         return _sentence_embedding(hidden, attention_mask, self.pooling, self.normalize)
 
 
+def audio_encoder(network):
+    """The part of a transformers audio model that encodes a clip: an encoder-decoder model's encoder, else itself."""
+    return network.get_encoder() if getattr(network.config, "is_encoder_decoder", False) else network
+
+
 def speech_layers(network):
-    """The layers of a wav2vec2-style speech model (wav2vec2, HuBERT, data2vec-audio: ``encoder.layers``)."""
-    return network.encoder.layers
+    """The transformer layers of an audio model, in the order they run (None where there is no such list).
+
+    wav2vec2-style models (wav2vec2, HuBERT, data2vec-audio: ``encoder.layers``), Whisper's encoder
+    (``layers``), AST (``layers``; ``encoder.layer`` in older transformers).
+    """
+    body = audio_encoder(network)
+    for path in ("encoder.layers", "layers", "encoder.layer"):
+        try:
+            layers = body.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(layers, nn.ModuleList):
+            return layers
+    return None
+
+
+def speech_final_norm(network):
+    """The norm an audio model applies to the output of its last layer, or None.
+
+    wav2vec2-style models: ``encoder.layer_norm`` with a stable layer norm (without, that norm comes
+    before the layers); Whisper's encoder: ``layer_norm``; AST: ``layernorm``.
+    """
+    body = audio_encoder(network)
+    encoder = getattr(body, "encoder", None)
+    if isinstance(getattr(encoder, "layers", None), nn.ModuleList):  # wav2vec2-style
+        return encoder.layer_norm if getattr(body.config, "do_stable_layer_norm", False) else None
+    for name in ("layer_norm", "layernorm"):
+        norm = getattr(body, name, None)
+        if isinstance(norm, nn.Module):
+            return norm
+    return None
 
 
 class AudioTop(nn.Module):
-    """A trainable copy of a wav2vec2-style model's last layers, from the hidden states below them to the clip's vector.
+    """A trainable copy of an audio transformer's last layers, from the hidden states below them to the clip's vector.
 
-    ``hidden`` is ``(batch, frames, width)``, the input of layer ``cut``;
-    ``mask`` is 1 on each clip's own frames. Models with a stable layer norm
-    end with one after their layers; the frames are pooled as in
-    :class:`AudioFeatures` (``"mean"`` or ``"max"`` over the clip's frames).
+    ``hidden`` is ``(batch, frames, width)``, the input of layer ``cut``; ``mask`` is 1 on
+    the frames :class:`AudioFeatures` pools (each clip's own). With ``masked`` (wav2vec2,
+    HuBERT, data2vec-audio, whose batches are padded to the longest clip) the layers attend
+    to those frames only; without (Whisper's encoder, AST), to every frame of the model's
+    fixed window, padding included, as in the whole model. The norm after the last layer
+    (:func:`speech_final_norm`) trains with them; the frames are then pooled as in
+    :class:`AudioFeatures` (``"mean"`` or ``"max"``).
     """
 
-    def __init__(self, network, cut, pooling="mean"):
+    def __init__(self, network, cut, pooling="mean", masked=True):
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in speech_layers(network)[cut:])
-        stable = getattr(network.config, "do_stable_layer_norm", False)
-        self.norm = copy.deepcopy(network.encoder.layer_norm) if stable else nn.Identity()
+        norm = speech_final_norm(network)
+        self.norm = nn.Identity() if norm is None else copy.deepcopy(norm)
         self.pooling = pooling
+        self.masked = masked
 
     def write_into(self, network, cut):
         """Copy these weights into ``network``'s layers from ``cut`` on, and its final norm (adapters merged first)."""
         for i, layer in enumerate(self.layers):
             speech_layers(network)[cut + i].load_state_dict(layer.state_dict())
         if not isinstance(self.norm, nn.Identity):
-            network.encoder.layer_norm.load_state_dict(self.norm.state_dict())
+            speech_final_norm(network).load_state_dict(self.norm.state_dict())
 
     def forward(self, hidden, mask):
-        return _pool_frames(self.norm(_run_layers(self.layers, hidden, mask)).float(), mask.bool(), self.pooling)
+        hidden = _run_layers(self.layers, hidden, mask if self.masked else None)
+        return _pool_frames(self.norm(hidden).float(), mask.bool(), self.pooling)
 
 
 def _pool_frames(hidden, mask, pooling):
@@ -368,8 +410,7 @@ class AudioFeatures(nn.Module):
     def __init__(self, network, keys, pooling="mean", window=None):
         super().__init__()
         self.clap = hasattr(network, "get_audio_features")
-        if getattr(network.config, "is_encoder_decoder", False):
-            network = network.get_encoder()
+        network = audio_encoder(network)
         self.network = network
         self.pooling = pooling
         self.lengths = "attention_mask" in keys and hasattr(network, "_get_feat_extract_output_lengths")
@@ -383,10 +424,13 @@ class AudioFeatures(nn.Module):
             output = self.network.get_audio_features(**batch)
             return (output if isinstance(output, torch.Tensor) else output.pooler_output).float()
         hidden = self.network(**batch).last_hidden_state.float()
-        return _pool_frames(hidden, self._frame_mask(batch, n_samples, hidden), self.pooling)
+        return _pool_frames(hidden, self.frame_mask(batch, n_samples, hidden), self.pooling)
 
-    def _frame_mask(self, batch, n_samples, hidden):
-        """``(batch, frames)``: which frames of ``hidden`` hold the clip rather than padding."""
+    def frame_mask(self, batch, n_samples, hidden):
+        """``(batch, frames)``: which frames of ``hidden`` (at any of the model's layers) hold the clip, not padding.
+
+        ``batch`` holds the tensors named by ``keys``, ``n_samples`` each clip's number of samples.
+        """
         n_frames = hidden.shape[1]
         if self.lengths:
             valid = self.network._get_feat_extract_output_lengths(batch["attention_mask"].sum(-1))

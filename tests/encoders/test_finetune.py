@@ -146,12 +146,17 @@ def test_an_unknown_mode_names_the_choices():
         TextEncoder(fine_tune="full", verbose=0).fit(["a", "b"], [0, 1])
 
 
-def test_an_architecture_without_known_blocks_is_refused(tiny_whisper_model):
-    from skmm import AudioEncoder
+def test_an_architecture_without_known_blocks_is_refused(tmp_path):
+    """DistilBERT keeps its layers in ``transformer.layer``, where skmm does not look for them."""
+    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertModel
 
-    clips = [(np.zeros(8000, dtype=np.float32), 16000)] * 4
+    from tiny_models import VOCAB
+
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(VOCAB)}).save_pretrained(tmp_path)
+    DistilBertModel(DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                                     max_position_embeddings=64)).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="cannot be fine-tuned: skmm does not know where the blocks"):
-        AudioEncoder(tiny_whisper_model, fine_tune="top", verbose=0).fit(clips, [0, 1, 0, 1])
+        tuned(str(tmp_path)).fit(*red_or_not(20, seed=0))
 
 
 def test_missing_rows_are_missing_and_do_not_train(tiny_text_model):
@@ -327,12 +332,28 @@ def test_the_split_is_checked_when_the_first_rows_are_missing(tiny_text_model):
     assert checked == [0, 20]  # nothing to check among the first rows: checked once all have run
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["padded-with-mask", "equal-length-passes"])
-def tiny_speech_model(request, tmp_path_factory):
-    """A tiny wav2vec2 whose extractor gives an attention mask (stable layer norm), or none (as wav2vec2-base)."""
-    from tiny_models import save_tiny_wav2vec2
+#: the tiny speech models fine-tuned below: where their layers are (transformers has moved AST's), the norm after
+#: them (it trains with the last layer; wav2vec2 has one there only with its stable layer norm), and a learning
+#: rate at which the random model learns
+SPEECH_MODELS = {
+    "wav2vec2-padded-with-mask": (("encoder.layers",), ("encoder.layer_norm",), 3e-3),
+    "wav2vec2-equal-length-passes": (("encoder.layers",), (), 3e-3),
+    "whisper": (("encoder.layers",), ("encoder.layer_norm",), 3e-4),
+    "ast": (("layers", "encoder.layer"), ("layernorm",), 3e-4),
+}
 
-    return save_tiny_wav2vec2(tmp_path_factory.mktemp("wav2vec2"), attention_mask=request.param)
+
+@pytest.fixture(scope="module", params=list(SPEECH_MODELS))
+def tiny_speech_model(request, tmp_path_factory):
+    """A tiny wav2vec2 whose extractor gives an attention mask (stable layer norm), or none (as wav2vec2-base);
+    a Whisper (its encoder's layers: every clip padded to a 1 s window) or an AST, of 2 layers."""
+    from tiny_models import save_tiny_ast, save_tiny_wav2vec2, save_tiny_whisper
+
+    folder = tmp_path_factory.mktemp(request.param)
+    if request.param.startswith("wav2vec2"):
+        return request.param, save_tiny_wav2vec2(folder, attention_mask=request.param.endswith("mask"))
+    save = save_tiny_whisper if request.param == "whisper" else save_tiny_ast
+    return request.param, save(folder, layers=2, init_std=0.2)
 
 
 def low_then_high(n, seed):
@@ -347,28 +368,31 @@ def low_then_high(n, seed):
     return clips, labels
 
 
-def tuned_speech(model):
+def tuned_speech(model, lr=3e-3, **params):
     from skmm import AudioEncoder
 
-    return AudioEncoder(model, fine_tune=FineTuning("top", blocks=1, epochs=4, lr=3e-3, random_state=0), verbose=0)
+    settings = {"blocks": 1, "epochs": 4, "lr": lr, "random_state": 0, **params}
+    return AudioEncoder(model, fine_tune=FineTuning("top", **settings), verbose=0)
 
 
 def test_a_speech_model_fine_tunes_its_last_layers(tiny_speech_model):
+    """wav2vec2-style models, Whisper's encoder, AST: the last layer trains, with the norm that follows it."""
     from skmm import AudioEncoder
 
+    kind, model = tiny_speech_model
+    paths, after, lr = SPEECH_MODELS[kind]
     X, y = low_then_high(80, seed=0)
-    encoder = tuned_speech(tiny_speech_model).fit(X, y)
-    network = encoder._bundle().network
-    trained = list(network.encoder.layers[1].parameters())
-    if network.config.do_stable_layer_norm:  # its final norm comes after the layers: it trains with them
-        trained += list(network.encoder.layer_norm.parameters())
-    assert encoder.fine_tune_cut_ == 1
+    encoder = tuned_speech(model, lr).fit(X, y)
+    modules = dict(encoder._bundle().network.named_modules())
+    layers = next(modules[path] for path in paths if path in modules)
+    trained = list(layers[-1].parameters()) + [p for name in after for p in modules[name].parameters()]
+    assert encoder.fine_tune_cut_ == len(layers) - 1 == 1
     assert sum(w.size for w in encoder.fine_tuned_.values()) == sum(p.numel() for p in trained)
     history = encoder.fine_tune_history_
     assert min(record["valid_loss"] for record in history[1:]) < history[0]["valid_loss"]
 
-    again = tuned_speech(tiny_speech_model).fit(X, y)
-    check_reproducible_and_tuned(encoder, again, X, AudioEncoder(tiny_speech_model, verbose=0))
+    again = tuned_speech(model, lr).fit(X, y)
+    check_reproducible_and_tuned(encoder, again, X, AudioEncoder(model, verbose=0))
 
 
 def test_a_fine_tuned_speech_model_saves_and_exports(tiny_speech_model, tmp_path):
@@ -377,14 +401,61 @@ def test_a_fine_tuned_speech_model_saves_and_exports(tiny_speech_model, tmp_path
     from skmm import MultimodalClassifier, MultimodalFusion, export_onnx
     from skmm.onnx import OnnxModel
 
+    kind, model = tiny_speech_model
     X, y = low_then_high(40, seed=1)
     frame = pd.DataFrame({"clip": X})
-    pipe = make_pipeline(MultimodalFusion([("clip", tuned_speech(tiny_speech_model), "clip")]),
+    encoder = tuned_speech(model, SPEECH_MODELS[kind][2], validation_fraction=0)  # trained weights, not the frozen
+    pipe = make_pipeline(MultimodalFusion([("clip", encoder, "clip")]),
                          MultimodalClassifier(max_epochs=2, verbose=0, random_state=0)).fit(frame, y)
     expected = pipe.predict_proba(frame)
     np.testing.assert_array_equal(skmm.load(skmm.save(pipe, tmp_path / "model.skmm")).predict_proba(frame), expected)
     exported = OnnxModel(export_onnx(pipe, tmp_path / "model"))
     np.testing.assert_allclose(exported.predict_proba(frame), expected, atol=1e-4)
+
+
+def test_whisper_s_top_layers_attend_to_the_padding_of_its_window(tmp_path):
+    """Whisper pads every clip to its window, and its layers attend to the padding: the frozen activations kept
+    for a clip are the whole window's (the share of the window that holds the clip, pooled, comes first).
+    Without the padded frames the top layers would not give the frozen model's features."""
+    import torch
+
+    from skmm import AudioEncoder
+    from tiny_models import save_tiny_whisper
+
+    X = low_then_high(3, seed=2)[0]
+    encoder = AudioEncoder(save_tiny_whisper(tmp_path, layers=2), cache=None, verbose=0).fit(X)
+    bundle = encoder._bundle()
+    items = [encoder._decode(encoder._read(clip)[1], bundle) for clip in X]
+    rows = encoder._trunk_batch(items, bundle, 1)
+    n_frames, width = 50, bundle.dim  # the tiny Whisper's 1 s window: 50 frames
+    assert [len(row) for row in rows] == [1 + n_frames * width] * 3
+    assert [row[0] for row in rows] == [np.ceil(n_frames * len(clip[0]) / 16000) for clip in X]
+    top = encoder._top_module(bundle, 1).eval()
+    hidden, mask = encoder._top_inputs(rows, bundle, 1)
+    with torch.no_grad():
+        np.testing.assert_allclose(top(hidden, mask).numpy(), encoder.transform(X), atol=1e-5)
+        top.masked = True  # as if the layers saw the clip's own frames only
+        assert not np.allclose(top(hidden, mask).numpy(), encoder.transform(X), atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")  # torch, in WavLM's attention
+@pytest.mark.parametrize("family, reason", [
+    ("wavlm", "WavLM's layers hand on a relative position bias"),
+    ("clap", "CLAP's audio tower is a Swin transformer"),
+])
+def test_audio_models_whose_layers_do_not_split_are_refused_with_the_reason(family, reason, tmp_path):
+    """Refused at fit, before any clip runs through the frozen layers."""
+    import tiny_models
+
+    from skmm import AudioEncoder
+
+    model = getattr(tiny_models, f"save_tiny_{family}")(tmp_path)
+    clips = [(np.zeros(8000, dtype=np.float32), 16000)] * 4
+    with pytest.MonkeyPatch.context() as patch:
+        rows_run = count_trunk_rows(patch, AudioEncoder)
+        with pytest.raises(ValueError, match=f"cannot be fine-tuned: {reason}.*use fine_tune=None"):
+            AudioEncoder(model, fine_tune="top", verbose=0).fit(clips, [0, 1, 0, 1])
+    assert rows_run == []
 
 
 #: the tiny vision models: where their blocks are (transformers has moved ViT's), and the modules past
