@@ -2,7 +2,11 @@
 
     python benchmarks/bench_finetune.py [--only debian,openclipart,emoji] [--modes frozen,top,lora] [--cv 5]
 
-Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_suite.py``). The whole
+Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_suite.py``); ``--only``
+takes any dataset of the suite, its variant derived from the raw cells as the suite derives it from
+the embeddings (``emoji_subgroup``: the finer label; ``openclipart_imbalanced``: the same subsample;
+``emoji_image_audio``: those columns only; a noisy variant: each column's cell swapped with another
+row's or missing in 30% of the rows). The whole
 pipeline a user writes -- ``MultimodalFusion`` of skmm's default encoders on every column, then
 ``MultimodalClassifier()`` -- is cross-validated on ``--cv`` stratified folds (5 by default, as the suite), once with frozen encoders
 and once per fine-tuning mode, where every image and text encoder gets ``fine_tune=`` (the top
@@ -27,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -39,8 +44,9 @@ DATASETS = ("debian", "openclipart", "emoji")
 MODES = {"frozen": None, "top": {"mode": "top"}, "lora": {"mode": "lora"}}
 
 
-def pipeline(source, mode, cache):
-    """The user's pipeline for ``source``: every column with its default encoder, the default classifier."""
+def pipeline(columns, mode, cache):
+    """The user's pipeline for ``columns`` [(modality, kind, column)]: each with its default encoder, then the
+    default classifier."""
     from skmm import AudioMFCC, FineTuning, ImageEncoder, MultimodalClassifier, MultimodalFusion, TextEncoder
 
     settings = MODES[mode]
@@ -53,19 +59,32 @@ def pipeline(source, mode, cache):
         "text": lambda: TextEncoder(fine_tune=tuned(), cache=cache, verbose=settings is not None),
         "audio": lambda: AudioMFCC(cache=cache, verbose=0),
     }
-    fusion = MultimodalFusion([(name, make[kind](), column) for name, kind, column in _suite.COLUMNS[source]])
+    fusion = MultimodalFusion([(name, make[kind](), column) for name, kind, column in columns])
     return make_pipeline(fusion, MultimodalClassifier(random_state=0, verbose=0))
 
 
-def frame_of(source, data_dir):
+def frame_of(name, data_dir):
+    """The rows, labels and columns [(modality, kind, column)] of the suite's dataset ``name``.
+
+    The suite derives its variants from the embeddings (:data:`_suite.SUITE`); here the same functions
+    derive them from the raw cells, named ``<modality>__<column>`` as the embeddings' columns are: the
+    same rows and modalities, and for a noisy variant, each modality's cell swapped with another row's
+    or missing.
+    """
+    source, label, derive = _suite.SUITE[name]
     frame = _suite.build(source, data_dir)
-    for _, kind, column in _suite.COLUMNS[source]:
+    cells = pd.DataFrame({f"{modality}__{column}": frame[column] for modality, _, column in _suite.COLUMNS[source]})
+    cells, y = derive(cells, frame[label or _suite.LABELS[source]].to_numpy(str))
+    columns = [(modality, kind, column) for modality, kind, column in _suite.COLUMNS[source]
+               if f"{modality}__{column}" in cells.columns]
+    frame = pd.DataFrame({column: cells[f"{modality}__{column}"] for modality, _, column in columns})
+    for _, kind, column in columns:
         if kind == "text":
             frame[column] = frame[column].fillna("")
-    return frame, frame[_suite.LABELS[source]].to_numpy()
+    return frame, y, columns
 
 
-def cross_validate(source, mode, frame, y, args):
+def cross_validate(name, mode, frame, y, columns, args):
     """Out-of-fold predictions and fit times, one JSON per fold in ``args.results``."""
     folder = Path(args.results) / "finetune"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,12 +92,12 @@ def cross_validate(source, mode, frame, y, args):
     seconds = []
     folds = StratifiedKFold(args.cv, shuffle=True, random_state=0).split(frame, y)
     for number, (train, test) in enumerate(folds):
-        path = folder / f"{source}-{mode}-{args.cv}-{number}.json"
+        path = folder / f"{name}-{mode}-{args.cv}-{number}.json"
         features = None if args.features is None else Path(args.features) / path.with_suffix(".npz").name
         if path.exists() and (features is None or features.exists()) and not args.fresh:
             done = json.loads(path.read_text())
         else:
-            model = pipeline(source, mode, args.cache)
+            model = pipeline(columns, mode, args.cache)
             start = time.perf_counter()
             model.fit(frame.iloc[train], y[train])
             fit_seconds = time.perf_counter() - start
@@ -86,7 +105,7 @@ def cross_validate(source, mode, frame, y, args):
             if features is not None:
                 keep_features(model, frame, train, test, features)
             path.write_text(json.dumps(done))
-            print(f"  {source} {mode} fold {number}: fit {fit_seconds:.0f} s", file=sys.stderr, flush=True)
+            print(f"  {name} {mode} fold {number}: fit {fit_seconds:.0f} s", file=sys.stderr, flush=True)
         predicted[test] = done["predicted"]
         seconds.append(done["seconds"])
     return predicted, float(np.mean(seconds))
@@ -132,7 +151,9 @@ def epoch_speedup(frame, y, column, kind, cache):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--only", default=",".join(DATASETS),
+                        help="comma-separated datasets of the suite (default: " + ",".join(DATASETS) + "): "
+                        + ", ".join(_suite.SUITE))
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
     parser.add_argument("--data-dir", default=os.path.expanduser("~/.cache/skmm-bench/data"))
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench"), help="embedding cache")
@@ -146,18 +167,18 @@ def main():
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs\n")
     print("| dataset | rows | mode | accuracy | macro-F1 | fit time per fold (s) |")
     print("|:--|--:|:--|--:|--:|--:|")
-    for source in args.only.split(","):
-        frame, y = frame_of(source, args.data_dir)
+    for name in args.only.split(","):
+        frame, y, columns = frame_of(name, args.data_dir)
         for mode in args.modes.split(","):
-            predicted, seconds = cross_validate(source, mode, frame, y, args)
+            predicted, seconds = cross_validate(name, mode, frame, y, columns, args)
             accuracy = accuracy_score(y, predicted)
             f1 = f1_score(y, predicted, average="macro")
-            print(f"| {source} | {len(y):,} | {mode} | {accuracy:.3f} | {f1:.3f} | {seconds:.0f} |", flush=True)
+            print(f"| {name} | {len(y):,} | {mode} | {accuracy:.3f} | {f1:.3f} | {seconds:.0f} |", flush=True)
     if args.no_speedup:
         return
     print("\n| column | rows | one epoch, cached frozen blocks (s) | frozen blocks' forward (s) | speed-up |")
     print("|:--|--:|--:|--:|--:|")
-    frame, y = frame_of("debian", args.data_dir)
+    frame, y, _ = frame_of("debian", args.data_dir)
     for column, kind in (("description", "text"), ("icon", "image")):
         epoch, trunk = epoch_speedup(frame, y, column, kind, args.cache)
         print(f"| debian {column} ({kind}) | {len(frame):,} | {epoch:.1f} | {trunk:.1f} | "
