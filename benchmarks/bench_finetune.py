@@ -6,7 +6,7 @@ Each dataset is built at run time from ``../shared/data/`` (see ``benchmarks/_su
 takes any dataset of the suite, its variant derived from the raw cells as the suite derives it from
 the embeddings (``emoji_subgroup``: the finer label; ``openclipart_imbalanced``: the same subsample;
 ``emoji_image_audio``: those columns only; a noisy variant: each column's cell swapped with another
-row's or missing in 30% of the rows). The whole
+row's or missing in 30% of the rows; a missing text is an empty one here, as everywhere in this script). The whole
 pipeline a user writes -- ``MultimodalFusion`` of skmm's default encoders on every column, then
 ``MultimodalClassifier()`` -- is cross-validated on ``--cv`` stratified folds (5 by default, as the suite), once with frozen encoders
 and once per fine-tuning mode, where every image and text encoder gets ``fine_tune=`` (the top
